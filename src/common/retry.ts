@@ -1,0 +1,133 @@
+import { errorMessage } from './errors';
+import type { Logger } from './logger';
+
+/** How often and how patiently to retry a transient failure. */
+export interface RetryPolicy {
+  /** Attempts in all, the first one included. */
+  maxAttempts: number;
+  /** Delay ceiling of the first retry; doubles with each further one. */
+  baseDelayMs: number;
+  /** No computed delay exceeds this. */
+  maxDelayMs: number;
+  /** A server's Retry-After is honoured up to this. */
+  maxRetryAfterMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 6,
+  baseDelayMs: 250,
+  maxDelayMs: 8_000,
+  maxRetryAfterMs: 60_000,
+};
+
+/** An HTTP answer with a status that the caller did not expect. */
+export class HttpStatusError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    /** The service's own error code (x-ms-error-code, or the body's Code). */
+    readonly code: string | undefined,
+    /** Retry-After in milliseconds, when the server sent one. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'HttpStatusError';
+  }
+}
+
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+]);
+
+/** Timeouts, dropped connections, 408, 429 and 5xx are worth another try; nothing else is. */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof HttpStatusError) {
+    return error.status === 408 || error.status === 429 || error.status >= 500;
+  }
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code && TRANSIENT_CODES.has(code)) return true;
+    return /socket hang up|aborted|premature close|timed out/i.test(error.message);
+  }
+  return false;
+}
+
+/**
+ * Full-jitter exponential backoff: a random delay up to base * 2^retry, capped; a server's
+ * Retry-After wins when it is longer, within its own cap.
+ */
+export function backoffDelay(
+  retry: number,
+  policy: RetryPolicy,
+  retryAfterMs?: number,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** retry);
+  const jittered = Math.round(random() * ceiling);
+  if (retryAfterMs !== undefined && retryAfterMs > jittered) {
+    return Math.min(retryAfterMs, policy.maxRetryAfterMs);
+  }
+  return jittered;
+}
+
+/** Parses Retry-After, either seconds or an HTTP date, into milliseconds from `now`. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface RetryOptions {
+  policy?: RetryPolicy;
+  logger?: Logger;
+  /** Names the operation in retry log lines. */
+  description: string;
+  /** Decides whether an error is worth another attempt; defaults to isTransient. */
+  retryable?: (error: unknown) => boolean;
+  wait?: (ms: number) => Promise<void>;
+}
+
+/** Runs `operation`, retrying transient failures with backoff, a bounded number of times. */
+export async function withRetry<T>(
+  operation: (attempt: number) => Promise<T>,
+  options: RetryOptions,
+): Promise<T> {
+  const policy = options.policy ?? DEFAULT_RETRY;
+  const retryable = options.retryable ?? isTransient;
+  const wait = options.wait ?? sleep;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation(attempt);
+    } catch (error) {
+      if (attempt >= policy.maxAttempts || !retryable(error)) throw error;
+      const retryAfter = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+      const delay = backoffDelay(attempt - 1, policy, retryAfter);
+      options.logger?.info(
+        `${options.description}: ${errorMessage(error)}; retrying in ${delay} ms ` +
+          `(attempt ${attempt + 1} of ${policy.maxAttempts})`,
+      );
+      await wait(delay);
+    }
+  }
+}
+
+/** A short name for an error in retry log lines: its code, its HTTP status, or its message. */
+export function errorCodeOf(error: unknown): string {
+  if (error instanceof HttpStatusError) return `HTTP ${error.status}${error.code ? ` ${error.code}` : ''}`;
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return code ?? (error instanceof Error ? error.message : String(error));
+}
