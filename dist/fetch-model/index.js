@@ -35597,7 +35597,7 @@ class AzureBlobStore {
             const query = new URLSearchParams({ restype: 'container', comp: 'list', prefix });
             if (marker)
                 query.set('marker', marker);
-            const url = `${this.base}?${query.toString()}`;
+            const url = `${this.base}?${this.withSas(query.toString())}`;
             const response = await this.request('GET', url, {}, `Listing blobs under '${prefix}'`);
             if (response.status !== 200) {
                 throw this.explain(await (0, http_1.statusError)(response, `List blobs`, xmlErrorCode), undefined);
@@ -35612,7 +35612,9 @@ class AzureBlobStore {
                     size: Number(properties['Content-Length']),
                     etag: String(properties.Etag ?? ''),
                     versionId: blob.VersionId ? String(blob.VersionId) : undefined,
-                    lastModified: properties['Last-Modified'] ? String(properties['Last-Modified']) : undefined,
+                    lastModified: properties['Last-Modified']
+                        ? String(properties['Last-Modified'])
+                        : undefined,
                     contentMd5: properties['Content-MD5'] ? String(properties['Content-MD5']) : undefined,
                     uri: this.publicUri(name),
                 };
@@ -35681,11 +35683,14 @@ class AzureBlobStore {
             query.set('snapshot', pin.value);
         if (pin?.kind === 'version')
             query.set('versionid', pin.value);
-        let search = query.toString();
-        if (this.options.auth.kind === 'sas') {
-            search = search ? `${search}&${this.options.auth.query}` : this.options.auth.query;
-        }
+        const search = this.withSas(query.toString());
         return `${this.base}/${encodeBlobName(name)}${search ? `?${search}` : ''}`;
+    }
+    /** Appends the SAS, when requests are authorized by one, to a query string. */
+    withSas(search) {
+        if (this.options.auth.kind !== 'sas')
+            return search;
+        return search ? `${search}&${this.options.auth.query}` : this.options.auth.query;
     }
     publicUri(name, pin) {
         const query = pin?.kind === 'snapshot' ? `?snapshot=${encodeURIComponent(pin.value)}` : '';
@@ -36802,7 +36807,6 @@ exports.sameEtag = sameEtag;
 exports.unquoteEtag = unquoteEtag;
 exports.parseExpectedDigests = parseExpectedDigests;
 const errors_1 = __nccwpck_require__(1922);
-const PIN_KINDS = (/* unused pure expression or super */ null && (['version', 'snapshot', 'etag']));
 /**
  * Parses `NAME`, `NAME@version=<id>`, `NAME@snapshot=<time>` or `NAME@etag=<etag>`. The pin is
  * the text after the last `@` that is followed by a known `kind=`, so names may contain `@`.

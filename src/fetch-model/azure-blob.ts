@@ -92,7 +92,7 @@ export class AzureBlobStore implements ObjectStore {
     do {
       const query = new URLSearchParams({ restype: 'container', comp: 'list', prefix });
       if (marker) query.set('marker', marker);
-      const url = `${this.base}?${query.toString()}`;
+      const url = `${this.base}?${this.withSas(query.toString())}`;
       const response = await this.request('GET', url, {}, `Listing blobs under '${prefix}'`);
       if (response.status !== 200) {
         throw this.explain(await statusError(response, `List blobs`, xmlErrorCode), undefined);
@@ -107,7 +107,9 @@ export class AzureBlobStore implements ObjectStore {
           size: Number(properties['Content-Length']),
           etag: String(properties.Etag ?? ''),
           versionId: blob.VersionId ? String(blob.VersionId) : undefined,
-          lastModified: properties['Last-Modified'] ? String(properties['Last-Modified']) : undefined,
+          lastModified: properties['Last-Modified']
+            ? String(properties['Last-Modified'])
+            : undefined,
           contentMd5: properties['Content-MD5'] ? String(properties['Content-MD5']) : undefined,
           uri: this.publicUri(name),
         };
@@ -191,11 +193,14 @@ export class AzureBlobStore implements ObjectStore {
     const query = new URLSearchParams();
     if (pin?.kind === 'snapshot') query.set('snapshot', pin.value);
     if (pin?.kind === 'version') query.set('versionid', pin.value);
-    let search = query.toString();
-    if (this.options.auth.kind === 'sas') {
-      search = search ? `${search}&${this.options.auth.query}` : this.options.auth.query;
-    }
+    const search = this.withSas(query.toString());
     return `${this.base}/${encodeBlobName(name)}${search ? `?${search}` : ''}`;
+  }
+
+  /** Appends the SAS, when requests are authorized by one, to a query string. */
+  private withSas(search: string): string {
+    if (this.options.auth.kind !== 'sas') return search;
+    return search ? `${search}&${this.options.auth.query}` : this.options.auth.query;
   }
 
   private publicUri(name: string, pin?: BlobSpec['pin']): string {
