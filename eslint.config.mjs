@@ -11,24 +11,29 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
-      'no-restricted-imports': [
+      // Inputs are read in one place per action (inputs.ts, through src/common/inputs.ts).
+      'no-restricted-properties': [
         'error',
-        {
-          paths: [
-            {
-              name: '@actions/core',
-              importNames: ['getInput', 'getBooleanInput', 'getMultilineInput'],
-              message: 'Read inputs only in each action\'s inputs.ts through src/common/inputs.ts.',
-            },
-          ],
-        },
+        ...['getInput', 'getBooleanInput', 'getMultilineInput'].map((property) => ({
+          object: 'core',
+          property,
+          message: "Read inputs only in each action's inputs.ts through src/common/inputs.ts.",
+        })),
       ],
     },
   },
   {
-    files: ['**/*.mjs', '**/*.js'],
+    files: ['**/*.mjs', '**/*.js', '**/*.cjs'],
     languageOptions: {
-      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly' },
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        module: 'writable',
+        require: 'readonly',
+        __dirname: 'readonly',
+      },
     },
   },
 );

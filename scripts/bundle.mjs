@@ -13,7 +13,16 @@ const outRoot = check ? mkdtempSync(join(tmpdir(), 'bundle-')) : 'dist';
 for (const action of ACTIONS) {
   execFileSync(
     'npx',
-    ['ncc', 'build', `src/${action}/index.ts`, '-o', join(outRoot, action), '--license', 'licenses.txt', '-q'],
+    [
+      'ncc',
+      'build',
+      `src/${action}/index.ts`,
+      '-o',
+      join(outRoot, action),
+      '--license',
+      'licenses.txt',
+      '-q',
+    ],
     { stdio: 'inherit' },
   );
 }
@@ -37,7 +46,8 @@ if (check) {
   rmSync(outRoot, { recursive: true, force: true });
   if (differences.length > 0 || stale.length > 0) {
     console.error('dist/ does not match src/. Run `npm run bundle` and commit dist/.');
-    for (const line of [...differences, ...stale.map((file) => `stale: dist/${file}`)]) console.error(`  ${line}`);
+    for (const line of [...differences, ...stale.map((file) => `stale: dist/${file}`)])
+      console.error(`  ${line}`);
     process.exit(1);
   }
   console.log(`dist/ is up to date (${fresh.length} files).`);

@@ -71,7 +71,10 @@ function timeoutError(ms: number): NodeJS.ErrnoException {
 }
 
 /** Reads a (small) body whole; refuses bodies over `limit` bytes. */
-export async function readBody(res: http.IncomingMessage, limit = 4 * 1024 * 1024): Promise<Buffer> {
+export async function readBody(
+  res: http.IncomingMessage,
+  limit = 4 * 1024 * 1024,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of res) {

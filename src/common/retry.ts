@@ -127,7 +127,8 @@ export async function withRetry<T>(
 
 /** A short name for an error in retry log lines: its code, its HTTP status, or its message. */
 export function errorCodeOf(error: unknown): string {
-  if (error instanceof HttpStatusError) return `HTTP ${error.status}${error.code ? ` ${error.code}` : ''}`;
+  if (error instanceof HttpStatusError)
+    return `HTTP ${error.status}${error.code ? ` ${error.code}` : ''}`;
   const code = (error as NodeJS.ErrnoException)?.code;
   return code ?? (error instanceof Error ? error.message : String(error));
 }

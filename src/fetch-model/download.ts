@@ -122,7 +122,11 @@ export async function downloadObject(
         failuresWithoutProgress = received > receivedBefore ? 1 : failuresWithoutProgress + 1;
         if (failuresWithoutProgress >= settings.retry.maxAttempts) throw error;
         retries++;
-        const delay = backoffDelay(failuresWithoutProgress - 1, settings.retry, retryAfterOf(error));
+        const delay = backoffDelay(
+          failuresWithoutProgress - 1,
+          settings.retry,
+          retryAfterOf(error),
+        );
         logger.info(
           `${object.name}: range ${range.start}-${range.end} interrupted at byte ` +
             `${range.start + received} (${errorCodeOf(error)}); resuming in ${delay} ms`,

@@ -85,7 +85,9 @@ export async function fetchModel(
     else pending.push(target);
   }
   for (const file of cached) {
-    logger.info(`${file.relativePath}: already in place (ETag ${file.etag}, sha256 ${file.sha256})`);
+    logger.info(
+      `${file.relativePath}: already in place (ETag ${file.etag}, sha256 ${file.sha256})`,
+    );
   }
   for (const target of pending) checkMd5Available(target.object, settings);
 
@@ -113,7 +115,9 @@ export async function fetchModel(
       partialFiles.delete(temp);
     }
   } finally {
-    await Promise.all([...partialFiles].filter((t) => [...temps.values()].includes(t)).map(removePartial));
+    await Promise.all(
+      [...partialFiles].filter((t) => [...temps.values()].includes(t)).map(removePartial),
+    );
   }
 
   const files = [...cached, ...downloaded].sort((a, b) =>
@@ -137,7 +141,9 @@ export async function fetchModel(
   return {
     destination: settings.destination,
     files,
-    modelDigest: modelDigest(files.map((file) => ({ path: file.relativePath, sha256: file.sha256 }))),
+    modelDigest: modelDigest(
+      files.map((file) => ({ path: file.relativePath, sha256: file.sha256 })),
+    ),
     cacheHit: downloaded.length === 0,
     downloadedBytes: downloaded.reduce((total, file) => total + file.size, 0),
     milliseconds: Date.now() - started,

@@ -37,7 +37,11 @@ export interface FetchSettings {
 const CONTAINER = /^(\$root|\$web|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$/;
 const MiB = 1024 * 1024;
 
-export function readSettings(inputs: Inputs, env: NodeJS.ProcessEnv, logger: Logger): FetchSettings {
+export function readSettings(
+  inputs: Inputs,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): FetchSettings {
   // The SAS is masked before anything else is read, so no later error can print it.
   const sasToken = readSasToken(inputs.optional('sas-token'), logger);
   const identity = readAzureIdentity(inputs, env);
@@ -60,7 +64,10 @@ export function readSettings(inputs: Inputs, env: NodeJS.ProcessEnv, logger: Log
       ? accountEndpoint(account, cloudByName(identity.cloud.name).storageSuffix)
       : parseEndpoint(blobEndpoint!, logger);
 
-  const container = inputs.required('container', "the blob container that holds the model, e.g. 'models'");
+  const container = inputs.required(
+    'container',
+    "the blob container that holds the model, e.g. 'models'",
+  );
   if (!CONTAINER.test(container)) {
     throw new ConfigurationError(
       `Invalid container ${quote(container)}. Expected 3 to 63 lowercase letters, digits and ` +
@@ -71,7 +78,9 @@ export function readSettings(inputs: Inputs, env: NodeJS.ProcessEnv, logger: Log
   const blobs = inputs.list('blobs');
   const prefix = inputs.optional('prefix');
   if (blobs.length > 0 && prefix !== undefined) {
-    throw new ConfigurationError("Set either 'blobs' (blob names) or 'prefix' (a folder), not both.");
+    throw new ConfigurationError(
+      "Set either 'blobs' (blob names) or 'prefix' (a folder), not both.",
+    );
   }
   if (blobs.length === 0 && prefix === undefined) {
     throw new ConfigurationError(

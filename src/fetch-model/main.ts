@@ -45,6 +45,11 @@ function blobAuth(settings: FetchSettings, env: NodeJS.ProcessEnv, logger: Logge
         `tokens only over https. Use an https endpoint, or a 'sas-token'.`,
     );
   }
-  const credential = createOidcCredential(settings.identity, (audience) => core.getIDToken(audience), env, logger);
+  const credential = createOidcCredential(
+    settings.identity,
+    (audience) => core.getIDToken(audience),
+    env,
+    logger,
+  );
   return { kind: 'oidc', tokens: new TokenSource(credential, logger) };
 }

@@ -12,8 +12,6 @@ export interface BlobSpec {
   pin?: Pin;
 }
 
-const PIN_KINDS = ['version', 'snapshot', 'etag'] as const;
-
 /**
  * Parses `NAME`, `NAME@version=<id>`, `NAME@snapshot=<time>` or `NAME@etag=<etag>`. The pin is
  * the text after the last `@` that is followed by a known `kind=`, so names may contain `@`.
@@ -31,7 +29,7 @@ export function parseBlobSpec(entry: string): BlobSpec {
     return { name: checkName(entry.trim(), entry) };
   }
   const name = checkName(match[1].trim(), entry);
-  const kind = match[2].toLowerCase() as (typeof PIN_KINDS)[number];
+  const kind = match[2].toLowerCase() as Pin['kind'];
   const value = match[3].trim().replace(/^"(.*)"$/, '$1');
   if (value === '') {
     throw new ConfigurationError(

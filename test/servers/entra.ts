@@ -62,9 +62,10 @@ export class EntraServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', this.authorityHost);
-    const match = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token|discovery\/v2\.0\/keys)$/.exec(
-      url.pathname,
-    );
+    const match =
+      /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|oauth2\/v2\.0\/token|discovery\/v2\.0\/keys)$/.exec(
+        url.pathname,
+      );
     if (!match) return json(res, 404, { error: 'not_found' });
     const [, tenant, endpoint] = match;
     if (tenant !== this.options.tenantId) {
@@ -97,24 +98,55 @@ export class EntraServer {
       .split(' ')
       .filter((item) => item && !['openid', 'profile', 'offline_access'].includes(item))[0];
     if (form.get('grant_type') !== 'client_credentials') {
-      return aadError(res, 400, 'unsupported_grant_type', 70003, 'The app requested an unsupported grant type.');
+      return aadError(
+        res,
+        400,
+        'unsupported_grant_type',
+        70003,
+        'The app requested an unsupported grant type.',
+      );
     }
     const app = this.options.apps.find((candidate) => candidate.clientId === clientId);
     if (!app) {
-      return aadError(res, 400, 'unauthorized_client', 700016,
-        `Application with identifier '${clientId}' was not found in the directory '${this.options.tenantId}'.`);
+      return aadError(
+        res,
+        400,
+        'unauthorized_client',
+        700016,
+        `Application with identifier '${clientId}' was not found in the directory '${this.options.tenantId}'.`,
+      );
     }
-    if (form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
-      return aadError(res, 401, 'invalid_client', 7000218, "The request body must contain 'client_assertion' or 'client_secret'.");
+    if (
+      form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+    ) {
+      return aadError(
+        res,
+        401,
+        'invalid_client',
+        7000218,
+        "The request body must contain 'client_assertion' or 'client_secret'.",
+      );
     }
     const verified = verifyJwt(form.get('client_assertion') ?? '', this.options.trustedKeys());
     if ('error' in verified) {
-      return aadError(res, 401, 'invalid_client', 700027, `Client assertion failed signature validation: ${verified.error}.`);
+      return aadError(
+        res,
+        401,
+        'invalid_client',
+        700027,
+        `Client assertion failed signature validation: ${verified.error}.`,
+      );
     }
     const claims = verified.claims;
     const now = Math.floor(Date.now() / 1000);
     if (typeof claims.exp !== 'number' || claims.exp < now) {
-      return aadError(res, 400, 'invalid_client', 700024, 'Client assertion is not within its valid time range.');
+      return aadError(
+        res,
+        400,
+        'invalid_client',
+        700024,
+        'Client assertion is not within its valid time range.',
+      );
     }
     const trusted = app.federatedCredentials.some(
       (credential) =>
@@ -123,12 +155,23 @@ export class EntraServer {
         credential.audience === claims.aud,
     );
     if (!trusted) {
-      return aadError(res, 400, 'invalid_client', 70021,
+      return aadError(
+        res,
+        400,
+        'invalid_client',
+        70021,
         `No matching federated identity record found for presented assertion. Assertion Issuer: '${claims.iss}'. ` +
-          `Assertion Subject: '${claims.sub}'. Assertion Audience: '${claims.aud}'.`);
+          `Assertion Subject: '${claims.sub}'. Assertion Audience: '${claims.aud}'.`,
+      );
     }
     if (!scope || !scope.endsWith('/.default')) {
-      return aadError(res, 400, 'invalid_scope', 1002012, `The provided value for scope ${scope} is not valid.`);
+      return aadError(
+        res,
+        400,
+        'invalid_scope',
+        1002012,
+        `The provided value for scope ${scope} is not valid.`,
+      );
     }
     const resource = scope.slice(0, -'/.default'.length);
     const lifetime = this.options.tokenLifetimeSeconds ?? 3600;

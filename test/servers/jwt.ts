@@ -1,4 +1,11 @@
-import { createPublicKey, generateKeyPairSync, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createPublicKey,
+  generateKeyPairSync,
+  randomUUID,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 
 /** An RS256 signing key with its JWK, as an issuer publishes it. */
 export interface SigningKey {

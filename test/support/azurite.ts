@@ -39,19 +39,28 @@ export class Azurite {
     const main = require.resolve('azurite/dist/src/blob/main.js');
     const args = [
       main,
-      '--blobHost', '127.0.0.1',
-      '--blobPort', String(this.port),
-      '--oauth', 'basic',
-      '--cert', tls.certPath,
-      '--key', tls.keyPath,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(this.port),
+      '--oauth',
+      'basic',
+      '--cert',
+      tls.certPath,
+      '--key',
+      tls.keyPath,
       '--silent',
       '--skipApiVersionCheck',
     ];
-    args.push(...((options.inMemory ?? true) ? ['--inMemoryPersistence'] : ['--location', this.dir]));
+    args.push(
+      ...((options.inMemory ?? true) ? ['--inMemoryPersistence'] : ['--location', this.dir]),
+    );
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
     this.child = child;
     const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code) => reject(new Error(`Azurite exited with code ${code} while starting`))),
+      child.once('exit', (code) =>
+        reject(new Error(`Azurite exited with code ${code} while starting`)),
+      ),
     );
     await Promise.race([waitForPort(this.port), exited]);
     return this;

@@ -13,5 +13,10 @@ export function localTls(): { cert: string; key: string; certPath: string; keyPa
         '(npm test, npm run test:all, npm run demo do).',
     );
   }
-  return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8'), certPath, keyPath };
+  return {
+    cert: readFileSync(certPath, 'utf8'),
+    key: readFileSync(keyPath, 'utf8'),
+    certPath,
+    keyPath,
+  };
 }
