@@ -1,0 +1,113 @@
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { localTls } from './tls';
+
+/** What the proxy does with one request. */
+export type Fault =
+  | { kind: 'pass' }
+  /** Answers with this status itself; the upstream never sees the request. */
+  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  /** Forwards, then drops the client connection after this many body bytes. */
+  | { kind: 'cut'; afterBytes: number }
+  /** Forwards, but first waits for `before` (e.g. a test overwriting the blob). */
+  | { kind: 'hold'; before: () => Promise<void> };
+
+export interface ProxiedRequest {
+  /** Zero-based count of requests seen so far. */
+  index: number;
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+/**
+ * An HTTPS reverse proxy in front of Azurite that injects faults per request: 503s with
+ * Retry-After, connections dropped mid-body, or a pause. It terminates TLS with the local
+ * certificate, so the action under test connects to it exactly as to the real service.
+ */
+export class FaultProxy {
+  readonly requests: ProxiedRequest[] = [];
+  private server?: https.Server;
+  private port = 0;
+  private readonly agent = new https.Agent({ keepAlive: true });
+
+  constructor(
+    private readonly upstream: URL,
+    public decide: (request: ProxiedRequest) => Fault = () => ({ kind: 'pass' }),
+  ) {}
+
+  /** `upstreamUrl` with the proxy's origin. */
+  url(upstreamUrl: string): string {
+    const url = new URL(upstreamUrl);
+    url.host = `127.0.0.1:${this.port}`;
+    return url.toString().replace(/\/$/, '');
+  }
+
+  async start(): Promise<this> {
+    const tls = localTls();
+    this.server = https.createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+      void this.handle(req, res);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.agent.destroy();
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const request: ProxiedRequest = {
+      index: this.requests.length,
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      headers: req.headers,
+    };
+    this.requests.push(request);
+    const fault = this.decide(request);
+    if (fault.kind === 'status') {
+      req.resume();
+      res.writeHead(fault.status, { 'content-length': '0', ...fault.headers });
+      res.end();
+      return;
+    }
+    if (fault.kind === 'hold') await fault.before();
+    const upstream = https.request(
+      {
+        host: this.upstream.hostname,
+        port: this.upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: this.upstream.host },
+        agent: this.agent,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        if (fault.kind !== 'cut') {
+          answer.pipe(res);
+          return;
+        }
+        let sent = 0;
+        answer.on('data', (chunk: Buffer) => {
+          if (sent >= fault.afterBytes) return;
+          const room = fault.afterBytes - sent;
+          sent += Math.min(room, chunk.length);
+          res.write(chunk.subarray(0, room), () => {
+            if (sent >= fault.afterBytes) {
+              answer.destroy();
+              res.socket?.destroy();
+            }
+          });
+        });
+        answer.on('end', () => res.end());
+      },
+    );
+    upstream.on('error', () => res.socket?.destroy());
+    req.pipe(upstream);
+  }
+}
