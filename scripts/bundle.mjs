@@ -6,7 +6,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
-const ACTIONS = ['fetch-model'];
+// Every src/<action>/index.ts is an action entry point.
+const ACTIONS = readdirSync('src').filter((name) => existsSync(join('src', name, 'index.ts')));
 const check = process.argv.includes('--check');
 const outRoot = check ? mkdtempSync(join(tmpdir(), 'bundle-')) : 'dist';
 
