@@ -35610,7 +35610,7 @@ class AzureBlobStore {
                 const object = {
                     name,
                     size: Number(properties['Content-Length']),
-                    etag: String(properties.Etag ?? ''),
+                    etag: (0, specs_1.quoteEtag)(String(properties.Etag ?? '')),
                     versionId: blob.VersionId ? String(blob.VersionId) : undefined,
                     lastModified: properties['Last-Modified']
                         ? String(properties['Last-Modified'])
@@ -36804,6 +36804,7 @@ function statusLabel(file) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.parseBlobSpec = parseBlobSpec;
 exports.sameEtag = sameEtag;
+exports.quoteEtag = quoteEtag;
 exports.unquoteEtag = unquoteEtag;
 exports.parseExpectedDigests = parseExpectedDigests;
 const errors_1 = __nccwpck_require__(1922);
@@ -36848,6 +36849,13 @@ function checkName(name, entry) {
 /** Compares ETags the way users write them: with or without the surrounding quotes. */
 function sameEtag(a, b) {
     return unquoteEtag(a) === unquoteEtag(b);
+}
+/**
+ * The ETag as HTTP headers carry it, in double quotes. List Blobs returns ETags bare, HEAD
+ * quoted; outputs and If-Match headers use one form whichever call found the blob.
+ */
+function quoteEtag(etag) {
+    return etag === '' || /^(W\/)?".*"$/.test(etag) ? etag : `"${etag}"`;
 }
 function unquoteEtag(etag) {
     return etag.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { FaultProxy, type ProxiedRequest } from '../support/fault-proxy';
+import { FaultProxy, type Fault, type ProxiedRequest } from '../support/fault-proxy';
 import { errorLines, runAction } from '../support/run-action';
 import { Stack } from '../support/stack';
 
@@ -93,7 +93,7 @@ describe('fetch-model through a faulty network', () => {
   it('rides out 503s with Retry-After on HEAD and ranged reads', async () => {
     let heads = 0;
     let gets = 0;
-    proxy.decide = (request) => {
+    proxy.decide = (request): Fault => {
       if (request.method === 'HEAD' && heads++ < 2) {
         return { kind: 'status', status: 503, headers: { 'retry-after': '1' } };
       }
