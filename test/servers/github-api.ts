@@ -45,6 +45,8 @@ export interface RecordedDispatch {
 }
 
 export interface ScriptedAnswer {
+  /** Closes the connection without answering (a dropped connection) instead. */
+  drop?: boolean;
   status: number;
   headers?: Record<string, string>;
   body?: unknown;
@@ -148,6 +150,11 @@ export class GithubApiServer {
     const index = this.scripted.findIndex((entry) => entry.path.test(path));
     if (index >= 0) {
       const [{ answer: scripted }] = this.scripted.splice(index, 1);
+      if (scripted.drop) {
+        this.requests.push({ method: req.method ?? '', path, status: 0 });
+        req.socket.destroy();
+        return;
+      }
       return answer(scripted.status, scripted.body, scripted.headers);
     }
     if (!req.headers['user-agent']) {

@@ -1,5 +1,5 @@
 import { sign } from 'node:crypto';
-import { readBody, send } from '../../../src/common/http';
+import { errorMessage } from '../../../src/common/errors';
 import type { Logger } from '../../../src/common/logger';
 import {
   HttpStatusError,
@@ -25,12 +25,40 @@ export interface GitHubResponse {
 }
 export type Transport = (request: GitHubRequest) => Promise<GitHubResponse>;
 
-/** Sends over node:http(s); what production and the integration tests use. */
+/** A GitHub request that has not answered in this long fails (and is retried). */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+/** Sends with Node's fetch; what production and the integration tests use. */
 export const httpTransport: Transport = async (request) => {
-  const response = await send({ ...request, idleTimeoutMs: 30_000 });
-  const body = (await readBody(response.body, 1024 * 1024)).toString('utf8');
-  return { status: response.status, headers: response.headers, body };
+  let response: Response;
+  try {
+    response = await fetch(request.url, {
+      method: request.method,
+      headers: request.headers,
+      body: request.body,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (error) {
+    throw networkError(request.url, error);
+  }
+  const headers: GitHubResponse['headers'] = {};
+  response.headers.forEach((value, name) => (headers[name] = value));
+  return { status: response.status, headers, body: await response.text() };
 };
+
+/**
+ * fetch's "fetch failed" hides the reason in `cause`; surface its message and code, so the log
+ * says what happened and isTransient recognises dropped connections and timeouts.
+ */
+function networkError(url: URL, error: unknown): NodeJS.ErrnoException {
+  const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
+  const timedOut = (error as Error).name === 'TimeoutError';
+  const wrapped: NodeJS.ErrnoException = new Error(
+    `${url.origin}: ${timedOut ? `no answer in ${REQUEST_TIMEOUT_MS} ms; timed out` : (cause?.message ?? errorMessage(error))}`,
+  );
+  wrapped.code = timedOut ? 'ETIMEDOUT' : cause?.code;
+  return wrapped;
+}
 
 const API_VERSION = '2022-11-28';
 const USER_AGENT = 'ai-app-model-upload-dispatcher';
