@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { generateKeyPairSync, verify } from 'node:crypto';
 import { ConfigurationError } from '../../src/common/errors';
 import {
@@ -503,5 +505,37 @@ describe('GitHub calls', () => {
     expect(log).not.toContain(PAT);
     const jwt = app.github.requests[0].headers.authorization.replace(/^Bearer /, '');
     expect(log).not.toContain(jwt);
+  });
+});
+
+describe('infrastructure template', () => {
+  // No Bicep compiler runs here, so at least the wiring between template and code is checked.
+  const bicep = readFileSync(
+    path.join(__dirname, '../../examples/model-upload-dispatcher/infra/main.bicep'),
+    'utf8',
+  );
+  const entry = readFileSync(
+    path.join(__dirname, '../../examples/model-upload-dispatcher/src/functions/model-uploaded.ts'),
+    'utf8',
+  );
+
+  it('sets every app setting the function reads, and only those', () => {
+    const set = [...bicep.matchAll(/\{ name: '([A-Za-z_]+)', value:/g)].map((m) => m[1]);
+    const platform = ['AzureWebJobsStorage__accountName', 'APPLICATIONINSIGHTS_CONNECTION_STRING'];
+    const read = Object.values(SETTING) as string[];
+    for (const name of set.filter((n) => !platform.includes(n))) expect(read).toContain(name);
+    const optional = [SETTING.maxWaitSeconds];
+    for (const name of read.filter((n) => !optional.includes(n as never)))
+      expect(set).toContain(name);
+  });
+
+  it("subscribes the function's route to BlobCreated, one event per delivery", () => {
+    const route = /app\.http\('([^']+)'/.exec(entry)![1];
+    expect(bicep).toContain(`/api/${route}?code=`);
+    expect(bicep).toContain("includedEventTypes: ['Microsoft.Storage.BlobCreated']");
+    expect(bicep).toContain('maxEventsPerBatch: 1');
+    expect(bicep).toMatch(
+      /subjectBeginsWith: '\/blobServices\/default\/containers\/\$\{modelsContainer\}\/blobs\/\$\{modelsPrefix\}'/,
+    );
   });
 });
