@@ -11,7 +11,9 @@ export type Fault =
   /** Forwards, then drops the client connection after this many body bytes. */
   | { kind: 'cut'; afterBytes: number }
   /** Forwards, but first waits for `before` (e.g. a test overwriting the blob). */
-  | { kind: 'hold'; before: () => Promise<void> };
+  | { kind: 'hold'; before: () => Promise<void> }
+  /** Forwards this many bytes of the request body, then drops both connections (an upload cut). */
+  | { kind: 'cut-request'; afterBytes: number };
 
 export interface ProxiedRequest {
   /** Zero-based count of requests seen so far. */
@@ -108,6 +110,25 @@ export class FaultProxy {
       },
     );
     upstream.on('error', () => res.socket?.destroy());
-    req.pipe(upstream);
+    if (fault.kind !== 'cut-request') {
+      req.pipe(upstream);
+      return;
+    }
+    let forwarded = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (forwarded >= fault.afterBytes) return;
+      const room = fault.afterBytes - forwarded;
+      forwarded += Math.min(room, chunk.length);
+      upstream.write(chunk.subarray(0, room), () => {
+        if (forwarded >= fault.afterBytes) {
+          // Give the upstream a moment to store what it got, as after a real network cut.
+          setTimeout(() => {
+            upstream.destroy();
+            req.socket.destroy();
+          }, 50);
+        }
+      });
+    });
+    req.on('end', () => upstream.end());
   }
 }
