@@ -35982,9 +35982,11 @@ class RegistryClient {
                     throw error;
                 resumes++;
                 hash = atStart;
+                const retryAfter = error instanceof retry_1.HttpStatusError ? error.retryAfterMs : undefined;
+                await (0, retry_1.sleep)((0, retry_1.backoffDelay)(failures - 1, this.retry, retryAfter));
                 const status = await this.uploadStatus(location);
-                if (status && status.received >= start && status.received <= end) {
-                    // The registry kept part of the chunk: hash those bytes again, send the rest.
+                if ('received' in status && status.received >= start && status.received <= end) {
+                    // The registry kept all or part of the chunk: hash those bytes again, send the rest.
                     for await (const chunk of source.read(start, status.received))
                         hash.update(chunk);
                     this.options.logger.info(`  upload interrupted (${(0, errors_1.errorMessage)(error)}); resuming at byte ${status.received}`);
@@ -35992,8 +35994,9 @@ class RegistryClient {
                     location = status.location;
                 }
                 else {
-                    this.options.logger.info(`  upload interrupted (${(0, errors_1.errorMessage)(error)}) and the registry dropped the session; ` +
-                        'starting this blob again');
+                    // Distribution, for one, invalidates a session that received part of a chunk.
+                    this.options.logger.info(`  upload interrupted (${(0, errors_1.errorMessage)(error)}) and the registry no longer has the ` +
+                        `session (${'reason' in status ? status.reason : `it holds ${status.received} bytes`}); starting this blob again`);
                     location = await this.startUpload(repository);
                     hash = (0, node_crypto_1.createHash)('sha256');
                     offset = 0;
@@ -36081,12 +36084,11 @@ class RegistryClient {
             throw new Error('the registry opened an upload without a Location');
         return this.resolve(location);
     }
+    /** GET on an upload URL: how many bytes the registry holds, or why it has no session. */
     async uploadStatus(location) {
         try {
-            const response = await this.send({ method: 'GET', url: location, expect: [204, 404, 400] });
+            const response = await this.send({ method: 'GET', url: location, expect: [204] });
             (0, http_1.discardBody)(response.body);
-            if (response.status !== 204)
-                return undefined;
             const range = /^(?:bytes=)?0-(\d+)$/.exec((0, transport_1.header)(response, 'range') ?? '');
             const received = range ? Number(range[1]) + 1 : 0;
             return {
@@ -36097,7 +36099,7 @@ class RegistryClient {
         catch (error) {
             if (error instanceof errors_1.ConfigurationError)
                 throw error;
-            return undefined;
+            return { reason: (0, errors_1.errorMessage)(error) };
         }
     }
     resolve(location) {

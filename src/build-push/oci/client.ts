@@ -3,6 +3,8 @@ import { ConfigurationError, errorMessage, quote } from '../../common/errors';
 import { discardBody, readBody, type HttpResponse } from '../../common/http';
 import type { Logger } from '../../common/logger';
 import {
+  backoffDelay,
+  sleep,
   DEFAULT_RETRY,
   HttpStatusError,
   isTransient,
@@ -205,9 +207,11 @@ export class RegistryClient {
         if (!isTransient(error) || ++failures >= this.retry.maxAttempts) throw error;
         resumes++;
         hash = atStart;
+        const retryAfter = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+        await sleep(backoffDelay(failures - 1, this.retry, retryAfter));
         const status = await this.uploadStatus(location);
-        if (status && status.received >= start && status.received <= end) {
-          // The registry kept part of the chunk: hash those bytes again, send the rest.
+        if ('received' in status && status.received >= start && status.received <= end) {
+          // The registry kept all or part of the chunk: hash those bytes again, send the rest.
           for await (const chunk of source.read(start, status.received)) hash.update(chunk);
           this.options.logger.info(
             `  upload interrupted (${errorMessage(error)}); resuming at byte ${status.received}`,
@@ -215,9 +219,10 @@ export class RegistryClient {
           offset = status.received;
           location = status.location;
         } else {
+          // Distribution, for one, invalidates a session that received part of a chunk.
           this.options.logger.info(
-            `  upload interrupted (${errorMessage(error)}) and the registry dropped the session; ` +
-              'starting this blob again',
+            `  upload interrupted (${errorMessage(error)}) and the registry no longer has the ` +
+              `session (${'reason' in status ? status.reason : `it holds ${status.received} bytes`}); starting this blob again`,
           );
           location = await this.startUpload(repository);
           hash = createHash('sha256');
@@ -319,13 +324,13 @@ export class RegistryClient {
     return this.resolve(location);
   }
 
+  /** GET on an upload URL: how many bytes the registry holds, or why it has no session. */
   private async uploadStatus(
     location: URL,
-  ): Promise<{ received: number; location: URL } | undefined> {
+  ): Promise<{ received: number; location: URL } | { reason: string }> {
     try {
-      const response = await this.send({ method: 'GET', url: location, expect: [204, 404, 400] });
+      const response = await this.send({ method: 'GET', url: location, expect: [204] });
       discardBody(response.body);
-      if (response.status !== 204) return undefined;
       const range = /^(?:bytes=)?0-(\d+)$/.exec(header(response, 'range') ?? '');
       const received = range ? Number(range[1]) + 1 : 0;
       return {
@@ -334,7 +339,7 @@ export class RegistryClient {
       };
     } catch (error) {
       if (error instanceof ConfigurationError) throw error;
-      return undefined;
+      return { reason: errorMessage(error) };
     }
   }
 
