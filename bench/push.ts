@@ -47,11 +47,13 @@ function positiveInteger(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, not '${raw}'.`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new Error(`${name} must be a positive integer, not '${raw}'.`);
   return value;
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const median = (values: number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /** Writes `size` random bytes to `file`, and returns their sha256. */
 function randomFile(file: string, size: number): string {
@@ -59,7 +61,7 @@ function randomFile(file: string, size: number): string {
   const buffer = Buffer.alloc(8 * MiB);
   const fd = openSync(file, 'w');
   try {
-    for (let written = 0; written < size; ) {
+    for (let written = 0; written < size;) {
       const length = Math.min(buffer.length, size - written);
       randomFillSync(buffer, 0, length);
       writeSync(fd, buffer, 0, length);
@@ -100,34 +102,63 @@ async function main(): Promise<void> {
     const sha256 = randomFile(path.join(dir, 'model', 'model.bin'), sizeBytes);
     return { dir, sha256 };
   };
-  const action = (dir: string, inputs: Record<string, string>, sha = randomBytes(20).toString('hex')) =>
+  const action = (
+    dir: string,
+    inputs: Record<string, string>,
+    sha = randomBytes(20).toString('hex'),
+  ) =>
     runAction(
       'build-push',
       { registry: host, 'model-path': 'model', ...stack.identityInputs(), ...inputs },
       { env: stack.jobEnv(sha), cwd: dir },
     );
   const checked = (run: Awaited<ReturnType<typeof action>>, what: string) => {
-    if (run.exitCode !== 0) throw new Error(`${what} failed: ${errorLines(run).join('\n')}\n${run.stdout.slice(-3000)}`);
+    if (run.exitCode !== 0)
+      throw new Error(`${what} failed: ${errorLines(run).join('\n')}\n${run.stdout.slice(-3000)}`);
     return run;
   };
 
   try {
     // Asynchronously: the token service answering docker runs in this process.
-    await exec('sh', ['-c', `printf %s "$PW" | docker --config ${dockerConfig} login ${host} -u ${REGISTRY_USER.username} --password-stdin`], {
-      env: { ...process.env, PW: REGISTRY_USER.password },
-    });
+    await exec(
+      'sh',
+      [
+        '-c',
+        `printf %s "$PW" | docker --config ${dockerConfig} login ${host} -u ${REGISTRY_USER.username} --password-stdin`,
+      ],
+      {
+        env: { ...process.env, PW: REGISTRY_USER.password },
+      },
+    );
     // The base of model-layer mode: the app without the model, in the same registry.
     const base = `${host}/ai/app-base:1`;
-    await docker(['build', '-q', '-t', base, '-f', path.join(FIXTURE, 'app/Dockerfile.base'), path.join(FIXTURE, 'app')]);
+    await docker([
+      'build',
+      '-q',
+      '-t',
+      base,
+      '-f',
+      path.join(FIXTURE, 'app/Dockerfile.base'),
+      path.join(FIXTURE, 'app'),
+    ]);
     await docker(['--config', dockerConfig, 'push', base]);
     const env = { ...process.env, DOCKER_CONFIG: dockerConfig };
 
     const peer: Measurement = { variant: 'docker build + docker push (peer)', seconds: [] };
-    const dockerfileMode: Measurement = { variant: 'action, dockerfile mode (docker build + push)', seconds: [] };
+    const dockerfileMode: Measurement = {
+      variant: 'action, dockerfile mode (docker build + push)',
+      seconds: [],
+    };
     const layerMode: Measurement = { variant: 'action, model-layer mode (no daemon)', seconds: [] };
     const curl: Measurement = { variant: 'raw curl PUT of the same bytes (limit)', seconds: [] };
-    const rerun: Measurement = { variant: 'action, model-layer mode, same model, new commit', seconds: [] };
-    const skip: Measurement = { variant: 'action, same commit and model (skip-existing)', seconds: [] };
+    const rerun: Measurement = {
+      variant: 'action, model-layer mode, same model, new commit',
+      seconds: [],
+    };
+    const skip: Measurement = {
+      variant: 'action, same commit and model (skip-existing)',
+      seconds: [],
+    };
 
     for (let run = 0; run < runs; run++) {
       process.stderr.write(`run ${run + 1} of ${runs}\n`);
@@ -145,18 +176,29 @@ async function main(): Promise<void> {
       }
       {
         const ws = workspace();
-        const { seconds, value } = await timed(() => action(ws.dir, { repository: `bench/dockerfile-${run}`, context: 'app' }));
+        const { seconds, value } = await timed(() =>
+          action(ws.dir, { repository: `bench/dockerfile-${run}`, context: 'app' }),
+        );
         checked(value, 'dockerfile mode');
         dockerfileMode.seconds.push(seconds);
         dockerfileMode.bytesUploaded = Number(value.outputs['bytes-uploaded']);
-        await docker(['image', 'rm', `${host}/bench/dockerfile-${run}:${JSON.parse(value.outputs.tags)[0]}`]).catch(() => undefined);
+        await docker([
+          'image',
+          'rm',
+          `${host}/bench/dockerfile-${run}:${JSON.parse(value.outputs.tags)[0]}`,
+        ]).catch(() => undefined);
         rmSync(ws.dir, { recursive: true, force: true });
       }
       {
         const ws = workspace();
         const repository = `bench/layer-${run}`;
         const sha = randomBytes(20).toString('hex');
-        const inputs = { repository, mode: 'model-layer', 'base-image': 'ai/app-base:1', 'model-digest': ws.sha256 };
+        const inputs = {
+          repository,
+          mode: 'model-layer',
+          'base-image': 'ai/app-base:1',
+          'model-digest': ws.sha256,
+        };
         const first = await timed(() => action(ws.dir, inputs, sha));
         checked(first.value, 'model-layer mode');
         layerMode.seconds.push(first.seconds);
@@ -170,7 +212,8 @@ async function main(): Promise<void> {
         }
         const skipped = await timed(() => action(ws.dir, inputs, sha));
         checked(skipped.value, 'skip-existing run');
-        if (skipped.value.outputs.skipped !== 'true') throw new Error('the skip-existing run did not skip');
+        if (skipped.value.outputs.skipped !== 'true')
+          throw new Error('the skip-existing run did not skip');
         skip.seconds.push(skipped.seconds);
         skip.bytesUploaded = Number(skipped.value.outputs['bytes-uploaded']);
         rmSync(ws.dir, { recursive: true, force: true });
@@ -188,8 +231,23 @@ async function main(): Promise<void> {
           const location = new URL(start.headers.get('location')!, stack.registry.url);
           location.searchParams.set('digest', `sha256:${ws.sha256}`);
           const out = await exec('curl', [
-            '-sS', '--fail', '--cacert', process.env.NODE_EXTRA_CA_CERTS ?? '', '-X', 'PUT', '-H', `Authorization: Bearer ${token}`,
-            '-H', 'Content-Type: application/octet-stream', '-T', file, '-o', '/dev/null', '-w', '%{http_code}', location.toString(),
+            '-sS',
+            '--fail',
+            '--cacert',
+            process.env.NODE_EXTRA_CA_CERTS ?? '',
+            '-X',
+            'PUT',
+            '-H',
+            `Authorization: Bearer ${token}`,
+            '-H',
+            'Content-Type: application/octet-stream',
+            '-T',
+            file,
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}',
+            location.toString(),
           ]);
           if (out.stdout !== '201') throw new Error(`curl PUT answered ${out.stdout}`);
         });
@@ -207,7 +265,12 @@ async function main(): Promise<void> {
       `Node ${process.version}`,
       `docker ${(await docker(['version', '--format', '{{.Server.Version}}'])).trim()}`,
       spawnSync('docker-registry', ['--version']).stdout.toString().trim(),
-      spawnSync('curl', ['--version']).stdout.toString().split('\n')[0].split(' ').slice(0, 2).join(' '),
+      spawnSync('curl', ['--version'])
+        .stdout.toString()
+        .split('\n')[0]
+        .split(' ')
+        .slice(0, 2)
+        .join(' '),
     ];
     const rows = measurements.map((m) => {
       const time = median(m.seconds);
@@ -244,6 +307,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

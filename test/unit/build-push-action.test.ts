@@ -29,10 +29,13 @@ describe('action-build-push', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const inputs = (values: Record<string, string>) =>
-    new Inputs((name) => values[name] ?? '');
+  const inputs = (values: Record<string, string>) => new Inputs((name) => values[name] ?? '');
   const read = (values: Record<string, string>, env: NodeJS.ProcessEnv = {}) =>
-    readSettings(inputs({ registry: 'myacr.azurecr.io', repository: 'ai/app', context: dir, ...values }), env, new MemoryLogger());
+    readSettings(
+      inputs({ registry: 'myacr.azurecr.io', repository: 'ai/app', context: dir, ...values }),
+      env,
+      new MemoryLogger(),
+    );
 
   it('runs the committed bundle on node24, with a post step that logs out', () => {
     expect(yaml.runs).toEqual({
@@ -47,7 +50,13 @@ describe('action-build-push', () => {
     const requested = new Set<string>();
     const cases: Array<Record<string, string>> = [
       { 'smoke-port': '5000', 'smoke-request': path.join(dir, 'request.json') },
-      { mode: 'model-layer', 'model-path': path.join(dir, 'model'), 'base-image': 'ai/base:1', username: 'u', password: 'p' },
+      {
+        mode: 'model-layer',
+        'model-path': path.join(dir, 'model'),
+        'base-image': 'ai/base:1',
+        username: 'u',
+        password: 'p',
+      },
     ];
     for (const values of cases) {
       const source = inputs({ registry: 'r.io', repository: 'ai/app', context: dir, ...values });
@@ -83,19 +92,27 @@ describe('action-build-push', () => {
   });
 
   it('names the input, quotes the value and says what is expected', () => {
-    expect(() => read({ mode: 'fast' })).toThrow("Invalid mode 'fast'. Expected one of: dockerfile, model-layer.");
-    expect(() => read({ 'build-args': 'NOPE' })).toThrow("Invalid build-args line 'NOPE'. Expected NAME=VALUE");
+    expect(() => read({ mode: 'fast' })).toThrow(
+      "Invalid mode 'fast'. Expected one of: dockerfile, model-layer.",
+    );
+    expect(() => read({ 'build-args': 'NOPE' })).toThrow(
+      "Invalid build-args line 'NOPE'. Expected NAME=VALUE",
+    );
     expect(() => read({ 'model-digest': 'abc' })).toThrow("Invalid model-digest 'abc'.");
     expect(() => read({ 'model-files': '{"x":1}' })).toThrow(/Invalid model-files/);
     expect(() => read({ 'smoke-port': 'http' })).toThrow("Invalid smoke-port 'http'.");
-    expect(() => read({ 'smoke-port': '5000', 'smoke-path': 'health' })).toThrow("Invalid smoke-path 'health'.");
+    expect(() => read({ 'smoke-port': '5000', 'smoke-path': 'health' })).toThrow(
+      "Invalid smoke-path 'health'.",
+    );
     expect(() => read({ 'model-dest': 'app/model' })).toThrow("Invalid model-dest 'app/model'.");
     expect(() => read({ tags: 'ok, -bad' })).toThrow("Invalid tag '-bad' in 'tags'.");
     expect(() => read({ username: 'u' })).toThrow("Set both 'username' and 'password'");
     expect(() => read({ mode: 'model-layer', 'model-path': path.join(dir, 'model') })).toThrow(
       "Input 'base-image' is required in model-layer mode",
     );
-    expect(() => read({ mode: 'model-layer', 'base-image': 'ai/b:1' })).toThrow("Input 'model-path' is required");
+    expect(() => read({ mode: 'model-layer', 'base-image': 'ai/b:1' })).toThrow(
+      "Input 'model-path' is required",
+    );
   });
 
   it('masks the password before anything can fail', () => {
@@ -109,10 +126,16 @@ describe('action-build-push', () => {
   it('tags <commit>-<model> by default and labels revision, source and model provenance', () => {
     const settings = read(
       {
-        'model-files': JSON.stringify([{ name: 'm.bin', uri: 'https://a/m.bin', etag: '"0x1"', sha256: 'ab', size: 2 }]),
+        'model-files': JSON.stringify([
+          { name: 'm.bin', uri: 'https://a/m.bin', etag: '"0x1"', sha256: 'ab', size: 2 },
+        ]),
         labels: 'team=vision\norg.opencontainers.image.source=https://example.com/override',
       },
-      { GITHUB_SHA: '0123456789abcdef0123', GITHUB_REPOSITORY: 'o/r', SOURCE_DATE_EPOCH: '1700000000' },
+      {
+        GITHUB_SHA: '0123456789abcdef0123',
+        GITHUB_REPOSITORY: 'o/r',
+        SOURCE_DATE_EPOCH: '1700000000',
+      },
     );
     const modelDigest = 'f'.repeat(64);
     expect(defaultTag(settings.revision, modelDigest)).toBe('0123456789ab-ffffffffffff');

@@ -33,7 +33,9 @@ describe('image references', () => {
   });
 
   it('refuses an upper-case or malformed registry', () => {
-    expect(() => validateRegistry('MyAcr.azurecr.io')).toThrow(/Invalid registry 'MyAcr.azurecr.io'/);
+    expect(() => validateRegistry('MyAcr.azurecr.io')).toThrow(
+      /Invalid registry 'MyAcr.azurecr.io'/,
+    );
     expect(() => validateRegistry('my acr')).toThrow(ConfigurationError);
   });
 
@@ -55,7 +57,9 @@ describe('image references', () => {
     expect(() => parseImageReference('ai/app@sha256:zz', 'base-image', 'r.io')).toThrow(
       /Invalid base-image 'ai\/app@sha256:zz'/,
     );
-    expect(() => parseImageReference('ai/App:1', 'base-image', 'r.io')).toThrow(/Invalid base-image/);
+    expect(() => parseImageReference('ai/App:1', 'base-image', 'r.io')).toThrow(
+      /Invalid base-image/,
+    );
   });
 });
 

@@ -42,17 +42,32 @@ describe('TarLayer', () => {
     mkdirSync(out);
     execFileSync('tar', ['-xf', archive, '-C', out]);
     const extracted = path.join(out, 'app', 'model');
-    expect(readFileSync(path.join(extracted, 'weights.bin')).equals(Buffer.alloc(70_001, 7))).toBe(true);
-    expect(readFileSync(path.join(extracted, 'sub/deeper/labels.txt'), 'utf8')).toBe('tench\ngoldfish\n');
-    expect(readFileSync(path.join(extracted, 'n'.repeat(90), 'm'.repeat(90), 'f'.repeat(120)), 'utf8')).toBe('long name');
+    expect(readFileSync(path.join(extracted, 'weights.bin')).equals(Buffer.alloc(70_001, 7))).toBe(
+      true,
+    );
+    expect(readFileSync(path.join(extracted, 'sub/deeper/labels.txt'), 'utf8')).toBe(
+      'tench\ngoldfish\n',
+    );
+    expect(
+      readFileSync(path.join(extracted, 'n'.repeat(90), 'm'.repeat(90), 'f'.repeat(120)), 'utf8'),
+    ).toBe('long name');
     const listing = execFileSync('tar', ['-tvf', archive, '--numeric-owner']).toString();
     expect(listing).not.toContain('.fetch-model');
     expect(listing).toMatch(/^drwxr-xr-x 0\/0 +0 1970-01-01 00:00 app\/$/m);
     expect(listing).toMatch(/^-rwxr-xr-x 0\/0 +10 1970-01-01 00:00 app\/model\/run\.sh$/m);
     expect(listing).toMatch(/^-rw-r--r-- 0\/0 +70001 1970-01-01 00:00 app\/model\/weights\.bin$/m);
-    const names = listing.split('\n').filter(Boolean).map((line) => line.split(/\s+/).slice(5).join(' '));
+    const names = listing
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split(/\s+/).slice(5).join(' '));
     // Parent directories first, then entries in byte order.
-    expect(names.slice(0, 5)).toEqual(['app/', 'app/model/', 'app/model/B-upper.txt', `app/model/${'n'.repeat(90)}/`, `app/model/${'n'.repeat(90)}/${'m'.repeat(90)}/`]);
+    expect(names.slice(0, 5)).toEqual([
+      'app/',
+      'app/model/',
+      'app/model/B-upper.txt',
+      `app/model/${'n'.repeat(90)}/`,
+      `app/model/${'n'.repeat(90)}/${'m'.repeat(90)}/`,
+    ]);
   });
 
   it('gives the same bytes for the same files whatever their timestamps', async () => {
@@ -68,7 +83,12 @@ describe('TarLayer', () => {
   it('streams any byte range, which is how an upload resumes mid-layer', async () => {
     const layer = new TarLayer(await listModelFiles(model), '/opt/m');
     const whole = await bytesOf(layer);
-    for (const [start, end] of [[0, 1], [511, 513], [1000, 60_000], [layer.size - 1025, layer.size]]) {
+    for (const [start, end] of [
+      [0, 1],
+      [511, 513],
+      [1000, 60_000],
+      [layer.size - 1025, layer.size],
+    ]) {
       expect((await bytesOf(layer, start, end)).equals(whole.subarray(start, end))).toBe(true);
     }
   });
@@ -76,6 +96,8 @@ describe('TarLayer', () => {
   it('fails when a file changes size while it is read', async () => {
     const layer = new TarLayer(await listModelFiles(model), '/app/model');
     writeFileSync(path.join(model, 'weights.bin'), 'short');
-    await expect(bytesOf(layer)).rejects.toThrow(/weights\.bin changed while the layer was being written/);
+    await expect(bytesOf(layer)).rejects.toThrow(
+      /weights\.bin changed while the layer was being written/,
+    );
   });
 });
