@@ -35723,14 +35723,18 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
     };
     const image = (0, image_1.composeImage)(baseImage, modelLayer, fullLabels, settings.created, `action-build-push: model ${modelDigest.slice(0, 12)} in ${settings.modelDest}`);
     const manifestDigest = await phase('Config and manifest', async () => {
-        const configDigest = await client.uploadSmallBlob(repository, image.config);
+        const configDigest = `sha256:${sha256(image.config)}`;
+        const configExists = await client.hasBlob(repository, configDigest);
+        if (!configExists) {
+            await client.uploadSmallBlob(repository, image.config);
+            result.bytesUploaded += image.config.length;
+        }
         result.blobs.push({
             what: 'config',
             digest: configDigest,
             size: image.config.length,
-            status: 'uploaded',
+            status: configExists ? 'exists' : 'uploaded',
         });
-        result.bytesUploaded += image.config.length;
         const manifest = image.manifestFor(configDigest);
         // By digest first: no tag points at the image until the smoke test has passed.
         const digest = await client.putManifest(repository, `sha256:${sha256(manifest)}`, image.mediaType, manifest);

@@ -137,14 +137,18 @@ export async function modelLayerMode(
   );
 
   const manifestDigest = await phase('Config and manifest', async () => {
-    const configDigest = await client.uploadSmallBlob(repository, image.config);
+    const configDigest = `sha256:${sha256(image.config)}`;
+    const configExists = await client.hasBlob(repository, configDigest);
+    if (!configExists) {
+      await client.uploadSmallBlob(repository, image.config);
+      result.bytesUploaded += image.config.length;
+    }
     result.blobs.push({
       what: 'config',
       digest: configDigest,
       size: image.config.length,
-      status: 'uploaded',
+      status: configExists ? 'exists' : 'uploaded',
     });
-    result.bytesUploaded += image.config.length;
     const manifest = image.manifestFor(configDigest);
     // By digest first: no tag points at the image until the smoke test has passed.
     const digest = await client.putManifest(

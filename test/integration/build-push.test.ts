@@ -1,6 +1,14 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -286,6 +294,8 @@ describe('build-push against the real registry and dockerd, signed in through OI
 
   it('model-layer mode: no build, base layers mounted, model layer uploaded, image runs with the model', async () => {
     const sha = randomBytes(20).toString('hex');
+    // ACR's token service is briefly unavailable: the exchange is retried.
+    stack.registry.tokens.failNext = 1;
     const run = await buildPush(
       {
         repository: 'ai/classifier-fast',
@@ -296,6 +306,9 @@ describe('build-push against the real registry and dockerd, signed in through OI
         ...smokeInputs,
       },
       sha,
+    );
+    expect(run.stdout).toMatch(
+      /ACR token exchange: ACR token exchange at https:\/\/127\.0\.0\.1:\d+\/oauth2\/exchange failed: HTTP 503; retrying in/,
     );
     expect(errorLines(run)).toEqual([]);
     expect(run.exitCode).toBe(0);
@@ -326,6 +339,15 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(listing).not.toMatch(/fetch-model/);
 
     expect(await modelInImage(run.outputs.image)).toBe(sha256(model));
+
+    // The API path asked ACR's token service for both repositories with the refresh token.
+    expect(stack.registry.tokens.requests).toContainEqual({
+      endpoint: 'token',
+      method: 'POST',
+      grantType: 'refresh_token',
+      scope: 'repository:ai/classifier-fast:pull,push repository:ai/app-base:pull',
+    });
+    expect(leakedSecrets(run, stack.registry.tokens.issuedSecrets)).toEqual([]);
 
     // A new commit with the same model: the model layer is found by its labels, not uploaded.
     const next = await buildPush(
@@ -383,6 +405,29 @@ describe('build-push against the real registry and dockerd, signed in through OI
       ]),
     ).toEqual([]);
     expect(run.stdout).toContain(`::add-mask::${REGISTRY_USER.password}`);
+  });
+
+  it('the post step logs out and removes the private docker config the main step left', async () => {
+    const config = mkdtempSync(path.join(tmpdir(), 'build-push-docker-'));
+    writeFileSync(
+      path.join(config, 'config.json'),
+      JSON.stringify({ auths: { [stack.registry.host]: { auth: 'eDp5' } } }),
+    );
+    const run = await runAction(
+      'build-push',
+      {},
+      {
+        env: {
+          'STATE_is-post': 'true',
+          'STATE_docker-config': config,
+          STATE_registry: stack.registry.host,
+        },
+        cwd: workspace,
+      },
+    );
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toContain(`removed the docker login for ${stack.registry.host}`);
+    expect(existsSync(config)).toBe(false);
   });
 
   describe('uploads through a proxy that injects faults', () => {

@@ -52,11 +52,11 @@ export interface AcrRequest {
  */
 export class AcrTokenServer {
   readonly requests: AcrRequest[] = [];
-  /** Refresh tokens issued, so tests can check none of them reached a log. */
+  /** Refresh and access tokens issued, so tests can check none of them reached a log. */
   readonly issuedSecrets: string[] = [];
   private server?: https.Server;
   private port = 0;
-  /** Rejects the next N token requests with 503, for retry tests. */
+  /** Answers the next N POSTs (exchange or token) with 503, for retry tests. */
   failNext = 0;
 
   constructor(readonly options: AcrTokenOptions) {}
@@ -98,7 +98,7 @@ export class AcrTokenServer {
 
   private handle(req: http.IncomingMessage, body: string, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', this.origin);
-    if (this.failNext > 0) {
+    if (this.failNext > 0 && req.method === 'POST') {
       this.failNext--;
       res.writeHead(503, { 'retry-after': '0', 'content-length': '0' });
       return void res.end();
@@ -180,6 +180,7 @@ export class AcrTokenServer {
     }
     if (!identity) return unauthorized(res, 'invalid credentials');
     const token = this.sign(identity, this.grants(identity, scope.split(' ')));
+    this.issuedSecrets.push(token);
     json(res, 200, { access_token: token });
   }
 
