@@ -58,8 +58,12 @@ class FakeGitHub {
     }
     return { status: 204, headers: {}, body: '' };
   };
+  /** A clock that only the dispatcher's waits move. */
+  clock = Date.now();
+  now = () => this.clock;
   wait = async (ms: number) => {
     this.waits.push(ms);
+    this.clock += ms;
   };
   get dispatches() {
     return this.requests.filter((r) => r.url.pathname.endsWith('/dispatches'));
@@ -75,6 +79,7 @@ function setup(
   const dispatcher = new Dispatcher(readSettings(env), {
     transport: github.transport,
     wait: github.wait,
+    now: github.now,
   });
   const sink = {
     info: (m: string) => lines.push(m),
@@ -106,7 +111,7 @@ describe('dispatcher settings', () => {
     expect(settings.auth).toEqual({ kind: 'token', token: PAT });
     expect(settings.eventType).toBe('model-uploaded');
     expect(settings.storageAccountId).toBe(ACCOUNT_ID.toLowerCase());
-    expect(settings.maxWaitMs).toBe(60_000);
+    expect(settings.maxWaitMs).toBe(20_000);
   });
 
   it('reads a GitHub App whose key was pasted with literal \\n', () => {
@@ -447,6 +452,30 @@ describe('GitHub calls', () => {
     expect(response.status).toBe(503);
     expect(Number(response.headers['retry-after'])).toBeGreaterThan(1700);
     expect(github.dispatches).toHaveLength(1);
+    expect(github.waits).toEqual([]);
+  });
+
+  it('gives up within the time Event Grid waits for an answer', async () => {
+    const limited = {
+      status: 403,
+      headers: { 'retry-after': '20' },
+      body: '{"message":"You have exceeded a secondary rate limit."}',
+    };
+    const { post, github } = setup(tokenEnv, [limited, limited]);
+    const response = await post([blobCreated({ blob: 'digits/1.npz' })]);
+    // 20 s waited once; a second 20 s would pass Event Grid's 30 s and cause a redelivery.
+    expect(github.waits).toEqual([20_000]);
+    expect(response.status).toBe(503);
+    expect(github.dispatches).toHaveLength(2);
+  });
+
+  it('hands a secondary rate limit without Retry-After (a minute) back to Event Grid', async () => {
+    const { post, github } = setup(tokenEnv, [
+      { status: 403, body: '{"message":"You have exceeded a secondary rate limit."}' },
+    ]);
+    const response = await post([blobCreated({ blob: 'digits/1.npz' })]);
+    expect(response.status).toBe(503);
+    expect(response.headers['retry-after']).toBe('60');
     expect(github.waits).toEqual([]);
   });
 

@@ -26,7 +26,12 @@ export interface GitHubResponse {
 export type Transport = (request: GitHubRequest) => Promise<GitHubResponse>;
 
 /** A GitHub request that has not answered in this long fails (and is retried). */
-const REQUEST_TIMEOUT_MS = 30_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * Event Grid waits 30 seconds for the webhook's answer and then redelivers, so retrying past
+ * this would dispatch twice: what does not succeed within it is handed back to Event Grid.
+ */
+export const DELIVERY_BUDGET_MS = 25_000;
 
 /** Sends with Node's fetch; what production and the integration tests use. */
 export const httpTransport: Transport = async (request) => {
@@ -226,6 +231,8 @@ export class GitHubClient {
     operation: () => Promise<void>,
   ): Promise<void> {
     let unauthorizedRetried = false;
+    const start = this.now();
+    const fitsBudget = (waitMs: number) => this.now() - start + waitMs <= DELIVERY_BUDGET_MS;
     await withRetry(operation, {
       description: what,
       logger,
@@ -233,13 +240,17 @@ export class GitHubClient {
       policy: {
         maxAttempts: this.settings.maxAttempts,
         baseDelayMs: 500,
-        maxDelayMs: 8_000,
+        maxDelayMs: 4_000,
         maxRetryAfterMs: this.settings.maxWaitMs,
       },
       retryable: (error) => {
+        if (error instanceof GitHubError && error.rateLimitWaitMs !== undefined) {
+          return (
+            error.rateLimitWaitMs <= this.settings.maxWaitMs && fitsBudget(error.rateLimitWaitMs)
+          );
+        }
+        if (!fitsBudget(0)) return false;
         if (error instanceof GitHubError) {
-          if (error.rateLimitWaitMs !== undefined)
-            return error.rateLimitWaitMs <= this.settings.maxWaitMs;
           if (error.status === 401 && this.settings.auth.kind === 'app' && !unauthorizedRetried) {
             unauthorizedRetried = true;
             return true;

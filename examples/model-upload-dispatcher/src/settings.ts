@@ -33,8 +33,10 @@ export interface DispatcherSettings {
   prefix: string;
   /** The repository_dispatch event_type; the caller workflow listens for it. */
   eventType: string;
-  /** A wait GitHub asks for (Retry-After, rate-limit reset) longer than this is not waited out:
-   * the delivery fails and Event Grid redelivers later. */
+  /**
+   * A wait GitHub asks for (Retry-After, rate-limit reset) longer than this is not waited out:
+   * the delivery fails and Event Grid redelivers later. Below Event Grid's 30 s answer timeout.
+   */
   maxWaitMs: number;
   /** Attempts per GitHub request, the first included. */
   maxAttempts: number;
@@ -124,10 +126,12 @@ export function readSettings(env: Record<string, string | undefined>): Dispatche
     );
   }
 
-  const waitText = value(SETTING.maxWaitSeconds) ?? '60';
-  if (!/^\d+$/.test(waitText) || Number(waitText) > 600) {
+  const waitText = value(SETTING.maxWaitSeconds) ?? '20';
+  // Event Grid gives up on an answer after 30 seconds and redelivers: a longer wait would
+  // dispatch the same upload twice.
+  if (!/^\d+$/.test(waitText) || Number(waitText) > 25) {
     throw new ConfigurationError(
-      `Invalid app setting ${SETTING.maxWaitSeconds} ${quote(waitText)}. Expected whole seconds from 0 to 600.`,
+      `Invalid app setting ${SETTING.maxWaitSeconds} ${quote(waitText)}. Expected whole seconds from 0 to 25 (Event Grid waits 30 s for an answer).`,
     );
   }
 
