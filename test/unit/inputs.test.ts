@@ -60,13 +60,19 @@ describe('fetch-model readSettings', () => {
   const base = { 'storage-account': 'mymodels', container: 'models', blobs: 'a.bin' };
   const read = (values: Record<string, string>, env: NodeJS.ProcessEnv = {}) =>
     readSettings(inputsOf(values), env, new MemoryLogger());
+  /** The Azure part of the settings (the default provider). */
+  const azure = (values: Record<string, string>, env: NodeJS.ProcessEnv = {}) => {
+    const { store } = read(values, env);
+    if (store.provider !== 'azure-blob') throw new Error(`provider is ${store.provider}`);
+    return store;
+  };
 
   it('builds the endpoint from the account and cloud', () => {
-    expect(read(base).endpoint.toString()).toBe('https://mymodels.blob.core.windows.net/');
-    expect(read({ ...base, cloud: 'AzureChinaCloud' }).endpoint.host).toBe(
+    expect(azure(base).endpoint.toString()).toBe('https://mymodels.blob.core.windows.net/');
+    expect(azure({ ...base, cloud: 'AzureChinaCloud' }).endpoint.host).toBe(
       'mymodels.blob.core.chinacloudapi.cn',
     );
-    expect(read({ ...base, cloud: 'AzureUSGovernment' }).identity.authorityHost).toBe(
+    expect(azure({ ...base, cloud: 'AzureUSGovernment' }).identity.authorityHost).toBe(
       'https://login.microsoftonline.us',
     );
   });
@@ -77,7 +83,7 @@ describe('fetch-model readSettings', () => {
     expect(settings.blockSize).toBe(8 * 1024 * 1024);
     expect(settings.verifyMd5).toBe('auto');
     expect(settings.destination).toMatch(/\/model$/);
-    expect(settings.identity).toMatchObject({
+    expect(azure(base, { AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 't' }).identity).toMatchObject({
       clientId: 'c',
       tenantId: 't',
       audience: 'api://AzureADTokenExchange',
@@ -123,7 +129,7 @@ describe('fetch-model readSettings', () => {
     const logger = new MemoryLogger();
     const sas = 'sv=2023-11-03&sp=r&sig=c2VjcmV0%2Bc2ln';
     const settings = readSettings(inputsOf({ ...base, 'sas-token': `?${sas}` }), {}, logger);
-    expect(settings.sasToken).toBe(sas);
+    expect(settings.store.provider === 'azure-blob' && settings.store.sasToken).toBe(sas);
     expect(logger.secrets).toEqual(
       expect.arrayContaining([sas, 'c2VjcmV0+c2ln', 'c2VjcmV0%2Bc2ln']),
     );
