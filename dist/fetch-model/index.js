@@ -60179,7 +60179,8 @@ function trustClaims(token) {
 }
 /** STS's answer, turned into what to change in the role's trust policy or the OIDC provider. */
 function explainStsFailure(error, settings, token) {
-    const name = error.name ?? '';
+    // The SDK names modelled errors with an Exception suffix; AccessDenied is not modelled.
+    const name = (error.name ?? '').replace(/Exception$/, '');
     const message = (0, errors_1.errorMessage)(error);
     const claims = trustClaims(token);
     const issuer = claims.iss ?? 'https://token.actions.githubusercontent.com';
@@ -60199,7 +60200,7 @@ function explainStsFailure(error, settings, token) {
             `whose audiences (client ids) include "${claims.aud ?? settings.audience}" (the ` +
             `'audience' input; ${exports.DEFAULT_AWS_AUDIENCE} unless changed).`);
     }
-    if (name === 'ExpiredTokenException') {
+    if (name === 'ExpiredToken') {
         return new Error(`AWS STS found the GitHub OIDC token expired (${message}). Run again.`);
     }
     return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ${name} ${message}`);

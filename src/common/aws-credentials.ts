@@ -158,7 +158,8 @@ function trustClaims(token: string): { sub?: string; aud?: string; iss?: string 
 
 /** STS's answer, turned into what to change in the role's trust policy or the OIDC provider. */
 function explainStsFailure(error: unknown, settings: AwsWebIdentitySettings, token: string): Error {
-  const name = (error as { name?: string }).name ?? '';
+  // The SDK names modelled errors with an Exception suffix; AccessDenied is not modelled.
+  const name = ((error as { name?: string }).name ?? '').replace(/Exception$/, '');
   const message = errorMessage(error);
   const claims = trustClaims(token);
   const issuer = claims.iss ?? 'https://token.actions.githubusercontent.com';
@@ -182,7 +183,7 @@ function explainStsFailure(error: unknown, settings: AwsWebIdentitySettings, tok
         `'audience' input; ${DEFAULT_AWS_AUDIENCE} unless changed).`,
     );
   }
-  if (name === 'ExpiredTokenException') {
+  if (name === 'ExpiredToken') {
     return new Error(`AWS STS found the GitHub OIDC token expired (${message}). Run again.`);
   }
   return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ${name} ${message}`);
