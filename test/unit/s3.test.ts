@@ -203,10 +203,10 @@ describe('WebIdentityCredentials', () => {
     return {
       inputs,
       async send(command: AssumeRoleWithWebIdentityCommand) {
-        inputs.push(command.input as Record<string, unknown>);
+        inputs.push(command.input as unknown as Record<string, unknown>);
         const answer = answers.shift();
         if (!answer) throw new Error('no more answers');
-        return answer(command.input as Record<string, unknown>) as never;
+        return answer(command.input as unknown as Record<string, unknown>) as never;
       },
     };
   }
