@@ -36,6 +36,8 @@ export interface FetchedFile {
   milliseconds: number;
   /** Whether the service's Content-MD5 was checked against the bytes. */
   md5Verified: boolean;
+  /** Whether the service's stored SHA-256 checksum was checked against the bytes. */
+  checksumSha256Verified: boolean;
   /** Ranged reads retried after a transient failure. */
   retries: number;
 }
@@ -207,15 +209,16 @@ async function keptFile(target: Target, lock: LockFile): Promise<FetchedFile | u
   const local = await verifiedLocalDigest(target.finalPath, entry);
   if (!local) return undefined;
   if (target.expectedSha256 && target.expectedSha256 !== local.sha256) return undefined;
-  return toFetchedFile(target, local.sha256, 'cached', 0, false, 0);
+  return toFetchedFile(target, local.sha256, 'cached', 0, 0, { md5: false, sha256: false });
 }
 
 function checkMd5Available(object: RemoteObject, settings: FetchSettings): void {
   if (settings.verifyMd5 === 'required' && !object.contentMd5) {
     throw new ConfigurationError(
-      `Blob '${object.name}' has no Content-MD5 stored, and verify-md5 is 'required'. Upload it ` +
-        `with an MD5 (az storage blob upload --content-md5, or a single Put Blob), or set ` +
-        `verify-md5 to 'auto', or pin its sha256 with the 'sha256' input.`,
+      `Blob '${object.name}' has no MD5 stored, and verify-md5 is 'required'. Upload it ` +
+        `with an MD5 (Azure: az storage blob upload --content-md5, or a single Put Blob; S3: a ` +
+        `single-part upload without SSE-KMS, whose ETag is its MD5), or set verify-md5 to ` +
+        `'auto', or pin its sha256 with the 'sha256' input.`,
     );
   }
 }
@@ -250,9 +253,18 @@ async function downloadOne(
   const milliseconds = Date.now() - started;
   if (checkMd5 && result.md5 !== object.contentMd5) {
     throw new Error(
-      `Content-MD5 of '${object.name}' does not match its bytes (stored ${object.contentMd5}, ` +
-        `received ${result.md5}): the download was corrupted or the stored MD5 is wrong. ` +
-        `Nothing was written.`,
+      `${object.md5Source ?? 'Content-MD5'} of '${object.name}' does not match its bytes ` +
+        `(stored MD5 ${object.contentMd5}, received ${result.md5}): the download was corrupted ` +
+        `or the stored MD5 is wrong. Nothing was written.`,
+    );
+  }
+  const checkSha256 = object.checksumSha256 !== undefined;
+  const receivedSha256 = Buffer.from(result.sha256, 'hex').toString('base64');
+  if (checkSha256 && receivedSha256 !== object.checksumSha256) {
+    throw new Error(
+      `The stored SHA-256 checksum of '${object.name}' does not match its bytes (stored ` +
+        `${object.checksumSha256}, received ${receivedSha256}): the download was corrupted or ` +
+        `the object was changed. Nothing was written.`,
     );
   }
   if (target.expectedSha256 && target.expectedSha256 !== result.sha256) {
@@ -265,9 +277,13 @@ async function downloadOne(
   logger.info(
     `${target.relativePath}: ${formatBytes(object.size)} in ${milliseconds} ms ` +
       `(${formatRate(object.size, milliseconds)}), sha256 ${result.sha256}` +
-      `${checkMd5 ? ', Content-MD5 verified' : ''}`,
+      `${checkMd5 ? `, ${object.md5Source ?? 'Content-MD5'} verified` : ''}` +
+      `${checkSha256 ? ', stored SHA-256 checksum verified' : ''}`,
   );
-  return toFetchedFile(target, result.sha256, 'downloaded', milliseconds, checkMd5, result.retries);
+  return toFetchedFile(target, result.sha256, 'downloaded', milliseconds, result.retries, {
+    md5: checkMd5,
+    sha256: checkSha256,
+  });
 }
 
 function toFetchedFile(
@@ -275,8 +291,8 @@ function toFetchedFile(
   sha256: string,
   status: FetchedFile['status'],
   milliseconds: number,
-  md5Verified: boolean,
   retries: number,
+  verified: { md5: boolean; sha256: boolean },
 ): FetchedFile {
   const { object } = target;
   return {
@@ -292,7 +308,8 @@ function toFetchedFile(
     uri: object.uri,
     status,
     milliseconds,
-    md5Verified,
+    md5Verified: verified.md5,
+    checksumSha256Verified: verified.sha256,
     retries,
   };
 }

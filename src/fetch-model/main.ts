@@ -1,26 +1,23 @@
 import * as core from '@actions/core';
 import { actionsLogger } from '../common/actions-logger';
+import { createStsClient, WebIdentityCredentials } from '../common/aws-credentials';
 import { createOidcCredential, TokenSource } from '../common/credential';
 import { ConfigurationError, errorMessage } from '../common/errors';
 import { envInputSource, Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
 import { AzureBlobStore, type BlobAuth } from './azure-blob';
 import { fetchModel } from './fetch';
-import { readSettings, type FetchSettings } from './inputs';
+import { readSettings, type AzureBlobSettings, type FetchSettings } from './inputs';
 import { filesOutput, renderSummary } from './report';
+import { S3Store } from './s3';
+import type { ObjectStore } from './store';
 
 /** The action: inputs → store → fetch → outputs and summary. */
 export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const logger = actionsLogger();
   try {
     const settings = readSettings(new Inputs(envInputSource(env)), env, logger);
-    const store = new AzureBlobStore({
-      endpoint: settings.endpoint,
-      container: settings.container,
-      auth: blobAuth(settings, env, logger),
-      maxConnections: settings.concurrency,
-      logger,
-    });
+    const store = createStore(settings, env, logger);
     const result = await logger.group(`Fetching model from ${store.description}`, () =>
       fetchModel(settings, store, logger),
     );
@@ -37,16 +34,45 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   }
 }
 
-function blobAuth(settings: FetchSettings, env: NodeJS.ProcessEnv, logger: Logger): BlobAuth {
-  if (settings.sasToken) return { kind: 'sas', query: settings.sasToken };
-  if (settings.endpoint.protocol !== 'https:') {
+function createStore(settings: FetchSettings, env: NodeJS.ProcessEnv, logger: Logger): ObjectStore {
+  const { store } = settings;
+  if (store.provider === 's3') {
+    const credentials = new WebIdentityCredentials(
+      store.identity,
+      (audience) => core.getIDToken(audience),
+      createStsClient(store.identity),
+      logger,
+      env,
+    );
+    return new S3Store({
+      bucket: store.bucket,
+      region: store.identity.region,
+      endpoint: store.endpoint,
+      credentials: credentials.provider,
+      roleArn: store.identity.roleArn,
+      maxConnections: settings.concurrency,
+      logger,
+    });
+  }
+  return new AzureBlobStore({
+    endpoint: store.endpoint,
+    container: store.container,
+    auth: blobAuth(store, env, logger),
+    maxConnections: settings.concurrency,
+    logger,
+  });
+}
+
+function blobAuth(store: AzureBlobSettings, env: NodeJS.ProcessEnv, logger: Logger): BlobAuth {
+  if (store.sasToken) return { kind: 'sas', query: store.sasToken };
+  if (store.endpoint.protocol !== 'https:') {
     throw new ConfigurationError(
-      `blob-endpoint '${settings.endpoint}' is plain http, and Azure Storage accepts OIDC ` +
+      `blob-endpoint '${store.endpoint}' is plain http, and Azure Storage accepts OIDC ` +
         `tokens only over https. Use an https endpoint, or a 'sas-token'.`,
     );
   }
   const credential = createOidcCredential(
-    settings.identity,
+    store.identity,
     (audience) => core.getIDToken(audience),
     env,
     logger,

@@ -50,6 +50,7 @@ function versionLabel(file: FetchedFile): string {
 
 function statusLabel(file: FetchedFile): string {
   if (file.status === 'cached') return 'cached';
-  const checks = file.md5Verified ? 'downloaded, MD5 verified' : 'downloaded';
+  let checks = file.md5Verified ? 'downloaded, MD5 verified' : 'downloaded';
+  if (file.checksumSha256Verified) checks += ', SHA-256 checksum verified';
   return file.retries > 0 ? `${checks}, ${file.retries} range(s) resumed` : checks;
 }

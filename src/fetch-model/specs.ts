@@ -12,11 +12,16 @@ export interface BlobSpec {
   pin?: Pin;
 }
 
+/** Which store the names are for: it decides which pins exist and what a version id looks like. */
+export type PinRules = 'azure-blob' | 's3';
+
 /**
  * Parses `NAME`, `NAME@version=<id>`, `NAME@snapshot=<time>` or `NAME@etag=<etag>`. The pin is
  * the text after the last `@` that is followed by a known `kind=`, so names may contain `@`.
+ * Azure version ids and snapshots are timestamps; S3 version ids are opaque strings, and S3 has
+ * no snapshots.
  */
-export function parseBlobSpec(entry: string): BlobSpec {
+export function parseBlobSpec(entry: string, rules: PinRules = 'azure-blob'): BlobSpec {
   const match = /^(.*)@(version|snapshot|etag)=(.*)$/i.exec(entry);
   if (!match) {
     if (/@[a-z-]+=/i.test(entry)) {
@@ -36,7 +41,21 @@ export function parseBlobSpec(entry: string): BlobSpec {
       `Empty ${kind} in blobs entry ${quote(entry)}. Expected NAME@${kind}=<${kind}>.`,
     );
   }
-  if (kind === 'snapshot' || kind === 'version') {
+  if (rules === 's3') {
+    if (kind === 'snapshot') {
+      throw new ConfigurationError(
+        `S3 has no snapshots: ${quote(entry)}. Pin an object version with ` +
+          `NAME@version=<versionId>, or its content with NAME@etag=<etag>.`,
+      );
+    }
+    if (kind === 'version' && !/^[\x21-\x7e]{1,1024}$/.test(value)) {
+      throw new ConfigurationError(
+        `Invalid version ${quote(value)} in blobs entry ${quote(entry)}. Expected an S3 ` +
+          `version id, e.g. 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY, as 'aws s3api list-object-versions' ` +
+          `shows it.`,
+      );
+    }
+  } else if (kind === 'snapshot' || kind === 'version') {
     // Both are timestamps such as 2024-05-01T10:20:30.1234567Z.
     if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$/.test(value)) {
       throw new ConfigurationError(

@@ -11,15 +11,22 @@ export interface RemoteObject {
   versionId?: string;
   snapshot?: string;
   lastModified?: string;
-  /** Base64 MD5 the service stores for the whole object, when it has one. */
+  /**
+   * Base64 MD5 of the whole object that the service vouches for, when it has one: Azure's
+   * Content-MD5, or the ETag of an S3 single-part upload (which is the MD5 of its bytes).
+   */
   contentMd5?: string;
+  /** Where contentMd5 came from, for messages: 'Content-MD5' (the default) or 'ETag (MD5)'. */
+  md5Source?: string;
+  /** Base64 SHA-256 of the whole object the service stores (S3's x-amz-checksum-sha256). */
+  checksumSha256?: string;
   /** The object's address, without any credential, for logs, outputs and image labels. */
   uri: string;
 }
 
 /**
- * What the download engine needs from a storage service. Azure Blob implements it; any store
- * with ranged GETs, ETags and conditional requests can.
+ * What the download engine needs from a storage service. Azure Blob and S3 implement it; any
+ * store with ranged GETs, ETags and conditional requests can.
  */
 export interface ObjectStore {
   /** Names the container or bucket in messages. */

@@ -35,6 +35,11 @@ export class FaultProxy {
   private server?: https.Server;
   private port = 0;
   private readonly agent = new https.Agent({ keepAlive: true });
+  /**
+   * Forwards the client's Host header unchanged, as a transparent proxy must for requests
+   * whose signature covers it (S3's SigV4); otherwise it names the upstream.
+   */
+  preserveHost = false;
 
   constructor(
     private readonly upstream: URL,
@@ -87,7 +92,7 @@ export class FaultProxy {
         port: this.upstream.port,
         method: req.method,
         path: req.url,
-        headers: { ...req.headers, host: this.upstream.host },
+        headers: this.preserveHost ? req.headers : { ...req.headers, host: this.upstream.host },
         agent: this.agent,
       },
       (answer) => {

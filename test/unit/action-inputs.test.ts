@@ -41,6 +41,13 @@ describe('action-fetch-model/action.yml', () => {
     const requested = new Set([
       ...requestedInputs(read, { 'storage-account': 'acct', container: 'models', blobs: 'a' }),
       ...requestedInputs(read, { 'blob-endpoint': 'https://x', container: 'models', prefix: 'p/' }),
+      ...requestedInputs(read, {
+        provider: 's3',
+        bucket: 'models',
+        region: 'eu-west-1',
+        'role-to-assume': 'arn:aws:iam::123456789012:role/fetch-model',
+        blobs: 'a',
+      }),
     ]);
     expect([...requested].sort()).toEqual(Object.keys(yaml.inputs).sort());
   });
@@ -63,8 +70,36 @@ describe('action-fetch-model/action.yml', () => {
     expect(yaml.inputs['verify-md5'].default).toBe(settings.verifyMd5);
     expect(yaml.inputs['block-size'].default).toBe('8MiB');
     expect(settings.blockSize).toBe(8 * 1024 * 1024);
-    expect(yaml.inputs.audience.default).toBe(settings.identity.audience);
-    expect(yaml.inputs.cloud.default).toBe(settings.identity.cloud.name);
+    expect(yaml.inputs.provider.default).toBe(settings.store.provider);
+    if (settings.store.provider !== 'azure-blob') throw new Error('azure-blob is the default');
+    expect(yaml.inputs.cloud.default).toBe(settings.store.identity.cloud.name);
+  });
+
+  it('documents the audience default of each provider, which the code applies', () => {
+    const s3 = read(
+      new Inputs(
+        (name) =>
+          ({
+            provider: 's3',
+            bucket: 'models',
+            region: 'eu-west-1',
+            'role-to-assume': 'arn:aws:iam::123456789012:role/fetch-model',
+            blobs: 'a',
+          })[name] ?? '',
+      ),
+    );
+    const azure = read(
+      new Inputs(
+        (name) => ({ 'storage-account': 'acct', container: 'models', blobs: 'a' })[name] ?? '',
+      ),
+    );
+    // One input, two defaults: action.yml cannot declare either, so its description names both.
+    expect(yaml.inputs.audience.default).toBeUndefined();
+    const description = (yaml.inputs.audience as { description: string }).description;
+    expect(azure.store.identity.audience).toBe('api://AzureADTokenExchange');
+    expect(s3.store.identity.audience).toBe('sts.amazonaws.com');
+    expect(description).toContain('`api://AzureADTokenExchange`');
+    expect(description).toContain('`sts.amazonaws.com`');
   });
 
   it('declares the outputs main.ts sets', () => {

@@ -60,13 +60,19 @@ describe('fetch-model readSettings', () => {
   const base = { 'storage-account': 'mymodels', container: 'models', blobs: 'a.bin' };
   const read = (values: Record<string, string>, env: NodeJS.ProcessEnv = {}) =>
     readSettings(inputsOf(values), env, new MemoryLogger());
+  /** The Azure part of the settings (the default provider). */
+  const azure = (values: Record<string, string>, env: NodeJS.ProcessEnv = {}) => {
+    const { store } = read(values, env);
+    if (store.provider !== 'azure-blob') throw new Error(`provider is ${store.provider}`);
+    return store;
+  };
 
   it('builds the endpoint from the account and cloud', () => {
-    expect(read(base).endpoint.toString()).toBe('https://mymodels.blob.core.windows.net/');
-    expect(read({ ...base, cloud: 'AzureChinaCloud' }).endpoint.host).toBe(
+    expect(azure(base).endpoint.toString()).toBe('https://mymodels.blob.core.windows.net/');
+    expect(azure({ ...base, cloud: 'AzureChinaCloud' }).endpoint.host).toBe(
       'mymodels.blob.core.chinacloudapi.cn',
     );
-    expect(read({ ...base, cloud: 'AzureUSGovernment' }).identity.authorityHost).toBe(
+    expect(azure({ ...base, cloud: 'AzureUSGovernment' }).identity.authorityHost).toBe(
       'https://login.microsoftonline.us',
     );
   });
@@ -77,7 +83,7 @@ describe('fetch-model readSettings', () => {
     expect(settings.blockSize).toBe(8 * 1024 * 1024);
     expect(settings.verifyMd5).toBe('auto');
     expect(settings.destination).toMatch(/\/model$/);
-    expect(settings.identity).toMatchObject({
+    expect(azure(base, { AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 't' }).identity).toMatchObject({
       clientId: 'c',
       tenantId: 't',
       audience: 'api://AzureADTokenExchange',
@@ -123,7 +129,7 @@ describe('fetch-model readSettings', () => {
     const logger = new MemoryLogger();
     const sas = 'sv=2023-11-03&sp=r&sig=c2VjcmV0%2Bc2ln';
     const settings = readSettings(inputsOf({ ...base, 'sas-token': `?${sas}` }), {}, logger);
-    expect(settings.sasToken).toBe(sas);
+    expect(settings.store.provider === 'azure-blob' && settings.store.sasToken).toBe(sas);
     expect(logger.secrets).toEqual(
       expect.arrayContaining([sas, 'c2VjcmV0+c2ln', 'c2VjcmV0%2Bc2ln']),
     );
@@ -154,5 +160,81 @@ describe('fetch-model readSettings', () => {
       ),
     ).toThrow(/must not carry a query string/);
     expect(logger.secrets).toContain('sig=abc');
+  });
+});
+
+describe('fetch-model readSettings for provider s3', () => {
+  const base = {
+    provider: 's3',
+    bucket: 'my-models',
+    region: 'eu-west-1',
+    'role-to-assume': 'arn:aws:iam::123456789012:role/fetch-model',
+    blobs: 'resnet/model.bin@version=3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY',
+  };
+  const s3 = (values: Record<string, string>, env: NodeJS.ProcessEnv = {}) => {
+    const { store, source } = readSettings(inputsOf(values), env, new MemoryLogger());
+    if (store.provider !== 's3') throw new Error(`provider is ${store.provider}`);
+    return { store, source };
+  };
+
+  it('reads the bucket, region, role and S3 defaults', () => {
+    const { store, source } = s3(base);
+    expect(store).toEqual({
+      provider: 's3',
+      bucket: 'my-models',
+      endpoint: undefined,
+      identity: {
+        roleArn: 'arn:aws:iam::123456789012:role/fetch-model',
+        roleSessionName: 'fetch-model',
+        audience: 'sts.amazonaws.com',
+        region: 'eu-west-1',
+        stsEndpoint: undefined,
+      },
+    });
+    expect(source).toEqual({
+      kind: 'blobs',
+      specs: [
+        {
+          name: 'resnet/model.bin',
+          pin: { kind: 'version', value: '3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY' },
+        },
+      ],
+    });
+  });
+
+  it('takes the region from AWS_REGION and STS from AWS_ENDPOINT_URL_STS', () => {
+    const { store } = s3(
+      { ...base, region: '', endpoint: 'https://127.0.0.1:9000/' },
+      { AWS_REGION: 'us-east-2', AWS_ENDPOINT_URL_STS: 'https://127.0.0.1:9001' },
+    );
+    expect(store.identity.region).toBe('us-east-2');
+    expect(store.endpoint?.toString()).toBe('https://127.0.0.1:9000/');
+    expect(store.identity.stsEndpoint?.toString()).toBe('https://127.0.0.1:9001/');
+  });
+
+  it.each([
+    [{ ...base, bucket: '' }, /Input 'bucket' is required/],
+    [{ ...base, bucket: 's3://my-models' }, /Invalid bucket 's3:\/\/my-models'/],
+    [{ ...base, region: '' }, /Input 'region' is required for provider 's3'/],
+    [{ ...base, region: 'Ireland' }, /Invalid region 'Ireland'/],
+    [{ ...base, 'role-to-assume': 'fetch-model' }, /Invalid role-to-assume 'fetch-model'/],
+    [{ ...base, 'role-session-name': 'a b' }, /Invalid role-session-name 'a b'/],
+    [{ ...base, endpoint: 'http://minio:9000' }, /Invalid endpoint.*https:\/\//],
+    [{ ...base, container: 'models' }, /'container' does not apply to provider 's3'/],
+    [{ ...base, blobs: 'm.bin@snapshot=2024-05-01T10:20:30Z' }, /S3 has no snapshots/],
+    [{ ...base, provider: 'gcs' }, /Invalid provider 'gcs'. Expected one of: azure-blob, s3/],
+  ])('refuses bad input %#', (values, message) => {
+    expect(() => s3(values)).toThrow(ConfigurationError);
+    expect(() => s3(values)).toThrow(message);
+  });
+
+  it('refuses S3 inputs with the Azure provider', () => {
+    expect(() =>
+      readSettings(
+        inputsOf({ 'storage-account': 'acct', container: 'models', blobs: 'a', bucket: 'b' }),
+        {},
+        new MemoryLogger(),
+      ),
+    ).toThrow(/'bucket' does not apply to provider 'azure-blob'.*provider: s3/);
   });
 });
