@@ -36855,8 +36855,7 @@ function sendRequest(request) {
             agent: (0, http_1.keepAliveAgent)(url.protocol, 8),
         }, (res) => {
             answered = true;
-            const timeout = request.idleTimeoutMs ?? 120_000;
-            res.socket.setTimeout(timeout, () => res.destroy(timedOut(timeout)));
+            watchBodyIdle(res, request.idleTimeoutMs ?? 120_000);
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
         });
         const timeout = request.idleTimeoutMs ?? 120_000;
@@ -36894,6 +36893,20 @@ function sendRequest(request) {
                 req.destroy(error);
             }
         })();
+    });
+}
+/**
+ * Fails a response whose body stalls for `ms`; the listener leaves the socket with the
+ * response, since a kept-alive socket serves many responses.
+ */
+function watchBodyIdle(res, ms) {
+    const socket = res.socket;
+    const onTimeout = () => res.destroy(timedOut(ms));
+    socket.setTimeout(ms);
+    socket.on('timeout', onTimeout);
+    res.once('close', () => {
+        socket.removeListener('timeout', onTimeout);
+        socket.setTimeout(0);
     });
 }
 function timedOut(ms) {
@@ -37615,9 +37628,8 @@ function send(request) {
             headers: request.headers,
             agent: request.agent ?? keepAliveAgent(url.protocol, 16),
         }, (res) => {
-            if (request.idleTimeoutMs) {
-                res.socket.setTimeout(request.idleTimeoutMs, () => res.destroy(timeoutError(request.idleTimeoutMs)));
-            }
+            if (request.idleTimeoutMs)
+                watchBodyIdle(res, request.idleTimeoutMs);
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
         });
         if (request.idleTimeoutMs) {
@@ -37625,6 +37637,21 @@ function send(request) {
         }
         req.on('error', reject);
         req.end(request.body);
+    });
+}
+/**
+ * Fails a response whose body stalls for `ms`. The listener comes off the socket when the
+ * response ends, because a kept-alive socket serves many responses and would otherwise
+ * collect one listener per request.
+ */
+function watchBodyIdle(res, ms) {
+    const socket = res.socket;
+    const onTimeout = () => res.destroy(timeoutError(ms));
+    socket.setTimeout(ms);
+    socket.on('timeout', onTimeout);
+    res.once('close', () => {
+        socket.removeListener('timeout', onTimeout);
+        socket.setTimeout(0);
     });
 }
 function timeoutError(ms) {
