@@ -37017,7 +37017,7 @@ function renderSummary(result) {
     }
     if (result.skipped)
         rows.push(['Skipped', 'the first tag already holds this commit and model']);
-    summary.table(['', ''], rows);
+    summary.table(['What', 'Value'], rows);
     if (result.blobs.length > 0) {
         summary.table(['Blob', 'Digest', 'Size', 'Status'], result.blobs.map((blob) => [
             blob.what,

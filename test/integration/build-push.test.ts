@@ -366,6 +366,77 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(next.summary).toMatch(/base layer 1 \| `[0-9a-f]{16}` \| [\d.]+ [KMG]iB \| exists/);
   });
 
+  it('model-layer mode: takes an OCI base, picks the platform from an index, refuses a missing one', async () => {
+    // The docker-pushed base, re-written as an OCI manifest, and an index naming it for linux/amd64.
+    const token = stack.registry.bearer('ai/app-base');
+    const put = async (reference: string, mediaType: string, body: Buffer) => {
+      const answer = await fetch(`${stack.registry.url}/v2/ai/app-base/manifests/${reference}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': mediaType },
+        body,
+      });
+      expect(answer.status).toBe(201);
+      return answer.headers.get('docker-content-digest')!;
+    };
+    const docker2 = (await (await stack.registry.get('ai/app-base', 'manifests/1')).json()) as {
+      config: { digest: string; size: number };
+      layers: Array<{ digest: string; size: number }>;
+    };
+    const oci = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { ...docker2.config, mediaType: 'application/vnd.oci.image.config.v1+json' },
+        layers: docker2.layers.map((layer) => ({
+          ...layer,
+          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        })),
+      }),
+    );
+    const ociDigest = await put('1-oci', 'application/vnd.oci.image.manifest.v1+json', oci);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: ociDigest,
+            size: oci.length,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
+        ],
+      }),
+    );
+    await put('1-multi', 'application/vnd.oci.image.index.v1+json', index);
+
+    const run = await buildPush({
+      repository: 'ai/from-index',
+      mode: 'model-layer',
+      'base-image': 'ai/app-base:1-multi',
+      ...smokeInputs,
+    });
+    expect(errorLines(run)).toEqual([]);
+    expect(run.stdout).toContain('application/vnd.oci.image.manifest.v1+json');
+    const manifest = (await (
+      await stack.registry.get('ai/from-index', `manifests/${run.outputs.digest}`)
+    ).json()) as { mediaType: string; layers: Array<{ mediaType: string }> };
+    expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(manifest.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
+    expect(await modelInImage(run.outputs.image)).toBe(sha256(model));
+
+    const arm = await buildPush({
+      repository: 'ai/from-index',
+      mode: 'model-layer',
+      'base-image': 'ai/app-base:1-multi',
+      platform: 'linux/arm64',
+    });
+    expectFailure(
+      arm,
+      /base-image '.*ai\/app-base:1-multi' is a multi-platform index without 'linux\/arm64'; it has: linux\/amd64\. Set 'platform'/,
+    );
+  });
+
   it('model-layer mode: a failing smoke test moves no tag', async () => {
     const run = await buildPush({
       repository: 'ai/layer-smoke-fails',
