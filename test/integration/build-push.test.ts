@@ -260,6 +260,27 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(again.stdout).not.toMatch(/docker build|Smoke test/);
   });
 
+  it('dockerfile mode with push: false builds and smoke-tests, and touches no registry', async () => {
+    const sha = randomBytes(20).toString('hex');
+    const tokenRequests = stack.registry.tokens.requests.length;
+    const run = await buildPush(
+      { repository: 'ai/not-pushed', context: 'app', push: 'false', ...smokeInputs },
+      sha,
+    );
+    expect(errorLines(run)).toEqual([]);
+    const tag = JSON.parse(run.outputs.tags)[0];
+    expect(run.outputs.image).toBe(`${stack.registry.host}/ai/not-pushed:${tag}`);
+    expect(run.outputs.digest).toBe('');
+    expect(run.outputs['bytes-uploaded']).toBe('0');
+    expect(run.summary).toMatch(/Image built/);
+    expect(stack.registry.tokens.requests.length).toBe(tokenRequests);
+    const labels = JSON.parse(
+      await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', run.outputs.image),
+    ) as Record<string, string>;
+    expect(labels['org.opencontainers.image.revision']).toBe(sha);
+    await docker('image', 'rm', run.outputs.image);
+  });
+
   it('dockerfile mode: a failing smoke test prints the container log and pushes nothing', async () => {
     const run = await buildPush({
       repository: 'ai/smoke-fails',
