@@ -301,6 +301,10 @@ async function main(): Promise<void> {
     mkdirSync(path.dirname(RESULTS), { recursive: true });
     writeFileSync(RESULTS, report);
   } finally {
+    const images = (await docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']))
+      .split('\n')
+      .filter((image) => image.startsWith(`${host}/`));
+    if (images.length > 0) await docker(['image', 'rm', '-f', ...images]).catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
     await stack.stop();
   }

@@ -80,6 +80,11 @@ describe('build-push against the real registry and dockerd, signed in through OI
     await docker('image', 'rm', base);
   });
   afterAll(async () => {
+    // Images tagged for this run's registry (its port is never used again).
+    const images = (await docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'))
+      .split('\n')
+      .filter((image) => image.startsWith(`${stack.registry.host}/`));
+    if (images.length > 0) await docker('image', 'rm', '-f', ...images).catch(() => undefined);
     await stack.stop();
   });
   beforeEach(() => {
