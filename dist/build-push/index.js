@@ -37106,7 +37106,7 @@ async function smokeTest(docker, image, settings, logger) {
             if (typeof answer === 'string')
                 return await fail(`POST ${settings.requestPath} failed: ${answer}`);
             response = (await answer.text()).slice(0, 2000);
-            logger.info(`POST ${settings.requestPath} → HTTP ${answer.status}: ${response.slice(0, 300)}`);
+            logger.info(`POST ${settings.requestPath} → HTTP ${answer.status}: ${response.slice(0, 300).trim()}`);
             if (!answer.ok)
                 return await fail(`POST ${settings.requestPath} answered HTTP ${answer.status}`, response);
             if (settings.expect !== undefined && !response.includes(settings.expect)) {
