@@ -241,6 +241,9 @@ async function main(): Promise<void> {
             `Authorization: Bearer ${token}`,
             '-H',
             'Content-Type: application/octet-stream',
+            // No 100-continue round trip: the bytes go at once.
+            '-H',
+            'Expect:',
             '-T',
             file,
             '-o',
