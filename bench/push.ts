@@ -241,6 +241,9 @@ async function main(): Promise<void> {
             `Authorization: Bearer ${token}`,
             '-H',
             'Content-Type: application/octet-stream',
+            // No 100-continue round trip: the bytes go at once.
+            '-H',
+            'Expect:',
             '-T',
             file,
             '-o',
@@ -301,6 +304,10 @@ async function main(): Promise<void> {
     mkdirSync(path.dirname(RESULTS), { recursive: true });
     writeFileSync(RESULTS, report);
   } finally {
+    const images = (await docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']))
+      .split('\n')
+      .filter((image) => image.startsWith(`${host}/`));
+    if (images.length > 0) await docker(['image', 'rm', '-f', ...images]).catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
     await stack.stop();
   }

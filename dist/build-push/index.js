@@ -35842,6 +35842,8 @@ exports.MANIFEST_TYPES = {
     dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
 };
 const ACCEPT_MANIFESTS = Object.values(exports.MANIFEST_TYPES).join(', ');
+/** Times a blob upload may start again from byte 0 after the registry dropped its session. */
+const MAX_RESTARTS = 5;
 /**
  * The OCI distribution API over HTTPS, authenticated by following the registry's
  * WWW-Authenticate challenge. Transient failures (5xx, 429, resets) are retried with backoff;
@@ -35951,9 +35953,8 @@ class RegistryClient {
         let bytesSent = 0;
         let resumes = 0;
         let failures = 0;
-        while (offset < source.size || (offset === 0 && source.size === 0)) {
-            if (source.size === 0)
-                break;
+        let restarts = 0;
+        while (offset < source.size) {
             const start = offset;
             const end = Math.min(source.size, start + this.chunkSize);
             const atStart = hash.copy();
@@ -35998,6 +35999,8 @@ class RegistryClient {
                     location = status.location;
                 }
                 else {
+                    if (++restarts > MAX_RESTARTS)
+                        throw error;
                     // Distribution, for one, invalidates a session that received part of a chunk.
                     this.options.logger.info(`  upload interrupted (${(0, errors_1.errorMessage)(error)}) and the registry no longer has the ` +
                         `session (${'reason' in status ? status.reason : `it holds ${status.received} bytes`}); starting this blob again`);
@@ -36013,13 +36016,7 @@ class RegistryClient {
         }
         const finish = new URL(location);
         finish.searchParams.set('digest', digest);
-        const response = await this.send({
-            method: 'PUT',
-            url: finish,
-            headers: { 'content-length': '0' },
-            expect: [201],
-        });
-        (0, http_1.discardBody)(response.body);
+        await this.finishUpload(repository, finish, digest);
         return { digest, size: source.size, bytesSent, resumes };
     }
     /** Uploads a small blob (a config) in one request. */
@@ -36027,19 +36024,32 @@ class RegistryClient {
         const digest = `sha256:${(0, node_crypto_1.createHash)('sha256').update(data).digest('hex')}`;
         const location = await this.startUpload(repository);
         location.searchParams.set('digest', digest);
-        const response = await this.send({
-            method: 'PUT',
-            url: location,
-            headers: {
-                'content-type': 'application/octet-stream',
-                'content-length': String(data.length),
-            },
-            body: data,
-            expect: [201],
-        });
+        await this.finishUpload(repository, location, digest, data);
         this.bytesSent += data.length;
-        (0, http_1.discardBody)(response.body);
         return digest;
+    }
+    /**
+     * The closing PUT of an upload. Its answer may be lost after the registry completed it, and
+     * a retry then finds no session: a blob that is there by then counts as uploaded.
+     */
+    async finishUpload(repository, url, digest, data) {
+        try {
+            const response = await this.send({
+                method: 'PUT',
+                url,
+                headers: data
+                    ? { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }
+                    : { 'content-length': '0' },
+                body: data,
+                expect: [201],
+            });
+            (0, http_1.discardBody)(response.body);
+        }
+        catch (error) {
+            if (!(await this.hasBlob(repository, digest).catch(() => false)))
+                throw error;
+            this.options.logger.info(`  ${digest.slice(0, 19)}: the registry completed the upload whose answer was lost`);
+        }
     }
     async putManifest(repository, reference, mediaType, body) {
         const response = await this.send({
@@ -36855,8 +36865,7 @@ function sendRequest(request) {
             agent: (0, http_1.keepAliveAgent)(url.protocol, 8),
         }, (res) => {
             answered = true;
-            const timeout = request.idleTimeoutMs ?? 120_000;
-            res.socket.setTimeout(timeout, () => res.destroy(timedOut(timeout)));
+            watchBodyIdle(res, request.idleTimeoutMs ?? 120_000);
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
         });
         const timeout = request.idleTimeoutMs ?? 120_000;
@@ -36894,6 +36903,20 @@ function sendRequest(request) {
                 req.destroy(error);
             }
         })();
+    });
+}
+/**
+ * Fails a response whose body stalls for `ms`; the listener leaves the socket with the
+ * response, since a kept-alive socket serves many responses.
+ */
+function watchBodyIdle(res, ms) {
+    const socket = res.socket;
+    const onTimeout = () => res.destroy(timedOut(ms));
+    socket.setTimeout(ms);
+    socket.on('timeout', onTimeout);
+    res.once('close', () => {
+        socket.removeListener('timeout', onTimeout);
+        socket.setTimeout(0);
     });
 }
 function timedOut(ms) {
@@ -37004,7 +37027,7 @@ function renderSummary(result) {
     }
     if (result.skipped)
         rows.push(['Skipped', 'the first tag already holds this commit and model']);
-    summary.table(['', ''], rows);
+    summary.table(['What', 'Value'], rows);
     if (result.blobs.length > 0) {
         summary.table(['Blob', 'Digest', 'Size', 'Status'], result.blobs.map((blob) => [
             blob.what,
@@ -37093,7 +37116,7 @@ async function smokeTest(docker, image, settings, logger) {
             if (typeof answer === 'string')
                 return await fail(`POST ${settings.requestPath} failed: ${answer}`);
             response = (await answer.text()).slice(0, 2000);
-            logger.info(`POST ${settings.requestPath} → HTTP ${answer.status}: ${response.slice(0, 300)}`);
+            logger.info(`POST ${settings.requestPath} → HTTP ${answer.status}: ${response.slice(0, 300).trim()}`);
             if (!answer.ok)
                 return await fail(`POST ${settings.requestPath} answered HTTP ${answer.status}`, response);
             if (settings.expect !== undefined && !response.includes(settings.expect)) {

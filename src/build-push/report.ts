@@ -27,7 +27,7 @@ export function renderSummary(result: BuildPushResult): string {
     ]);
   }
   if (result.skipped) rows.push(['Skipped', 'the first tag already holds this commit and model']);
-  summary.table(['', ''], rows);
+  summary.table(['What', 'Value'], rows);
   if (result.blobs.length > 0) {
     summary.table(
       ['Blob', 'Digest', 'Size', 'Status'],

@@ -77,7 +77,7 @@ export async function smokeTest(
         return await fail(`POST ${settings.requestPath} failed: ${answer}`);
       response = (await answer.text()).slice(0, 2000);
       logger.info(
-        `POST ${settings.requestPath} → HTTP ${answer.status}: ${response.slice(0, 300)}`,
+        `POST ${settings.requestPath} → HTTP ${answer.status}: ${response.slice(0, 300).trim()}`,
       );
       if (!answer.ok)
         return await fail(`POST ${settings.requestPath} answered HTTP ${answer.status}`, response);

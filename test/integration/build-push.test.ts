@@ -80,6 +80,11 @@ describe('build-push against the real registry and dockerd, signed in through OI
     await docker('image', 'rm', base);
   });
   afterAll(async () => {
+    // Images tagged for this run's registry (its port is never used again).
+    const images = (await docker('image', 'ls', '--format', '{{.Repository}}:{{.Tag}}'))
+      .split('\n')
+      .filter((image) => image.startsWith(`${stack.registry.host}/`));
+    if (images.length > 0) await docker('image', 'rm', '-f', ...images).catch(() => undefined);
     await stack.stop();
   });
   beforeEach(() => {
@@ -260,6 +265,27 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(again.stdout).not.toMatch(/docker build|Smoke test/);
   });
 
+  it('dockerfile mode with push: false builds and smoke-tests, and touches no registry', async () => {
+    const sha = randomBytes(20).toString('hex');
+    const tokenRequests = stack.registry.tokens.requests.length;
+    const run = await buildPush(
+      { repository: 'ai/not-pushed', context: 'app', push: 'false', ...smokeInputs },
+      sha,
+    );
+    expect(errorLines(run)).toEqual([]);
+    const tag = JSON.parse(run.outputs.tags)[0];
+    expect(run.outputs.image).toBe(`${stack.registry.host}/ai/not-pushed:${tag}`);
+    expect(run.outputs.digest).toBe('');
+    expect(run.outputs['bytes-uploaded']).toBe('0');
+    expect(run.summary).toMatch(/Image built/);
+    expect(stack.registry.tokens.requests.length).toBe(tokenRequests);
+    const labels = JSON.parse(
+      await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', run.outputs.image),
+    ) as Record<string, string>;
+    expect(labels['org.opencontainers.image.revision']).toBe(sha);
+    await docker('image', 'rm', run.outputs.image);
+  });
+
   it('dockerfile mode: a failing smoke test prints the container log and pushes nothing', async () => {
     const run = await buildPush({
       repository: 'ai/smoke-fails',
@@ -366,6 +392,77 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(next.summary).toMatch(/base layer 1 \| `[0-9a-f]{16}` \| [\d.]+ [KMG]iB \| exists/);
   });
 
+  it('model-layer mode: takes an OCI base, picks the platform from an index, refuses a missing one', async () => {
+    // The docker-pushed base, re-written as an OCI manifest, and an index naming it for linux/amd64.
+    const token = stack.registry.bearer('ai/app-base');
+    const put = async (reference: string, mediaType: string, body: Buffer) => {
+      const answer = await fetch(`${stack.registry.url}/v2/ai/app-base/manifests/${reference}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': mediaType },
+        body,
+      });
+      expect(answer.status).toBe(201);
+      return answer.headers.get('docker-content-digest')!;
+    };
+    const docker2 = (await (await stack.registry.get('ai/app-base', 'manifests/1')).json()) as {
+      config: { digest: string; size: number };
+      layers: Array<{ digest: string; size: number }>;
+    };
+    const oci = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { ...docker2.config, mediaType: 'application/vnd.oci.image.config.v1+json' },
+        layers: docker2.layers.map((layer) => ({
+          ...layer,
+          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        })),
+      }),
+    );
+    const ociDigest = await put('1-oci', 'application/vnd.oci.image.manifest.v1+json', oci);
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: ociDigest,
+            size: oci.length,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
+        ],
+      }),
+    );
+    await put('1-multi', 'application/vnd.oci.image.index.v1+json', index);
+
+    const run = await buildPush({
+      repository: 'ai/from-index',
+      mode: 'model-layer',
+      'base-image': 'ai/app-base:1-multi',
+      ...smokeInputs,
+    });
+    expect(errorLines(run)).toEqual([]);
+    expect(run.stdout).toContain('application/vnd.oci.image.manifest.v1+json');
+    const manifest = (await (
+      await stack.registry.get('ai/from-index', `manifests/${run.outputs.digest}`)
+    ).json()) as { mediaType: string; layers: Array<{ mediaType: string }> };
+    expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(manifest.layers.at(-1)!.mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
+    expect(await modelInImage(run.outputs.image)).toBe(sha256(model));
+
+    const arm = await buildPush({
+      repository: 'ai/from-index',
+      mode: 'model-layer',
+      'base-image': 'ai/app-base:1-multi',
+      platform: 'linux/arm64',
+    });
+    expectFailure(
+      arm,
+      /base-image '.*ai\/app-base:1-multi' is a multi-platform index without 'linux\/arm64'; it has: linux\/amd64\. Set 'platform'/,
+    );
+  });
+
   it('model-layer mode: a failing smoke test moves no tag', async () => {
     const run = await buildPush({
       repository: 'ai/layer-smoke-fails',
@@ -440,7 +537,15 @@ describe('build-push against the real registry and dockerd, signed in through OI
 
     it('retries 503s, resumes after a dropped connection, and starts again after a cut mid-chunk', async () => {
       let patch = 0;
+      const closed = new Set<string>();
       proxy.decide = (request) => {
+        // The answer to the first closing PUT of each upload (the model layer's, the config's)
+        // is lost after the registry completed it.
+        const session = request.path.split('?')[0];
+        if (request.method === 'PUT' && request.path.includes('digest=') && !closed.has(session)) {
+          closed.add(session);
+          return { kind: 'drop-response' };
+        }
         if (request.method !== 'PATCH') return { kind: 'pass' };
         patch++;
         if (patch === 2) return { kind: 'status', status: 503, headers: { 'retry-after': '0' } };
@@ -470,6 +575,9 @@ describe('build-push against the real registry and dockerd, signed in through OI
         /upload interrupted \(socket hang up\) and the registry no longer has the session \(.*BLOB_UPLOAD_INVALID.*\); starting this blob again/,
       );
       expect(run.summary).toMatch(/model layer .* uploaded, resumed 3×/);
+      expect(
+        run.stdout.match(/the registry completed the upload whose answer was lost/g),
+      ).toHaveLength(2);
       const labels = await labelsOf('ai/flaky', JSON.parse(run.outputs.tags)[0]);
       const blob = Buffer.from(
         await (

@@ -22,6 +22,8 @@ export const MANIFEST_TYPES = {
   dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
 } as const;
 const ACCEPT_MANIFESTS = Object.values(MANIFEST_TYPES).join(', ');
+/** Times a blob upload may start again from byte 0 after the registry dropped its session. */
+const MAX_RESTARTS = 5;
 
 /** A blob's bytes that can be read again from any offset (an upload resumes mid-blob). */
 export interface BlobSource {
@@ -172,8 +174,8 @@ export class RegistryClient {
     let bytesSent = 0;
     let resumes = 0;
     let failures = 0;
-    while (offset < source.size || (offset === 0 && source.size === 0)) {
-      if (source.size === 0) break;
+    let restarts = 0;
+    while (offset < source.size) {
       const start = offset;
       const end = Math.min(source.size, start + this.chunkSize);
       const atStart = hash.copy();
@@ -219,6 +221,7 @@ export class RegistryClient {
           offset = status.received;
           location = status.location;
         } else {
+          if (++restarts > MAX_RESTARTS) throw error;
           // Distribution, for one, invalidates a session that received part of a chunk.
           this.options.logger.info(
             `  upload interrupted (${errorMessage(error)}) and the registry no longer has the ` +
@@ -236,13 +239,7 @@ export class RegistryClient {
     }
     const finish = new URL(location);
     finish.searchParams.set('digest', digest);
-    const response = await this.send({
-      method: 'PUT',
-      url: finish,
-      headers: { 'content-length': '0' },
-      expect: [201],
-    });
-    discardBody(response.body);
+    await this.finishUpload(repository, finish, digest);
     return { digest, size: source.size, bytesSent, resumes };
   }
 
@@ -251,19 +248,38 @@ export class RegistryClient {
     const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
     const location = await this.startUpload(repository);
     location.searchParams.set('digest', digest);
-    const response = await this.send({
-      method: 'PUT',
-      url: location,
-      headers: {
-        'content-type': 'application/octet-stream',
-        'content-length': String(data.length),
-      },
-      body: data,
-      expect: [201],
-    });
+    await this.finishUpload(repository, location, digest, data);
     this.bytesSent += data.length;
-    discardBody(response.body);
     return digest;
+  }
+
+  /**
+   * The closing PUT of an upload. Its answer may be lost after the registry completed it, and
+   * a retry then finds no session: a blob that is there by then counts as uploaded.
+   */
+  private async finishUpload(
+    repository: string,
+    url: URL,
+    digest: string,
+    data?: Buffer,
+  ): Promise<void> {
+    try {
+      const response = await this.send({
+        method: 'PUT',
+        url,
+        headers: data
+          ? { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }
+          : { 'content-length': '0' },
+        body: data,
+        expect: [201],
+      });
+      discardBody(response.body);
+    } catch (error) {
+      if (!(await this.hasBlob(repository, digest).catch(() => false))) throw error;
+      this.options.logger.info(
+        `  ${digest.slice(0, 19)}: the registry completed the upload whose answer was lost`,
+      );
+    }
   }
 
   async putManifest(

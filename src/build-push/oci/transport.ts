@@ -32,8 +32,7 @@ export function sendRequest(request: RegistryRequest): Promise<HttpResponse> {
       },
       (res) => {
         answered = true;
-        const timeout = request.idleTimeoutMs ?? 120_000;
-        res.socket.setTimeout(timeout, () => res.destroy(timedOut(timeout)));
+        watchBodyIdle(res, request.idleTimeoutMs ?? 120_000);
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
       },
     );
@@ -68,6 +67,21 @@ export function sendRequest(request: RegistryRequest): Promise<HttpResponse> {
         req.destroy(error as Error);
       }
     })();
+  });
+}
+
+/**
+ * Fails a response whose body stalls for `ms`; the listener leaves the socket with the
+ * response, since a kept-alive socket serves many responses.
+ */
+function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
+  const socket = res.socket;
+  const onTimeout = () => res.destroy(timedOut(ms));
+  socket.setTimeout(ms);
+  socket.on('timeout', onTimeout);
+  res.once('close', () => {
+    socket.removeListener('timeout', onTimeout);
+    socket.setTimeout(0);
   });
 }
 
