@@ -11,6 +11,11 @@ import {
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifests are read by path in assertions
+type Json = Record<string, any>;
+
+const podSpec = (object: unknown): Json => (object as Json).spec.template.spec;
+
 const options = (overrides: Partial<RenderOptions> = {}): RenderOptions => ({
   images: [],
   labels: {},
@@ -78,7 +83,7 @@ describe('rendering', () => {
         images: parseImageInputs([`registry.local:5000/app@${DIGEST}`]),
       },
     );
-    const spec = (rendered.objects[0].object.spec as any).template.spec;
+    const spec = podSpec(rendered.objects[0].object);
     expect(spec.initContainers[0].image).toBe(`registry.local:5000/app@${DIGEST}`);
     expect(spec.containers[0].image).toBe(`registry.local:5000/app@${DIGEST}`);
     expect(spec.containers[1].image).toBe('docker.io/library/busybox:1.36');
@@ -89,7 +94,7 @@ describe('rendering', () => {
     const rendered = render1(deployment('registry.local:5001/app:1', 'other.io/app:1'), {
       images: parseImageInputs([`registry.local:5000/app@${DIGEST}`]),
     });
-    const spec = (rendered.objects[0].object.spec as any).template.spec;
+    const spec = podSpec(rendered.objects[0].object);
     expect(spec.containers[0].image).toBe('registry.local:5001/app:1');
     expect(spec.initContainers[0].image).toBe('other.io/app:1');
     expect(rendered.unusedImages).toEqual([`registry.local:5000/app@${DIGEST}`]);
@@ -97,7 +102,7 @@ describe('rendering', () => {
 
   it('matches Docker Hub short names to their full repository', () => {
     const rendered = render1(deployment('busybox'), { images: parseImageInputs(['busybox:1.37']) });
-    const spec = (rendered.objects[0].object.spec as any).template.spec;
+    const spec = podSpec(rendered.objects[0].object);
     expect(spec.containers.map((c: { image: string }) => c.image)).toEqual([
       'busybox:1.37',
       'busybox:1.37',
@@ -138,7 +143,7 @@ spec:
 `,
       { images: parseImageInputs([`r.io/app@${DIGEST}`]) },
     );
-    const [cron, pod] = rendered.objects.map((o) => o.object as any);
+    const [cron, pod] = rendered.objects.map((o) => o.object as unknown as Json);
     expect(cron.spec.jobTemplate.spec.template.spec.containers[0].image).toBe(`r.io/app@${DIGEST}`);
     expect(pod.spec.containers[0].image).toBe(`r.io/app@${DIGEST}`);
   });
