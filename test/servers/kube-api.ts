@@ -631,6 +631,8 @@ export class KubeApiServer {
   ): void {
     const from = Number(query.get('resourceVersion') || '0');
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // The API server answers a watch at once; clients wait for these headers before events.
+    res.flushHeaders();
     const write = (event: StoredEvent) => {
       if (event.resource !== type) return;
       if (namespace !== undefined && event.object.metadata.namespace !== namespace) return;
