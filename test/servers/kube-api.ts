@@ -226,6 +226,8 @@ export class KubeApiServer {
     accept?: string;
     contentType?: string;
   }> = [];
+  /** When each pod first showed a failing reason (ErrImagePull, CrashLoopBackOff, ...). */
+  readonly podFailures: Array<{ pod: string; reason: string; at: number }> = [];
   /** Verbs and resources refused with 403, e.g. `patch deployments`. */
   readonly forbidden = new Set<string>();
   private readonly objects = new Map<string, Obj>();
@@ -1538,6 +1540,20 @@ export class KubeApiServer {
       if (!current) return;
       const next = structuredClone(current);
       change(next);
+      const reason = (next.status.containerStatuses ?? []).find((c: Obj) => c.state?.waiting)?.state
+        .waiting.reason;
+      if (
+        [
+          'ErrImagePull',
+          'ImagePullBackOff',
+          'CrashLoopBackOff',
+          'InvalidImageName',
+          'CreateContainerConfigError',
+        ].includes(reason) &&
+        !this.podFailures.some((f) => f.pod === pod.metadata.name)
+      ) {
+        this.podFailures.push({ pod: pod.metadata.name, reason, at: Date.now() });
+      }
       this.write(podType, next);
     };
     const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
