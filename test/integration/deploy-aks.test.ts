@@ -119,6 +119,8 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     expectFailure(run, /namespaces "ai" not found/);
 
     writeManifest('namespace.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ai\n');
+    stack.arm.bearerTokens.clear();
+    stack.kube.bearerTokens.clear();
     const ok = await deploy({
       namespace: 'ai',
       images: `${REGISTRY}/ai-app@${DIGEST_V1}`,
@@ -181,8 +183,18 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     expect(ok.summary).toMatch(/ready in/);
     expect(ok.summary).toContain(`${REGISTRY}/ai-app@${DIGEST_V1}`);
 
-    // No token or kubeconfig credential reaches the log.
-    for (const token of stack.oidc.issuedTokens) expect(printed(ok)).not.toContain(token);
+    // No token reaches the log, except in the ::add-mask:: lines that hide it.
+    const tokens = [
+      ...stack.oidc.issuedTokens,
+      ...stack.arm.bearerTokens,
+      ...stack.kube.bearerTokens,
+    ];
+    expect(stack.kube.bearerTokens.size).toBeGreaterThan(0);
+    for (const token of tokens) expect(printed(ok)).not.toContain(token);
+    const masked = ok.stdout.split('\n').filter((line) => line.startsWith('::add-mask::'));
+    for (const token of [...stack.arm.bearerTokens, ...stack.kube.bearerTokens]) {
+      expect(masked).toContain(`::add-mask::${token}`);
+    }
 
     // A second run with nothing new changes nothing.
     const again = await deploy({
@@ -253,11 +265,22 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
   });
 
   it('dry run changes nothing and shows a diff', async () => {
+    const secret = (value: string) =>
+      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: dry-secret\nstringData:\n  API_KEY: ${value}\n`;
+    writeManifest('secret.yaml', secret('first-secret-value-123'));
     writeManifest('app.yaml', appManifest('dry', 1));
     expect((await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` })).exitCode).toBe(0);
     const before = stack.kube.get('Deployment', 'default', 'dry')!;
+    writeManifest('secret.yaml', secret('second-secret-value-456'));
     const run = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V2}`, 'dry-run': 'true' });
     expect(errorLines(run)).toEqual([]);
+    // Secret values are masked in the log and redacted in the summary's diff and the bundle.
+    expect(run.stdout).toContain('::add-mask::second-secret-value-456');
+    for (const text of [printed(run), run.summary, readFileSync(run.outputs.bundle, 'utf8')]) {
+      expect(text).not.toContain('second-secret-value-456');
+      expect(text).not.toContain('first-secret-value-123');
+    }
+    expect(run.summary).toMatch(/\+ {2}API_KEY: \(redacted, sha256:[0-9a-f]{12}\)/);
     expect(run.exitCode).toBe(0);
     expect(stack.kube.get('Deployment', 'default', 'dry')).toEqual(before);
     expect(run.summary).toContain('dry run');

@@ -226,6 +226,8 @@ export class KubeApiServer {
     accept?: string;
     contentType?: string;
   }> = [];
+  /** Every bearer token presented, so tests can check that none was printed. */
+  readonly bearerTokens = new Set<string>();
   /** When each pod first showed a failing reason (ErrImagePull, CrashLoopBackOff, ...). */
   readonly podFailures: Array<{ pod: string; reason: string; at: number }> = [];
   /** Verbs and resources refused with 403, e.g. `patch deployments`. */
@@ -516,6 +518,7 @@ export class KubeApiServer {
     const unauthorized = () => new HttpError(401, 'Unauthorized', 'Unauthorized');
     if (!header.startsWith('Bearer ')) throw unauthorized();
     const token = header.slice(7);
+    this.bearerTokens.add(token);
     if (this.options.staticTokens?.includes(token)) return 'clusterAdmin';
     if (!this.options.trustedKeys) throw unauthorized();
     const verified = verifyJwt(token, this.options.trustedKeys());
