@@ -264,6 +264,53 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     ).toBe(image);
   });
 
+  it('waits for StatefulSets, DaemonSets and Jobs too, and fails on a failed Job', async () => {
+    const podTemplate = (app: string, image: string, restart = '') => `
+  template:
+    metadata:
+      labels: { app: ${app} }
+    spec:
+${restart}      containers:
+        - name: main
+          image: ${image}`;
+    const workloads = (jobImage: string) => `apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: cache }
+spec:
+  serviceName: cache
+  replicas: 2
+  selector: { matchLabels: { app: cache } }${podTemplate('cache', `${REGISTRY}/cache:7`)}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: { name: agent }
+spec:
+  selector: { matchLabels: { app: agent } }${podTemplate('agent', `${REGISTRY}/agent:1`)}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: { name: warm-${jobImage.length} }
+spec:
+  backoffLimit: 0${podTemplate('warm', jobImage, '      restartPolicy: Never\n')}
+`;
+    writeManifest('workloads.yaml', workloads(`${REGISTRY}/ai-app:warm`));
+    const run = await deploy({});
+    expect(errorLines(run)).toEqual([]);
+    expect(stack.kube.get('StatefulSet', 'default', 'cache')!.status.readyReplicas).toBe(2);
+    expect(stack.kube.get('DaemonSet', 'default', 'agent')!.status.numberAvailable).toBe(2);
+    expect(run.summary).toMatch(/\| StatefulSet\/cache \| default \| created \| ready in/);
+    expect(run.summary).toMatch(/\| Job\/warm-\d+ \| default \| created \| ready in/);
+
+    const broken = `${REGISTRY}/ai-app:warm-broken`;
+    stack.kube.behave(broken, { kind: 'crash', logs: ['cannot load model'] });
+    writeManifest('workloads.yaml', workloads(broken));
+    const failed = await deploy({});
+    expectFailure(
+      failed,
+      /Rollout of Job\/warm-\d+ in namespace default failed: (job failed: BackoffLimitExceeded|pod warm-.* CrashLoopBackOff)/,
+    );
+  });
+
   it('dry run changes nothing and shows a diff', async () => {
     const secret = (value: string) =>
       `apiVersion: v1\nkind: Secret\nmetadata:\n  name: dry-secret\nstringData:\n  API_KEY: ${value}\n`;
