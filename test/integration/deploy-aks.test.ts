@@ -427,3 +427,34 @@ spec:
     );
   });
 });
+
+describe('deploy-aks with short-lived Entra tokens', () => {
+  // Tokens live 5 min + 2 s; the action renews them 5 min before expiry, so each request
+  // after the first 2 s needs a new one, and the API double refuses expired ones.
+  const stack = new DeployStack({ readyDelayMs: 4_000 }, 302);
+  let workspace: string;
+  beforeAll(() => stack.start());
+  afterAll(() => stack.stop());
+  beforeEach(() => (workspace = mkdtempSync(path.join(tmpdir(), 'workspace-'))));
+  afterEach(() => rmSync(workspace, { recursive: true, force: true }));
+
+  it('asks Entra for a fresh AKS token when the one it holds nears expiry', async () => {
+    mkdirSync(path.join(workspace, 'k8s'));
+    writeFileSync(path.join(workspace, 'k8s', 'app.yaml'), appManifest('fresh', 1));
+    const run = await runAction(
+      'deploy-aks',
+      { ...stack.clusterInputs(), manifests: 'k8s/', images: `${REGISTRY}/ai-app@${DIGEST_V1}` },
+      {
+        env: { ...stack.oidc.jobEnv(), RUNNER_TEMP: path.join(workspace, '.tmp') },
+        cwd: workspace,
+      },
+    );
+    expect(errorLines(run)).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    const aksTokens = stack.entra.tokenRequests.filter(
+      (r) => r.scope === `${AKS_SERVER_APP_ID}/.default`,
+    );
+    expect(aksTokens.length).toBeGreaterThan(1);
+    expect(stack.kube.bearerTokens.size).toBe(aksTokens.length);
+  });
+});
