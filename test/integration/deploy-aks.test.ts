@@ -228,6 +228,11 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     );
     expect(deployment.status.availableReplicas).toBe(2);
     expect(run.summary).toContain('Deployment failed and was rolled back');
+    expect(run.summary).toMatch(
+      /\| Deployment\/pull \| default \| configured \| failed: (ErrImagePull|ImagePullBackOff) \|/,
+    );
+    // A container that never started has no logs to show.
+    expect(errorLines(run).join('\n')).not.toContain('Last log lines');
     expect(run.summary).toMatch(/What was restored/);
   });
 

@@ -417,7 +417,17 @@ export class KubeApiServer {
 
     if (sub === 'log' && type.kind === 'Pod' && req.method === 'GET') {
       const pod = this.require(type, objectNamespace, objectName!);
-      const lines = this.podLogs.get(pod.metadata.uid) ?? [];
+      const lines = this.podLogs.get(pod.metadata.uid);
+      if (!lines) {
+        const container = url.searchParams.get('container') ?? pod.spec.containers[0].name;
+        const waiting = (pod.status?.containerStatuses ?? []).find((c: Obj) => c.name === container)
+          ?.state?.waiting;
+        throw new HttpError(
+          400,
+          'BadRequest',
+          `container "${container}" in pod "${pod.metadata.name}" is waiting to start: ${waiting?.reason === 'ImagePullBackOff' || waiting?.reason === 'ErrImagePull' ? 'trying and failing to pull image' : (waiting?.reason ?? 'ContainerCreating')}`,
+        );
+      }
       const tail = Number(url.searchParams.get('tailLines') ?? lines.length);
       res.writeHead(200, { 'content-type': 'text/plain' });
       return void res.end(
@@ -1615,14 +1625,21 @@ export class KubeApiServer {
       20,
     );
     const image = containers[0].image;
-    const logs =
-      behaviour.kind === 'crash'
-        ? (behaviour.logs ?? [
-            'Traceback (most recent call last):',
-            'RuntimeError: model file not found',
-          ])
-        : [` * Serving Flask app 'app'`, ' * Running on http://0.0.0.0:5000'];
-    this.podLogs.set(pod.metadata.uid, logs);
+    // Only containers that started have logs.
+    if (behaviour.kind === 'crash') {
+      this.podLogs.set(
+        pod.metadata.uid,
+        behaviour.logs ?? [
+          'Traceback (most recent call last):',
+          'RuntimeError: model file not found',
+        ],
+      );
+    } else if (behaviour.kind === 'ready') {
+      this.podLogs.set(pod.metadata.uid, [
+        ` * Serving Flask app 'app'`,
+        ' * Running on http://0.0.0.0:5000',
+      ]);
+    }
     switch (behaviour.kind) {
       case 'ready': {
         const delay = behaviour.delayMs ?? this.options.readyDelayMs ?? 100;
