@@ -316,6 +316,33 @@ spec:
     );
   });
 
+  it('lists again when its watches are dropped and their history compacted (410 Expired)', async () => {
+    writeManifest('app.yaml', appManifest('relist', 1));
+    const image = `${REGISTRY}/ai-app@sha256:${'e'.repeat(64)}`;
+    stack.kube.behave(image, { kind: 'ready', delayMs: 1_500 });
+    const listsBefore = stack.kube.requests.filter(
+      (r) => /\/deployments$/.test(r.path.split('?')[0]) && !/watch=/.test(r.path),
+    ).length;
+    const running = deploy({ images: image });
+    // Once the action is watching, drop every watch and forget the history it would resume from.
+    for (
+      let i = 0;
+      i < 100 && !stack.kube.requests.some((r) => /deployments\?.*watch=1/.test(r.path));
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    stack.kube.compactAndDropWatches();
+    const run = await running;
+    expect(errorLines(run)).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    const lists = stack.kube.requests.filter(
+      (r) => /\/deployments$/.test(r.path.split('?')[0]) && !/watch=/.test(r.path),
+    ).length;
+    expect(lists - listsBefore).toBeGreaterThanOrEqual(2);
+  });
+
   it('dry run changes nothing and shows a diff', async () => {
     const secret = (value: string) =>
       `apiVersion: v1\nkind: Secret\nmetadata:\n  name: dry-secret\nstringData:\n  API_KEY: ${value}\n`;

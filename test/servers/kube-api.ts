@@ -205,6 +205,7 @@ interface Watcher {
   resource: ResourceType;
   namespace?: string;
   send: (event: StoredEvent) => void;
+  end: () => void;
 }
 
 /**
@@ -246,6 +247,7 @@ export class KubeApiServer {
   private port = 0;
   private stopped = false;
   private clusterIpCounter = 10;
+  private compactedBefore = 0;
 
   constructor(readonly options: KubeApiOptions) {
     for (const name of ['default', 'kube-system', 'kube-public']) {
@@ -282,6 +284,17 @@ export class KubeApiServer {
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+
+  /**
+   * Forgets the event history, as etcd compaction does, and ends every open watch (as an API
+   * server restart or a load balancer does): clients re-watching from a version before now
+   * get 410 Expired and must list again.
+   */
+  compactAndDropWatches(): void {
+    this.compactedBefore = this.rv + 1;
+    this.events.length = 0;
+    for (const watcher of [...this.watchers]) watcher.end();
   }
 
   /** Sets what pods running `image` do from now on. */
@@ -654,12 +667,26 @@ export class KubeApiServer {
       if (!selects(event.object, query)) return;
       res.write(`${JSON.stringify({ type: event.type, object: event.object })}\n`);
     };
+    if (from > 0 && from < this.compactedBefore) {
+      // etcd compacted the history this watch would start from: the client must list again.
+      const status = {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: `too old resource version: ${from} (${this.compactedBefore})`,
+        reason: 'Expired',
+        code: 410,
+      };
+      res.end(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
+      return;
+    }
     if (from > 0) for (const event of this.events) if (event.rv > from) write(event);
     if (from === 0) {
       for (const object of this.collection(type, namespace))
         write({ rv: 0, type: 'ADDED', resource: type, object });
     }
-    const watcher: Watcher = { resource: type, namespace, send: write };
+    const watcher: Watcher = { resource: type, namespace, send: write, end: () => res.end() };
     this.watchers.add(watcher);
     const seconds = Number(query.get('timeoutSeconds') ?? '1800');
     const timer = setTimeout(() => res.end(), seconds * 1000);
