@@ -323,11 +323,13 @@ spec:
     const listsBefore = stack.kube.requests.filter(
       (r) => /\/deployments$/.test(r.path.split('?')[0]) && !/watch=/.test(r.path),
     ).length;
+    const seen = stack.kube.requests.length;
     const running = deploy({ images: image });
     // Once the action is watching, drop every watch and forget the history it would resume from.
     for (
       let i = 0;
-      i < 100 && !stack.kube.requests.some((r) => /deployments\?.*watch=1/.test(r.path));
+      i < 100 &&
+      !stack.kube.requests.slice(seen).some((r) => /deployments\?.*watch=1/.test(r.path));
       i++
     ) {
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -145,6 +145,15 @@ export class ArmServer {
       );
     }
     const admin = action.toLowerCase() === 'listclusteradmincredential';
+    const format = url.searchParams.get('format');
+    if (format !== null && (admin || !['azure', 'exec'].includes(format))) {
+      return armError(
+        res,
+        400,
+        'InvalidParameter',
+        `The value '${format}' of parameter 'format' is not valid.`,
+      );
+    }
     json(res, 200, {
       kubeconfigs: [
         {

@@ -153,6 +153,23 @@ ${user}`;
     expect(connection.token).toBeUndefined();
   });
 
+  it('reads the legacy azure auth-provider as the same server application', () => {
+    const provider = `    auth-provider:
+      name: azure
+      config: { apiserver-id: ${AKS_SERVER_APP_ID}, client-id: 80faf920-1908-4b52-b5ef-a8e7bedfc67a, environment: AzurePublicCloud }
+`;
+    expect(
+      connectionFromKubeconfig(config(provider), 'test', new MemoryLogger()).entraServerId,
+    ).toBe(AKS_SERVER_APP_ID);
+    expect(() =>
+      connectionFromKubeconfig(
+        config('    auth-provider:\n      name: gcp\n'),
+        'test',
+        new MemoryLogger(),
+      ),
+    ).toThrow(/uses the 'gcp' auth-provider/);
+  });
+
   it('refuses other exec plugins, naming them', () => {
     expect(() =>
       connectionFromKubeconfig(
