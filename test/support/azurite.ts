@@ -70,7 +70,13 @@ export class Azurite {
     const child = this.child;
     if (child && child.exitCode === null) {
       await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
+        // Azurite's graceful shutdown waits for its clients' keep-alive sockets, which the
+        // test process may hold for minutes; after a short grace it is killed.
+        const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
         child.kill('SIGTERM');
       });
     }
