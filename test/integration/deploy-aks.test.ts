@@ -236,6 +236,17 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     expect(run.summary).toMatch(/What was restored/);
   });
 
+  it('fails a first deployment that cannot come up, with nothing to roll back to', async () => {
+    writeManifest('app.yaml', appManifest('fresh-bad', 1));
+    const image = `${REGISTRY}/ai-app@sha256:${'f'.repeat(64)}`;
+    stack.kube.behave(image, { kind: 'config-error' });
+    const run = await deploy({ images: image });
+    expectFailure(run, /CreateContainerConfigError: secret "model-credentials" not found/);
+    expectFailure(run, /Nothing to roll back: Deployment\/fresh-bad did not exist before this run/);
+    expect(run.outputs['rolled-back']).toBe('false');
+    expect(run.summary).toContain('Created by this run and left in place: Deployment/fresh-bad.');
+  });
+
   it('rolls back a crash-looping version and reports its last log lines', async () => {
     writeManifest('app.yaml', appManifest('crash', 1));
     expect((await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` })).exitCode).toBe(0);
