@@ -31,6 +31,9 @@ export async function fetchKubeconfig(
       `/providers/Microsoft.ContainerService/managedClusters/${encodeURIComponent(cluster.name)}/${action}`,
   );
   url.searchParams.set('api-version', ARM_API_VERSION);
+  // The exec format (kubelogin) is the one this action answers itself; the legacy
+  // auth-provider format is read too, for clusters that still return it.
+  if (!cluster.admin) url.searchParams.set('format', 'exec');
   const body = await withRetry(
     async () => {
       const response = await send({

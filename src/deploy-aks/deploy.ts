@@ -6,6 +6,7 @@ import type { DeploySettings } from './inputs';
 import { isWorkload, type WorkloadKind } from './kinds';
 import { expandManifestPaths, loadManifests } from './manifests';
 import { render, type Rendered } from './render';
+import { maskSecretValues, redactSecret } from './secrets';
 import { applyAll, type AppliedResource } from './kube/apply';
 import type { KubeClient } from './kube/client';
 import { waitForEndpoints, type ServiceEndpoint } from './kube/endpoints';
@@ -36,8 +37,13 @@ export function renderManifests(
   logger.info(
     `Manifests: ${files.map((file) => path.relative(settings.workspace, file) || file).join(', ')}`,
   );
+  const manifests = loadManifests(files, settings.workspace);
+  maskSecretValues(
+    manifests.map(({ object }) => object),
+    logger,
+  );
   const rendered = render(
-    loadManifests(files, settings.workspace),
+    manifests,
     {
       namespace: settings.namespace,
       images: settings.images,
@@ -53,11 +59,14 @@ export function renderManifests(
   return { rendered, bundlePath: settings.bundlePath };
 }
 
-/** Written to a temporary name and renamed, so no half-written bundle is left behind. */
+/**
+ * Written to a temporary name and renamed, so no half-written bundle is left behind. Secret
+ * values are redacted: the bundle is a record of what was applied, often uploaded as an artifact.
+ */
 function writeBundle(file: string, rendered: Rendered): void {
   mkdirSync(path.dirname(file), { recursive: true });
   const text = rendered.objects
-    .map(({ object }) => stringify(object, { lineWidth: 0 }))
+    .map(({ object }) => stringify(redactSecret(object), { lineWidth: 0 }))
     .join('---\n');
   const temporary = `${file}.partial`;
   writeFileSync(temporary, text);

@@ -139,9 +139,8 @@ export function parseManifest(text: string, file: string): ManifestObject[] {
   const lineCounter = new LineCounter();
   const documents = parseAllDocuments(text, { lineCounter, prettyErrors: false });
   if (!Array.isArray(documents)) return [];
-  const objects: ManifestObject[] = [];
-  documents.forEach((document, index) => {
-    const source = { file, document: index + 1 };
+  // Syntax errors first, wherever they are: they are what the author must fix first.
+  for (const document of documents) {
     const error = document.errors[0];
     if (error) {
       const { line, col } = lineCounter.linePos(error.pos[0]);
@@ -149,7 +148,12 @@ export function parseManifest(text: string, file: string): ManifestObject[] {
         `YAML syntax error in ${file} at line ${line}, column ${col}: ${error.message.split('\n')[0]}`,
       );
     }
-    if (document.contents === null) return;
+  }
+  const objects: ManifestObject[] = [];
+  documents.forEach((document, index) => {
+    const source = { file, document: index + 1 };
+    const value = document.toJS({ maxAliasCount: 100 }) as unknown;
+    if (value === null || value === undefined) return;
     if (!isMap(document.contents)) {
       const what = isSeq(document.contents) ? 'a list' : 'a scalar';
       throw new ConfigurationError(
@@ -157,11 +161,11 @@ export function parseManifest(text: string, file: string): ManifestObject[] {
           `apiVersion, kind and metadata.name.`,
       );
     }
-    const value = document.toJS({ maxAliasCount: 100 }) as Record<string, unknown>;
-    if (value.kind === 'List' && Array.isArray(value.items)) {
-      for (const item of value.items) objects.push({ object: checkShape(item, source), source });
+    const object = value as Record<string, unknown>;
+    if (object.kind === 'List' && Array.isArray(object.items)) {
+      for (const item of object.items) objects.push({ object: checkShape(item, source), source });
     } else {
-      objects.push({ object: checkShape(value, source), source });
+      objects.push({ object: checkShape(object, source), source });
     }
   });
   return objects;

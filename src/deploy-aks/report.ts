@@ -59,15 +59,20 @@ export function renderSummary(result: DeployResult, cluster: string): string {
     ['Resource', 'Namespace', 'Result', 'Rollout'],
     result.applied.map((resource) => {
       const outcome = outcomes.get(`${resource.kind}/${resource.name}`);
+      const failure = result.rollout?.failure;
+      const failedHere =
+        failure && failure.ref.kind === resource.kind && failure.ref.name === resource.name;
       return [
         `${resource.kind}/${resource.name}`,
         resource.namespace ?? '-',
         `${OUTCOME_LABEL[resource.outcome]}${result.dryRun ? ' (dry run)' : ''}`,
-        outcome
-          ? outcome.state === 'done'
-            ? `ready in ${formatDuration(outcome.milliseconds ?? 0)}${outcome.revision ? ` (revision ${outcome.revision})` : ''}`
-            : outcome.message
-          : '-',
+        failedHere
+          ? `failed: ${failure.problem?.reason ?? (failure.timedOut ? 'timed out' : 'see below')}`
+          : outcome
+            ? outcome.state === 'done'
+              ? `ready in ${formatDuration(outcome.milliseconds ?? 0)}${outcome.revision ? ` (revision ${outcome.revision})` : ''}`
+              : outcome.message
+            : '-',
       ];
     }),
   );

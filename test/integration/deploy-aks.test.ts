@@ -119,6 +119,8 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     expectFailure(run, /namespaces "ai" not found/);
 
     writeManifest('namespace.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ai\n');
+    stack.arm.bearerTokens.clear();
+    stack.kube.bearerTokens.clear();
     const ok = await deploy({
       namespace: 'ai',
       images: `${REGISTRY}/ai-app@${DIGEST_V1}`,
@@ -181,8 +183,18 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     expect(ok.summary).toMatch(/ready in/);
     expect(ok.summary).toContain(`${REGISTRY}/ai-app@${DIGEST_V1}`);
 
-    // No token or kubeconfig credential reaches the log.
-    for (const token of stack.oidc.issuedTokens) expect(printed(ok)).not.toContain(token);
+    // No token reaches the log, except in the ::add-mask:: lines that hide it.
+    const tokens = [
+      ...stack.oidc.issuedTokens,
+      ...stack.arm.bearerTokens,
+      ...stack.kube.bearerTokens,
+    ];
+    expect(stack.kube.bearerTokens.size).toBeGreaterThan(0);
+    for (const token of tokens) expect(printed(ok)).not.toContain(token);
+    const masked = ok.stdout.split('\n').filter((line) => line.startsWith('::add-mask::'));
+    for (const token of [...stack.arm.bearerTokens, ...stack.kube.bearerTokens]) {
+      expect(masked).toContain(`::add-mask::${token}`);
+    }
 
     // A second run with nothing new changes nothing.
     const again = await deploy({
@@ -216,7 +228,23 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     );
     expect(deployment.status.availableReplicas).toBe(2);
     expect(run.summary).toContain('Deployment failed and was rolled back');
+    expect(run.summary).toMatch(
+      /\| Deployment\/pull \| default \| configured \| failed: (ErrImagePull|ImagePullBackOff) \|/,
+    );
+    // A container that never started has no logs to show.
+    expect(errorLines(run).join('\n')).not.toContain('Last log lines');
     expect(run.summary).toMatch(/What was restored/);
+  });
+
+  it('fails a first deployment that cannot come up, with nothing to roll back to', async () => {
+    writeManifest('app.yaml', appManifest('fresh-bad', 1));
+    const image = `${REGISTRY}/ai-app@sha256:${'f'.repeat(64)}`;
+    stack.kube.behave(image, { kind: 'config-error' });
+    const run = await deploy({ images: image });
+    expectFailure(run, /CreateContainerConfigError: secret "model-credentials" not found/);
+    expectFailure(run, /Nothing to roll back: Deployment\/fresh-bad did not exist before this run/);
+    expect(run.outputs['rolled-back']).toBe('false');
+    expect(run.summary).toContain('Created by this run and left in place: Deployment/fresh-bad.');
   });
 
   it('rolls back a crash-looping version and reports its last log lines', async () => {
@@ -252,12 +280,99 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     ).toBe(image);
   });
 
+  it('waits for StatefulSets, DaemonSets and Jobs too, and fails on a failed Job', async () => {
+    const podTemplate = (app: string, image: string, restart = '') => `
+  template:
+    metadata:
+      labels: { app: ${app} }
+    spec:
+${restart}      containers:
+        - name: main
+          image: ${image}`;
+    const workloads = (jobImage: string) => `apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: cache }
+spec:
+  serviceName: cache
+  replicas: 2
+  selector: { matchLabels: { app: cache } }${podTemplate('cache', `${REGISTRY}/cache:7`)}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: { name: agent }
+spec:
+  selector: { matchLabels: { app: agent } }${podTemplate('agent', `${REGISTRY}/agent:1`)}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: { name: warm-${jobImage.length} }
+spec:
+  backoffLimit: 0${podTemplate('warm', jobImage, '      restartPolicy: Never\n')}
+`;
+    writeManifest('workloads.yaml', workloads(`${REGISTRY}/ai-app:warm`));
+    const run = await deploy({});
+    expect(errorLines(run)).toEqual([]);
+    expect(stack.kube.get('StatefulSet', 'default', 'cache')!.status.readyReplicas).toBe(2);
+    expect(stack.kube.get('DaemonSet', 'default', 'agent')!.status.numberAvailable).toBe(2);
+    expect(run.summary).toMatch(/\| StatefulSet\/cache \| default \| created \| ready in/);
+    expect(run.summary).toMatch(/\| Job\/warm-\d+ \| default \| created \| ready in/);
+
+    const broken = `${REGISTRY}/ai-app:warm-broken`;
+    stack.kube.behave(broken, { kind: 'crash', logs: ['cannot load model'] });
+    writeManifest('workloads.yaml', workloads(broken));
+    const failed = await deploy({});
+    expectFailure(
+      failed,
+      /Rollout of Job\/warm-\d+ in namespace default failed: (job failed: BackoffLimitExceeded|pod warm-.* CrashLoopBackOff)/,
+    );
+  });
+
+  it('lists again when its watches are dropped and their history compacted (410 Expired)', async () => {
+    writeManifest('app.yaml', appManifest('relist', 1));
+    const image = `${REGISTRY}/ai-app@sha256:${'e'.repeat(64)}`;
+    stack.kube.behave(image, { kind: 'ready', delayMs: 1_500 });
+    const listsBefore = stack.kube.requests.filter(
+      (r) => /\/deployments$/.test(r.path.split('?')[0]) && !/watch=/.test(r.path),
+    ).length;
+    const seen = stack.kube.requests.length;
+    const running = deploy({ images: image });
+    // Once the action is watching, drop every watch and forget the history it would resume from.
+    for (
+      let i = 0;
+      i < 100 &&
+      !stack.kube.requests.slice(seen).some((r) => /deployments\?.*watch=1/.test(r.path));
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    stack.kube.compactAndDropWatches();
+    const run = await running;
+    expect(errorLines(run)).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    const lists = stack.kube.requests.filter(
+      (r) => /\/deployments$/.test(r.path.split('?')[0]) && !/watch=/.test(r.path),
+    ).length;
+    expect(lists - listsBefore).toBeGreaterThanOrEqual(2);
+  });
+
   it('dry run changes nothing and shows a diff', async () => {
+    const secret = (value: string) =>
+      `apiVersion: v1\nkind: Secret\nmetadata:\n  name: dry-secret\nstringData:\n  API_KEY: ${value}\n`;
+    writeManifest('secret.yaml', secret('first-secret-value-123'));
     writeManifest('app.yaml', appManifest('dry', 1));
     expect((await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` })).exitCode).toBe(0);
     const before = stack.kube.get('Deployment', 'default', 'dry')!;
+    writeManifest('secret.yaml', secret('second-secret-value-456'));
     const run = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V2}`, 'dry-run': 'true' });
     expect(errorLines(run)).toEqual([]);
+    // Secret values are masked in the log and redacted in the summary's diff and the bundle.
+    expect(run.stdout).toContain('::add-mask::second-secret-value-456');
+    for (const text of [printed(run), run.summary, readFileSync(run.outputs.bundle, 'utf8')]) {
+      expect(text).not.toContain('second-secret-value-456');
+      expect(text).not.toContain('first-secret-value-123');
+    }
+    expect(run.summary).toMatch(/\+ {2}API_KEY: \(redacted, sha256:[0-9a-f]{12}\)/);
     expect(run.exitCode).toBe(0);
     expect(stack.kube.get('Deployment', 'default', 'dry')).toEqual(before);
     expect(run.summary).toContain('dry run');
@@ -355,5 +470,36 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
       await deploy({ manifests: 'deploy/*.yaml' }),
       /manifests entry 'deploy\/\*\.yaml': the pattern matches no file/,
     );
+  });
+});
+
+describe('deploy-aks with short-lived Entra tokens', () => {
+  // Tokens live 5 min + 2 s; the action renews them 5 min before expiry, so each request
+  // after the first 2 s needs a new one, and the API double refuses expired ones.
+  const stack = new DeployStack({ readyDelayMs: 4_000 }, 302);
+  let workspace: string;
+  beforeAll(() => stack.start());
+  afterAll(() => stack.stop());
+  beforeEach(() => (workspace = mkdtempSync(path.join(tmpdir(), 'workspace-'))));
+  afterEach(() => rmSync(workspace, { recursive: true, force: true }));
+
+  it('asks Entra for a fresh AKS token when the one it holds nears expiry', async () => {
+    mkdirSync(path.join(workspace, 'k8s'));
+    writeFileSync(path.join(workspace, 'k8s', 'app.yaml'), appManifest('fresh', 1));
+    const run = await runAction(
+      'deploy-aks',
+      { ...stack.clusterInputs(), manifests: 'k8s/', images: `${REGISTRY}/ai-app@${DIGEST_V1}` },
+      {
+        env: { ...stack.oidc.jobEnv(), RUNNER_TEMP: path.join(workspace, '.tmp') },
+        cwd: workspace,
+      },
+    );
+    expect(errorLines(run)).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    const aksTokens = stack.entra.tokenRequests.filter(
+      (r) => r.scope === `${AKS_SERVER_APP_ID}/.default`,
+    );
+    expect(aksTokens.length).toBeGreaterThan(1);
+    expect(stack.kube.bearerTokens.size).toBe(aksTokens.length);
   });
 });

@@ -101,6 +101,20 @@ describe('the Kubernetes API server double, checked with the real kubectl', () =
   );
 
   it.each(kubectls().map((binary) => [binary]))(
+    '%s rollout status finishes through list-then-watch',
+    async (binary) => {
+      const { stdout } = await kubectl(binary, [
+        'rollout',
+        'status',
+        'deployment/web',
+        '--timeout=20s',
+      ]);
+      expect(stdout).toContain('deployment "web" successfully rolled out');
+      expect(stack.kube.requests.at(-1)!.path).toMatch(/watch=true/);
+    },
+  );
+
+  it.each(kubectls().map((binary) => [binary]))(
     '%s get pods and replicasets by short name',
     async (binary) => {
       const pods = await kubectl(binary, ['get', 'po', '-l', 'app=web']);

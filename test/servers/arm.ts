@@ -34,6 +34,8 @@ export const ARM_AUDIENCES = ['https://management.azure.com', 'https://managemen
  */
 export class ArmServer {
   readonly calls: Array<{ action: string; appId: string }> = [];
+  /** Every bearer token presented, so tests can check that none was printed. */
+  readonly bearerTokens = new Set<string>();
   private server?: https.Server;
   private port = 0;
 
@@ -68,6 +70,7 @@ export class ArmServer {
         "Authentication failed. The 'Authorization' header is missing.",
       );
     }
+    this.bearerTokens.add(auth.slice(7));
     const verified = verifyJwt(auth.slice(7), this.options.trustedKeys());
     if ('error' in verified) {
       return armError(
@@ -142,6 +145,15 @@ export class ArmServer {
       );
     }
     const admin = action.toLowerCase() === 'listclusteradmincredential';
+    const format = url.searchParams.get('format');
+    if (format !== null && (admin || !['azure', 'exec'].includes(format))) {
+      return armError(
+        res,
+        400,
+        'InvalidParameter',
+        `The value '${format}' of parameter 'format' is not valid.`,
+      );
+    }
     json(res, 200, {
       kubeconfigs: [
         {

@@ -205,6 +205,7 @@ interface Watcher {
   resource: ResourceType;
   namespace?: string;
   send: (event: StoredEvent) => void;
+  end: () => void;
 }
 
 /**
@@ -226,6 +227,10 @@ export class KubeApiServer {
     accept?: string;
     contentType?: string;
   }> = [];
+  /** Every bearer token presented, so tests can check that none was printed. */
+  readonly bearerTokens = new Set<string>();
+  /** When each pod first showed a failing reason (ErrImagePull, CrashLoopBackOff, ...). */
+  readonly podFailures: Array<{ pod: string; reason: string; at: number }> = [];
   /** Verbs and resources refused with 403, e.g. `patch deployments`. */
   readonly forbidden = new Set<string>();
   private readonly objects = new Map<string, Obj>();
@@ -242,6 +247,7 @@ export class KubeApiServer {
   private port = 0;
   private stopped = false;
   private clusterIpCounter = 10;
+  private compactedBefore = 0;
 
   constructor(readonly options: KubeApiOptions) {
     for (const name of ['default', 'kube-system', 'kube-public']) {
@@ -278,6 +284,17 @@ export class KubeApiServer {
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+
+  /**
+   * Forgets the event history, as etcd compaction does, and ends every open watch (as an API
+   * server restart or a load balancer does): clients re-watching from a version before now
+   * get 410 Expired and must list again.
+   */
+  compactAndDropWatches(): void {
+    this.compactedBefore = this.rv + 1;
+    this.events.length = 0;
+    for (const watcher of [...this.watchers]) watcher.end();
   }
 
   /** Sets what pods running `image` do from now on. */
@@ -413,7 +430,17 @@ export class KubeApiServer {
 
     if (sub === 'log' && type.kind === 'Pod' && req.method === 'GET') {
       const pod = this.require(type, objectNamespace, objectName!);
-      const lines = this.podLogs.get(pod.metadata.uid) ?? [];
+      const lines = this.podLogs.get(pod.metadata.uid);
+      if (!lines) {
+        const container = url.searchParams.get('container') ?? pod.spec.containers[0].name;
+        const waiting = (pod.status?.containerStatuses ?? []).find((c: Obj) => c.name === container)
+          ?.state?.waiting;
+        throw new HttpError(
+          400,
+          'BadRequest',
+          `container "${container}" in pod "${pod.metadata.name}" is waiting to start: ${waiting?.reason === 'ImagePullBackOff' || waiting?.reason === 'ErrImagePull' ? 'trying and failing to pull image' : (waiting?.reason ?? 'ContainerCreating')}`,
+        );
+      }
       const tail = Number(url.searchParams.get('tailLines') ?? lines.length);
       res.writeHead(200, { 'content-type': 'text/plain' });
       return void res.end(
@@ -514,6 +541,7 @@ export class KubeApiServer {
     const unauthorized = () => new HttpError(401, 'Unauthorized', 'Unauthorized');
     if (!header.startsWith('Bearer ')) throw unauthorized();
     const token = header.slice(7);
+    this.bearerTokens.add(token);
     if (this.options.staticTokens?.includes(token)) return 'clusterAdmin';
     if (!this.options.trustedKeys) throw unauthorized();
     const verified = verifyJwt(token, this.options.trustedKeys());
@@ -631,18 +659,34 @@ export class KubeApiServer {
   ): void {
     const from = Number(query.get('resourceVersion') || '0');
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // The API server answers a watch at once; clients wait for these headers before events.
+    res.flushHeaders();
     const write = (event: StoredEvent) => {
       if (event.resource !== type) return;
       if (namespace !== undefined && event.object.metadata.namespace !== namespace) return;
       if (!selects(event.object, query)) return;
       res.write(`${JSON.stringify({ type: event.type, object: event.object })}\n`);
     };
+    if (from > 0 && from < this.compactedBefore) {
+      // etcd compacted the history this watch would start from: the client must list again.
+      const status = {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: `too old resource version: ${from} (${this.compactedBefore})`,
+        reason: 'Expired',
+        code: 410,
+      };
+      res.end(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
+      return;
+    }
     if (from > 0) for (const event of this.events) if (event.rv > from) write(event);
     if (from === 0) {
       for (const object of this.collection(type, namespace))
         write({ rv: 0, type: 'ADDED', resource: type, object });
     }
-    const watcher: Watcher = { resource: type, namespace, send: write };
+    const watcher: Watcher = { resource: type, namespace, send: write, end: () => res.end() };
     this.watchers.add(watcher);
     const seconds = Number(query.get('timeoutSeconds') ?? '1800');
     const timer = setTimeout(() => res.end(), seconds * 1000);
@@ -1536,6 +1580,20 @@ export class KubeApiServer {
       if (!current) return;
       const next = structuredClone(current);
       change(next);
+      const reason = (next.status.containerStatuses ?? []).find((c: Obj) => c.state?.waiting)?.state
+        .waiting.reason;
+      if (
+        [
+          'ErrImagePull',
+          'ImagePullBackOff',
+          'CrashLoopBackOff',
+          'InvalidImageName',
+          'CreateContainerConfigError',
+        ].includes(reason) &&
+        !this.podFailures.some((f) => f.pod === pod.metadata.name)
+      ) {
+        this.podFailures.push({ pod: pod.metadata.name, reason, at: Date.now() });
+      }
       this.write(podType, next);
     };
     const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -1594,14 +1652,21 @@ export class KubeApiServer {
       20,
     );
     const image = containers[0].image;
-    const logs =
-      behaviour.kind === 'crash'
-        ? (behaviour.logs ?? [
-            'Traceback (most recent call last):',
-            'RuntimeError: model file not found',
-          ])
-        : [` * Serving Flask app 'app'`, ' * Running on http://0.0.0.0:5000'];
-    this.podLogs.set(pod.metadata.uid, logs);
+    // Only containers that started have logs.
+    if (behaviour.kind === 'crash') {
+      this.podLogs.set(
+        pod.metadata.uid,
+        behaviour.logs ?? [
+          'Traceback (most recent call last):',
+          'RuntimeError: model file not found',
+        ],
+      );
+    } else if (behaviour.kind === 'ready') {
+      this.podLogs.set(pod.metadata.uid, [
+        ` * Serving Flask app 'app'`,
+        ' * Running on http://0.0.0.0:5000',
+      ]);
+    }
     switch (behaviour.kind) {
       case 'ready': {
         const delay = behaviour.delayMs ?? this.options.readyDelayMs ?? 100;

@@ -70,11 +70,14 @@ export class Azurite {
     const child = this.child;
     if (child && child.exitCode === null) {
       await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
+        // Azurite's graceful shutdown waits for its clients' keep-alive sockets, which the
+        // test process may hold for minutes; after a short grace it is killed.
+        const kill = setTimeout(() => child.kill('SIGKILL'), 2_000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
         child.kill('SIGTERM');
-        // Azurite's graceful stop waits for clients' idle keep-alive connections to time out
-        // (minutes); its state is thrown away anyway, so it gets a moment, then a kill.
-        setTimeout(() => child.kill('SIGKILL'), 2000).unref();
       });
     }
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });

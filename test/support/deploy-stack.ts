@@ -24,7 +24,7 @@ export class DeployStack {
   readonly kube: KubeApiServer;
   readonly adminToken = randomBytes(32).toString('hex');
 
-  constructor(kubeOptions: Partial<KubeApiOptions> = {}) {
+  constructor(kubeOptions: Partial<KubeApiOptions> = {}, entraTokenLifetimeSeconds?: number) {
     const tls = localTls();
     const federated = [
       {
@@ -37,6 +37,7 @@ export class DeployStack {
       tenantId: TENANT_ID,
       tls,
       trustedKeys: () => this.oidc.jwks,
+      tokenLifetimeSeconds: entraTokenLifetimeSeconds,
       apps: [
         { clientId: CLIENT_ID, federatedCredentials: federated },
         { clientId: UNPRIVILEGED_CLIENT_ID, federatedCredentials: federated },

@@ -5,6 +5,7 @@ import { hasPodTemplate, isClusterScoped } from '../kinds';
 import { describeSource, type KubeObject } from '../manifests';
 import type { RenderedObject } from '../render';
 import { KubeClient, resourceName, type ResourceInfo } from './client';
+import { redactSecret } from '../secrets';
 import { lineDiff } from './diff';
 import { KubeApiError } from './errors';
 
@@ -154,7 +155,7 @@ function explainApplyError(error: unknown, object: KubeObject, where: string): E
 /** An object without the fields the server churns, for diffs. */
 function showable(object: KubeObject | undefined): string {
   if (!object) return '';
-  const copy = structuredClone(object);
+  const copy = structuredClone(redactSecret(object));
   const metadata = copy.metadata as Record<string, unknown>;
   for (const field of [
     'managedFields',

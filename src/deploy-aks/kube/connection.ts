@@ -48,7 +48,7 @@ interface KubeconfigUser {
   'client-certificate'?: string;
   'client-key'?: string;
   exec?: { command: string; args?: string[]; apiVersion?: string };
-  'auth-provider'?: { name: string };
+  'auth-provider'?: { name: string; config?: Record<string, string> };
 }
 
 /**
@@ -158,6 +158,12 @@ export function connectionFromKubeconfig(
     }
     const serverIdAt = args.indexOf('--server-id');
     connection.entraServerId = serverIdAt >= 0 ? args[serverIdAt + 1] : AKS_SERVER_APP_ID;
+  } else if (
+    user['auth-provider']?.name === 'azure' &&
+    user['auth-provider'].config?.['apiserver-id']
+  ) {
+    // The legacy Azure auth-provider format names the same server application.
+    connection.entraServerId = user['auth-provider'].config['apiserver-id'];
   } else if (user['auth-provider']) {
     throw new ConfigurationError(
       `The kubeconfig from ${origin} uses the '${user['auth-provider'].name}' auth-provider, ` +

@@ -21,10 +21,10 @@ export function lineDiff(before: string, after: string, context: number): string
       lines.push({ mark: ' ', text: a[i] });
       i++;
       j++;
-    } else if (j < m && (i === n || lcs[i][j + 1] >= lcs[i + 1][j])) {
-      lines.push({ mark: '+', text: b[j++] });
-    } else {
+    } else if (i < n && (j === m || lcs[i + 1][j] >= lcs[i][j + 1])) {
       lines.push({ mark: '-', text: a[i++] });
+    } else {
+      lines.push({ mark: '+', text: b[j++] });
     }
   }
   const changed = lines.map((line) => line.mark !== ' ');
@@ -34,8 +34,10 @@ export function lineDiff(before: string, after: string, context: number): string
   );
   const out: string[] = [];
   lines.forEach((line, index) => {
-    if (keep[index]) out.push(`${line.mark}${line.text}`);
-    else if (keep[index - 1]) out.push('@@');
+    if (!keep[index]) return;
+    // Each hunk after skipped lines starts with a marker.
+    if (index > 0 && !keep[index - 1]) out.push('@@');
+    out.push(`${line.mark}${line.text}`);
   });
   return out.join('\n');
 }

@@ -2,6 +2,7 @@ import { errorMessage } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import type { KubeObject } from '../manifests';
 import type { KubeClient, ResourceInfo } from './client';
+import { KubeApiError } from './errors';
 
 /**
  * A local copy of one kind in one namespace, kept current by list-then-watch: one list, then
@@ -46,6 +47,7 @@ export class Informer {
   private async run(): Promise<void> {
     await this.relist();
     this.readyResolve();
+    let failures = 0;
     while (!this.signal.aborted) {
       let gone = false;
       await this.client
@@ -72,10 +74,21 @@ export class Informer {
           },
           this.signal,
         )
-        .catch((error) => {
-          if ((error as { status?: number }).status === 410) gone = true;
-          else throw error;
-        });
+        .then(
+          () => (failures = 0),
+          async (error: unknown) => {
+            if (this.signal.aborted) return;
+            if (error instanceof KubeApiError && error.status === 410) {
+              gone = true;
+              return;
+            }
+            // A dropped connection is re-opened a few times; a refusal (403...) is final.
+            if (error instanceof KubeApiError && error.status < 500) throw error;
+            if (++failures > 5) throw error;
+            this.logger.debug(`watch ${this.info.plural}: ${errorMessage(error)}; watching again`);
+            await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** failures));
+          },
+        );
       if (this.signal.aborted) break;
       if (gone) {
         this.logger.debug(`watch ${this.info.plural}: resourceVersion too old, listing again`);

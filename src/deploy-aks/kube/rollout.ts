@@ -211,7 +211,8 @@ export async function waitForRollout(
   abort.abort();
   await Promise.all([...informers.values()].map((informer) => informer.finished()));
   if (result instanceof Error) throw result;
-  if (result.failure?.problem) {
+  // Only a container that has run has logs; after a crash, the previous one's are the useful ones.
+  if (result.failure?.problem?.crashed) {
     const { problem } = result.failure;
     result.failure.logs = await client.logs(
       result.failure.ref.namespace,

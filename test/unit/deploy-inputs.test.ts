@@ -1,0 +1,228 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { load } from 'js-yaml';
+import { Inputs } from '../../src/common/inputs';
+import { MemoryLogger } from '../../src/common/logger';
+import { readSettings, parseDuration } from '../../src/deploy-aks/inputs';
+import { connectionFromKubeconfig, AKS_SERVER_APP_ID } from '../../src/deploy-aks/kube/connection';
+import { expandManifestPaths, globToRegExp } from '../../src/deploy-aks/manifests';
+
+const ROOT = path.resolve(__dirname, '../..');
+const SUBSCRIPTION = '3f2c1a9e-5b7d-4e8f-a1c2-9d0e7f6b5a43';
+
+interface ActionYaml {
+  inputs: Record<string, { required?: boolean; default?: string }>;
+  outputs: Record<string, unknown>;
+  runs: { using: string; main: string };
+}
+
+const yaml = load(
+  readFileSync(path.join(ROOT, 'action-deploy-aks', 'action.yml'), 'utf8'),
+) as ActionYaml;
+
+const aks = {
+  'resource-group': 'rg',
+  'cluster-name': 'aks',
+  'subscription-id': SUBSCRIPTION,
+  manifests: 'k8s/',
+};
+
+function read(values: Record<string, string>, env: NodeJS.ProcessEnv = {}) {
+  const inputs = new Inputs((name) => values[name] ?? '');
+  const logger = new MemoryLogger();
+  return { settings: readSettings(inputs, env, logger), requested: inputs.requested, logger };
+}
+
+describe('action-deploy-aks/action.yml', () => {
+  it('runs the committed bundle on node24', () => {
+    expect(yaml.runs).toEqual({ using: 'node24', main: '../dist/deploy-aks/index.js' });
+  });
+
+  it('declares every input the action reads, and the action reads every declared input', () => {
+    expect([...read(aks).requested].sort()).toEqual(Object.keys(yaml.inputs).sort());
+  });
+
+  it('documents the same defaults the code applies', () => {
+    const { settings } = read(aks);
+    expect(parseDuration(yaml.inputs.timeout.default!)).toBe(settings.timeoutMs);
+    expect(parseDuration(yaml.inputs['failure-grace'].default!)).toBe(settings.failureGraceMs);
+    expect(yaml.inputs['rollback-on-failure'].default).toBe(String(settings.rollbackOnFailure));
+    expect(yaml.inputs['dry-run'].default).toBe(String(settings.dryRun));
+    expect(yaml.inputs['force-conflicts'].default).toBe(String(settings.forceConflicts));
+    expect(yaml.inputs.admin.default).toBe('false');
+    expect(yaml.inputs.audience.default).toBe(settings.identity.audience);
+  });
+
+  it('declares the outputs main.ts sets', () => {
+    const main = readFileSync(path.join(ROOT, 'src/deploy-aks/main.ts'), 'utf8');
+    const set = [...main.matchAll(/core\.setOutput\('([^']+)'/g)].map((match) => match[1]);
+    expect(set.sort()).toEqual(Object.keys(yaml.outputs).sort());
+  });
+});
+
+describe('deploy-aks settings', () => {
+  it('takes the subscription from AZURE_SUBSCRIPTION_ID and the ARM endpoint from the cloud', () => {
+    const { settings } = read(
+      { ...aks, 'subscription-id': '' },
+      { AZURE_SUBSCRIPTION_ID: SUBSCRIPTION },
+    );
+    expect(settings.cluster).toEqual({
+      kind: 'aks',
+      cluster: { subscriptionId: SUBSCRIPTION, resourceGroup: 'rg', name: 'aks', admin: false },
+      armEndpoint: 'https://management.azure.com',
+    });
+    const china = read({ ...aks, cloud: 'AzureChinaCloud' }).settings.cluster;
+    expect(china.kind === 'aks' && china.armEndpoint).toBe('https://management.chinacloudapi.cn');
+  });
+
+  it.each([
+    [{ ...aks, 'resource-group': '' }, /'resource-group' and 'cluster-name' are required/],
+    [{ ...aks, 'subscription-id': 'nope' }, /Invalid subscription-id 'nope'. Expected a GUID/],
+    [{ ...aks, kubeconfig: 'apiVersion: v1\n' }, /Set either 'kubeconfig' or 'resource-group'/],
+    [{ ...aks, manifests: '' }, /Input 'manifests' is required/],
+    [{ ...aks, namespace: 'Prod' }, /Invalid namespace 'Prod'. Expected a DNS label/],
+    [{ ...aks, timeout: 'soon' }, /Invalid timeout 'soon'. Expected a duration such as 10m/],
+    [
+      { ...aks, 'model-digest': 'xyz' },
+      /Invalid model-digest 'xyz'. Expected 64 lowercase hex digits/,
+    ],
+    [{ ...aks, images: 'r.io/app' }, /Invalid images entry 'r.io\/app'/],
+    [{ ...aks, 'dry-run': 'maybe' }, /Invalid dry-run 'maybe'. Expected true or false/],
+    [
+      { ...aks, kubeconfig: 'missing/config', 'resource-group': '', 'cluster-name': '' },
+      /Invalid kubeconfig 'missing\/config': no such file/,
+    ],
+  ])('refuses %j', (values, message) => {
+    expect(() => read(values)).toThrow(message);
+  });
+
+  it('masks a kubeconfig given as content before anything else', () => {
+    const content = 'apiVersion: v1\nkind: Config\nusers: []\n';
+    const { logger, settings } = read({ kubeconfig: content, manifests: 'k8s/' });
+    expect(logger.secrets).toContain(content);
+    expect(settings.cluster.kind).toBe('kubeconfig');
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('10m')).toBe(600_000);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('90')).toBe(90_000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('10 minutes')).toBeUndefined();
+  });
+});
+
+describe('kubeconfig', () => {
+  const config = (user: string) => `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://aks.example:443
+    certificate-authority-data: ${Buffer.from('CA PEM').toString('base64')}
+contexts:
+- name: ctx
+  context: { cluster: c, user: u }
+current-context: ctx
+users:
+- name: u
+  user:
+${user}`;
+
+  it('reads a token user and masks the token', async () => {
+    const logger = new MemoryLogger();
+    const connection = connectionFromKubeconfig(
+      config('    token: s3cr3t-token\n'),
+      'test',
+      logger,
+    );
+    expect(connection.server.href).toBe('https://aks.example/');
+    expect(connection.ca).toBe('CA PEM');
+    expect(await connection.token!()).toBe('s3cr3t-token');
+    expect(logger.secrets).toContain('s3cr3t-token');
+  });
+
+  it('recognises the kubelogin exec plugin and its server id', () => {
+    const exec = `    exec:
+      command: kubelogin
+      args: [get-token, --server-id, ${AKS_SERVER_APP_ID}, --login, devicecode]
+`;
+    const connection = connectionFromKubeconfig(config(exec), 'test', new MemoryLogger());
+    expect(connection.entraServerId).toBe(AKS_SERVER_APP_ID);
+    expect(connection.token).toBeUndefined();
+  });
+
+  it('reads the legacy azure auth-provider as the same server application', () => {
+    const provider = `    auth-provider:
+      name: azure
+      config: { apiserver-id: ${AKS_SERVER_APP_ID}, client-id: 80faf920-1908-4b52-b5ef-a8e7bedfc67a, environment: AzurePublicCloud }
+`;
+    expect(
+      connectionFromKubeconfig(config(provider), 'test', new MemoryLogger()).entraServerId,
+    ).toBe(AKS_SERVER_APP_ID);
+    expect(() =>
+      connectionFromKubeconfig(
+        config('    auth-provider:\n      name: gcp\n'),
+        'test',
+        new MemoryLogger(),
+      ),
+    ).toThrow(/uses the 'gcp' auth-provider/);
+  });
+
+  it('refuses other exec plugins, naming them', () => {
+    expect(() =>
+      connectionFromKubeconfig(
+        config('    exec:\n      command: aws\n      args: [eks, get-token]\n'),
+        'test',
+        new MemoryLogger(),
+      ),
+    ).toThrow(/exec plugin 'aws', which this action does not run/);
+  });
+});
+
+describe('manifest paths', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'manifests-'));
+    for (const file of [
+      'k8s/a.yaml',
+      'k8s/b.yml',
+      'k8s/notes.md',
+      'k8s/sub/c.yaml',
+      'other/d.json',
+    ]) {
+      const full = path.join(dir, file);
+      mkdirSync(path.dirname(full), { recursive: true });
+      writeFileSync(full, 'x: 1\n');
+    }
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const rel = (files: string[]) => files.map((file) => path.relative(dir, file));
+
+  it('expands directories recursively, globs, and files, each once', () => {
+    expect(rel(expandManifestPaths(['k8s'], dir))).toEqual([
+      'k8s/a.yaml',
+      'k8s/b.yml',
+      'k8s/sub/c.yaml',
+    ]);
+    expect(rel(expandManifestPaths(['k8s/*.yaml', 'k8s/a.yaml'], dir))).toEqual(['k8s/a.yaml']);
+    expect(rel(expandManifestPaths(['**/*.{yaml,json}'], dir))).toEqual([
+      'k8s/a.yaml',
+      'k8s/sub/c.yaml',
+      'other/d.json',
+    ]);
+  });
+
+  it('fails on an entry that matches nothing', () => {
+    expect(() => expandManifestPaths(['k8s/*.json'], dir)).toThrow(/the pattern matches no file/);
+    expect(() => expandManifestPaths(['nope.yaml'], dir)).toThrow(/no such file or directory/);
+  });
+
+  it('translates globs', () => {
+    expect(globToRegExp('/a/**/b?.yaml').test('/a/x/y/b1.yaml')).toBe(true);
+    expect(globToRegExp('/a/**/b?.yaml').test('/a/b1.yaml')).toBe(true);
+    expect(globToRegExp('/a/*.yaml').test('/a/x/b.yaml')).toBe(false);
+  });
+});
