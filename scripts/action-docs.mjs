@@ -1,6 +1,7 @@
 // Renders each action's inputs and outputs, read from its action.yml, as Markdown tables into
 // its README.md, between the markers <!-- inputs --> <!-- /inputs --> and <!-- outputs -->
-// <!-- /outputs -->. With --check, changes nothing and fails when a README is out of date, so
+// <!-- /outputs -->, and into the top-level README.md between <!-- action-NAME:inputs -->
+// <!-- /action-NAME:inputs --> (and :outputs) markers. With --check, changes nothing and fails when a README is out of date, so
 // the documented contract is always the declared one.
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,6 +44,16 @@ function replaceBetween(text, marker, body, file) {
   return text.replace(pattern, (_, open, close) => `${open}\n${block}\n${close}`);
 }
 
+/** Fills every table block of `file`; `prefix` tells the README's markers from an action's own. */
+function render(file, action, prefix, stale) {
+  const current = readFileSync(file, 'utf8');
+  let next = replaceBetween(current, `${prefix}inputs`, inputsTable(action), file);
+  next = replaceBetween(next, `${prefix}outputs`, outputsTable(action), file);
+  if (next === current) return;
+  if (check) stale.push(`${file} does not match its action.yml`);
+  else writeFileSync(file, next);
+}
+
 const stale = [];
 for (const dir of readdirSync(root)
   .filter((name) => name.startsWith('action-'))
@@ -53,12 +64,9 @@ for (const dir of readdirSync(root)
     continue;
   }
   const action = yaml.load(readFileSync(join(root, dir, 'action.yml'), 'utf8'));
-  const current = readFileSync(readme, 'utf8');
-  let next = replaceBetween(current, 'inputs', inputsTable(action), readme);
-  next = replaceBetween(next, 'outputs', outputsTable(action), readme);
-  if (next === current) continue;
-  if (check) stale.push(`${dir}/README.md does not match ${dir}/action.yml`);
-  else writeFileSync(readme, next);
+  render(readme, action, '', stale);
+  // The top-level README shows every action's tables too, under <!-- <dir>:inputs --> markers.
+  render(join(root, 'README.md'), action, `${dir}:`, stale);
 }
 if (stale.length > 0) {
   for (const line of stale) console.error(line);

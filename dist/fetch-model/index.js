@@ -60537,9 +60537,8 @@ function send(request) {
             headers: request.headers,
             agent: request.agent ?? keepAliveAgent(url.protocol, 16),
         }, (res) => {
-            if (request.idleTimeoutMs) {
-                res.socket.setTimeout(request.idleTimeoutMs, () => res.destroy(timeoutError(request.idleTimeoutMs)));
-            }
+            if (request.idleTimeoutMs)
+                watchBodyIdle(res, request.idleTimeoutMs);
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
         });
         if (request.idleTimeoutMs) {
@@ -60547,6 +60546,21 @@ function send(request) {
         }
         req.on('error', reject);
         req.end(request.body);
+    });
+}
+/**
+ * Fails a response whose body stalls for `ms`. The listener comes off the socket when the
+ * response ends, because a kept-alive socket serves many responses and would otherwise
+ * collect one listener per request.
+ */
+function watchBodyIdle(res, ms) {
+    const socket = res.socket;
+    const onTimeout = () => res.destroy(timeoutError(ms));
+    socket.setTimeout(ms);
+    socket.on('timeout', onTimeout);
+    res.once('close', () => {
+        socket.removeListener('timeout', onTimeout);
+        socket.setTimeout(0);
     });
 }
 function timeoutError(ms) {
@@ -61014,7 +61028,7 @@ class AzureBlobStore {
                 const object = {
                     name,
                     size: Number(properties['Content-Length']),
-                    etag: String(properties.Etag ?? ''),
+                    etag: (0, specs_1.quoteEtag)(String(properties.Etag ?? '')),
                     versionId: blob.VersionId ? String(blob.VersionId) : undefined,
                     lastModified: properties['Last-Modified']
                         ? String(properties['Last-Modified'])
@@ -62655,6 +62669,7 @@ function xmlErrorCode(body) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.parseBlobSpec = parseBlobSpec;
 exports.sameEtag = sameEtag;
+exports.quoteEtag = quoteEtag;
 exports.unquoteEtag = unquoteEtag;
 exports.parseExpectedDigests = parseExpectedDigests;
 const errors_1 = __nccwpck_require__(1922);
@@ -62712,6 +62727,13 @@ function checkName(name, entry) {
 /** Compares ETags the way users write them: with or without the surrounding quotes. */
 function sameEtag(a, b) {
     return unquoteEtag(a) === unquoteEtag(b);
+}
+/**
+ * The ETag as HTTP headers carry it, in double quotes. List Blobs returns ETags bare, HEAD
+ * quoted; outputs and If-Match headers use one form whichever call found the blob.
+ */
+function quoteEtag(etag) {
+    return etag === '' || /^(W\/)?".*"$/.test(etag) ? etag : `"${etag}"`;
 }
 function unquoteEtag(etag) {
     return etag.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');

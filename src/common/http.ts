@@ -46,11 +46,7 @@ export function send(request: HttpRequest): Promise<HttpResponse> {
         agent: request.agent ?? keepAliveAgent(url.protocol, 16),
       },
       (res) => {
-        if (request.idleTimeoutMs) {
-          res.socket.setTimeout(request.idleTimeoutMs, () =>
-            res.destroy(timeoutError(request.idleTimeoutMs!)),
-          );
-        }
+        if (request.idleTimeoutMs) watchBodyIdle(res, request.idleTimeoutMs);
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
       },
     );
@@ -61,6 +57,22 @@ export function send(request: HttpRequest): Promise<HttpResponse> {
     }
     req.on('error', reject);
     req.end(request.body);
+  });
+}
+
+/**
+ * Fails a response whose body stalls for `ms`. The listener comes off the socket when the
+ * response ends, because a kept-alive socket serves many responses and would otherwise
+ * collect one listener per request.
+ */
+function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
+  const socket = res.socket;
+  const onTimeout = () => res.destroy(timeoutError(ms));
+  socket.setTimeout(ms);
+  socket.on('timeout', onTimeout);
+  res.once('close', () => {
+    socket.removeListener('timeout', onTimeout);
+    socket.setTimeout(0);
   });
 }
 

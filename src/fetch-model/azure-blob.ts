@@ -13,7 +13,7 @@ import {
 } from '../common/http';
 import type { Logger } from '../common/logger';
 import { HttpStatusError, withRetry, type RetryPolicy } from '../common/retry';
-import { sameEtag, type BlobSpec } from './specs';
+import { quoteEtag, sameEtag, type BlobSpec } from './specs';
 import { ObjectChangedError, type ObjectStore, type RemoteObject } from './store';
 
 /** The REST API version sent with every request (bearer tokens need 2017-11-09 or later). */
@@ -105,7 +105,7 @@ export class AzureBlobStore implements ObjectStore {
         const object: RemoteObject = {
           name,
           size: Number(properties['Content-Length']),
-          etag: String(properties.Etag ?? ''),
+          etag: quoteEtag(String(properties.Etag ?? '')),
           versionId: blob.VersionId ? String(blob.VersionId) : undefined,
           lastModified: properties['Last-Modified']
             ? String(properties['Last-Modified'])

@@ -82,6 +82,14 @@ export function sameEtag(a: string, b: string): boolean {
   return unquoteEtag(a) === unquoteEtag(b);
 }
 
+/**
+ * The ETag as HTTP headers carry it, in double quotes. List Blobs returns ETags bare, HEAD
+ * quoted; outputs and If-Match headers use one form whichever call found the blob.
+ */
+export function quoteEtag(etag: string): string {
+  return etag === '' || /^(W\/)?".*"$/.test(etag) ? etag : `"${etag}"`;
+}
+
 export function unquoteEtag(etag: string): string {
   return etag.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }

@@ -137,6 +137,7 @@ describe('fetch-model against Azurite, signed in through GitHub OIDC and Entra',
     ]);
     const names = JSON.parse(run.outputs.files).map((file: { name: string }) => file.name);
     expect(names).toEqual(['resnet/v2/meta/labels.txt', 'resnet/v2/weights.bin']);
+    for (const file of JSON.parse(run.outputs.files)) expect(file.etag).toMatch(/^"0x[0-9A-F]+"$/);
   });
 
   it('fetches exactly the pinned snapshot after the blob was overwritten', async () => {

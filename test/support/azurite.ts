@@ -72,6 +72,9 @@ export class Azurite {
       await new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
+        // Azurite's graceful stop waits for clients' idle keep-alive connections to time out
+        // (minutes); its state is thrown away anyway, so it gets a moment, then a kill.
+        setTimeout(() => child.kill('SIGKILL'), 2000).unref();
       });
     }
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });

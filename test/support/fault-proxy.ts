@@ -11,7 +11,11 @@ export type Fault =
   /** Forwards, then drops the client connection after this many body bytes. */
   | { kind: 'cut'; afterBytes: number }
   /** Forwards, but first waits for `before` (e.g. a test overwriting the blob). */
-  | { kind: 'hold'; before: () => Promise<void> };
+  | { kind: 'hold'; before: () => Promise<void> }
+  /** Forwards this many bytes of the request body, then drops both connections (an upload cut). */
+  | { kind: 'cut-request'; afterBytes: number }
+  /** Forwards the whole request, then drops the connection instead of relaying the answer. */
+  | { kind: 'drop-response' };
 
 export interface ProxiedRequest {
   /** Zero-based count of requests seen so far. */
@@ -22,7 +26,7 @@ export interface ProxiedRequest {
 }
 
 /**
- * An HTTPS reverse proxy in front of Azurite that injects faults per request: 503s with
+ * An HTTPS reverse proxy in front of Azurite or the registry that injects faults per request: 503s with
  * Retry-After, connections dropped mid-body, or a pause. It terminates TLS with the local
  * certificate, so the action under test connects to it exactly as to the real service.
  */
@@ -92,6 +96,11 @@ export class FaultProxy {
         agent: this.agent,
       },
       (answer) => {
+        if (fault.kind === 'drop-response') {
+          answer.resume();
+          req.socket.destroy();
+          return;
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         if (fault.kind !== 'cut') {
           answer.pipe(res);
@@ -113,6 +122,33 @@ export class FaultProxy {
       },
     );
     upstream.on('error', () => res.socket?.destroy());
-    req.pipe(upstream);
+    if (fault.kind !== 'cut-request') {
+      req.pipe(upstream);
+      return;
+    }
+    let forwarded = 0;
+    if (fault.afterBytes === 0) {
+      upstream.flushHeaders();
+      setTimeout(() => {
+        upstream.destroy();
+        req.socket.destroy();
+      }, 50);
+      return;
+    }
+    req.on('data', (chunk: Buffer) => {
+      if (forwarded >= fault.afterBytes) return;
+      const room = fault.afterBytes - forwarded;
+      forwarded += Math.min(room, chunk.length);
+      upstream.write(chunk.subarray(0, room), () => {
+        if (forwarded >= fault.afterBytes) {
+          // Give the upstream a moment to store what it got, as after a real network cut.
+          setTimeout(() => {
+            upstream.destroy();
+            req.socket.destroy();
+          }, 50);
+        }
+      });
+    });
+    req.on('end', () => upstream.end());
   }
 }

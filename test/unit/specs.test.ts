@@ -1,5 +1,10 @@
 import { ConfigurationError } from '../../src/common/errors';
-import { parseBlobSpec, parseExpectedDigests, sameEtag } from '../../src/fetch-model/specs';
+import {
+  parseBlobSpec,
+  parseExpectedDigests,
+  quoteEtag,
+  sameEtag,
+} from '../../src/fetch-model/specs';
 
 describe('parseBlobSpec', () => {
   it('takes a plain name', () => {
@@ -56,5 +61,13 @@ describe('parseExpectedDigests', () => {
   });
   it('refuses a short digest', () => {
     expect(() => parseExpectedDigests(['model.bin=abc'])).toThrow(/Expected NAME=HEX/);
+  });
+});
+
+describe('quoteEtag', () => {
+  it('quotes a bare ETag from List Blobs and leaves quoted or weak ones alone', () => {
+    expect(quoteEtag('0x8DC1')).toBe('"0x8DC1"');
+    expect(quoteEtag('"0x8DC1"')).toBe('"0x8DC1"');
+    expect(quoteEtag('W/"abc"')).toBe('W/"abc"');
   });
 });

@@ -1,0 +1,63 @@
+import type { BuildPushSettings } from './inputs';
+import type { ModelFile } from './model-files';
+
+/** Label keys this action sets; the OCI ones plus model provenance. */
+export const LABEL = {
+  source: 'org.opencontainers.image.source',
+  revision: 'org.opencontainers.image.revision',
+  created: 'org.opencontainers.image.created',
+  modelDigest: 'ai.model.digest',
+  modelFiles: 'ai.model.files',
+  modelDest: 'ai.model.dest',
+  modelLayer: 'ai.model.layer',
+  modelLayerFormat: 'ai.model.layer-format',
+} as const;
+
+/** Bumped whenever the tar layer's bytes for the same files would change. */
+export const LAYER_FORMAT = '1';
+
+/** `<commit, 12 chars>-<model digest, 12 chars>`, or just the commit without a model. */
+export function defaultTag(
+  revision: string | undefined,
+  modelDigest: string | undefined,
+): string | undefined {
+  if (!revision) return undefined;
+  return modelDigest
+    ? `${revision.slice(0, 12)}-${modelDigest.slice(0, 12)}`
+    : revision.slice(0, 12);
+}
+
+/**
+ * Every label the image gets: source, revision, creation time, the model digest and, per model
+ * file, its name, path, blob URI, ETag/version and sha256 (from fetch-model's `files` output when
+ * given, else what is known locally), then the user's own labels, which win.
+ */
+export function imageLabels(
+  settings: BuildPushSettings,
+  modelDigest: string | undefined,
+  files: ModelFile[] | undefined,
+): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (settings.source) labels[LABEL.source] = settings.source;
+  if (settings.revision) labels[LABEL.revision] = settings.revision;
+  labels[LABEL.created] = settings.created;
+  if (modelDigest) labels[LABEL.modelDigest] = modelDigest;
+  if (settings.modelFiles) {
+    labels[LABEL.modelFiles] = JSON.stringify(
+      settings.modelFiles.map((file) => ({
+        name: file.name,
+        path: file.path,
+        uri: file.uri,
+        etag: file.etag,
+        'version-id': file['version-id'] ?? undefined,
+        sha256: file.sha256,
+        size: file.size,
+      })),
+    );
+  } else if (files) {
+    labels[LABEL.modelFiles] = JSON.stringify(
+      files.map((file) => ({ path: file.relative, size: file.size })),
+    );
+  }
+  return { ...labels, ...settings.labels };
+}

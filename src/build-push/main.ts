@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as core from '@actions/core';
+import { actionsLogger } from '../common/actions-logger';
+import { createOidcCredential, TokenSource } from '../common/credential';
+import { errorMessage } from '../common/errors';
+import { envInputSource, Inputs } from '../common/inputs';
+import type { Logger } from '../common/logger';
+import { buildPush } from './build-push';
+import { DockerCli } from './docker';
+import { readSettings, type BuildPushSettings } from './inputs';
+import { RegistryClient } from './oci/client';
+import {
+  AcrOidcCredentials,
+  PasswordCredentials,
+  type RegistryCredentials,
+} from './oci/credentials';
+import { renderSummary } from './report';
+
+/** State shared with the post step, which logs out if the main step could not. */
+export const STATE_DOCKER_CONFIG = 'docker-config';
+export const STATE_REGISTRY = 'registry';
+
+/** The action: inputs → build, smoke test, push → outputs and summary. */
+export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const logger = actionsLogger();
+  // docker login writes into a private config directory, removed at the end (or by the post step).
+  const dockerConfig = mkdtempSync(path.join(env.RUNNER_TEMP || tmpdir(), 'build-push-docker-'));
+  core.saveState(STATE_DOCKER_CONFIG, dockerConfig);
+  try {
+    const settings = readSettings(new Inputs(envInputSource(env)), env, logger);
+    core.saveState(STATE_REGISTRY, settings.registry);
+    let client: RegistryClient | undefined;
+    const result = await buildPush(settings, {
+      logger,
+      docker: new DockerCli(logger, dockerConfig),
+      client: () => (client ??= registryClient(settings, env, logger)),
+    });
+    core.setOutput('image', result.image);
+    core.setOutput('digest', result.digest ?? '');
+    core.setOutput('tags', JSON.stringify(result.tags));
+    core.setOutput('skipped', String(result.skipped));
+    core.setOutput('bytes-uploaded', String(result.bytesUploaded));
+    logger.info(`image ${result.image}${result.skipped ? ' (skipped: already current)' : ''}`);
+    if (env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(renderSummary(result)).write();
+  } catch (error) {
+    core.setFailed(errorMessage(error));
+  } finally {
+    rmSync(dockerConfig, { recursive: true, force: true });
+  }
+}
+
+function registryClient(
+  settings: BuildPushSettings,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): RegistryClient {
+  const scopes = [`repository:${settings.repository}:pull,push`];
+  if (settings.baseImage && settings.baseImage.repository !== settings.repository) {
+    scopes.push(`repository:${settings.baseImage.repository}:pull`);
+  }
+  return new RegistryClient({
+    registry: settings.registry,
+    credentials: registryCredentials(settings, env, logger),
+    logger,
+    scopes,
+    chunkSize: settings.chunkSize,
+  });
+}
+
+function registryCredentials(
+  settings: BuildPushSettings,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): RegistryCredentials {
+  if (settings.auth.kind === 'password') {
+    return new PasswordCredentials(settings.auth.username, settings.auth.password, logger);
+  }
+  const identity = settings.auth.identity;
+  const credential = createOidcCredential(
+    identity,
+    (audience) => core.getIDToken(audience),
+    env,
+    logger,
+  );
+  return new AcrOidcCredentials(new TokenSource(credential, logger), identity.tenantId!, logger);
+}

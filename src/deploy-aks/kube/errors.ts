@@ -1,0 +1,21 @@
+/** A Kubernetes Status answer to a request, with what was asked for. */
+export class KubeApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    /** Status.reason, e.g. NotFound, Conflict, Forbidden, Invalid. */
+    readonly reason: string | undefined,
+    readonly details: Record<string, unknown> | undefined,
+  ) {
+    super(message);
+    this.name = 'KubeApiError';
+  }
+}
+
+/** The API server could not be reached at all. */
+export class UnreachableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnreachableError';
+  }
+}

@@ -1,0 +1,60 @@
+import * as core from '@actions/core';
+import { actionsLogger } from '../common/actions-logger';
+import { createOidcCredential, TokenSource } from '../common/credential';
+import { errorMessage } from '../common/errors';
+import { envInputSource, Inputs } from '../common/inputs';
+import { connectCluster } from './cluster';
+import { deploy, renderManifests } from './deploy';
+import { readSettings } from './inputs';
+import { KubeClient } from './kube/client';
+import { failureMessage, renderSummary, resourcesOutput, revisionOutput } from './report';
+
+/** The action: inputs → render → cluster → apply, wait, roll back → outputs and summary. */
+export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const logger = actionsLogger();
+  let client: KubeClient | undefined;
+  try {
+    const settings = readSettings(new Inputs(envInputSource(env)), env, logger);
+    const { rendered, bundlePath } = await logger.group('Rendering manifests', async () =>
+      renderManifests(settings, logger),
+    );
+    core.setOutput('bundle', bundlePath);
+    core.setOutput('namespace', rendered.namespace);
+    let tokens: TokenSource | undefined;
+    const tokenSource = () =>
+      (tokens ??= new TokenSource(
+        createOidcCredential(
+          settings.identity,
+          (audience) => core.getIDToken(audience),
+          env,
+          logger,
+        ),
+        logger,
+      ));
+    const connection = await logger.group('Connecting to the cluster', async () => {
+      const connection = await connectCluster(
+        settings.cluster,
+        tokenSource,
+        settings.identity.cloud.resourceManager,
+        logger,
+      );
+      logger.info(`API server ${connection.server.origin}`);
+      return connection;
+    });
+    client = new KubeClient(connection, logger);
+    const result = await deploy(settings, client, rendered, bundlePath, logger);
+    core.setOutput('resources', resourcesOutput(result));
+    core.setOutput('revision', revisionOutput(result));
+    core.setOutput('rolled-back', String(Boolean(result.rollback?.restored.length)));
+    core.setOutput('service-endpoints', JSON.stringify(result.endpoints.map((e) => e.address)));
+    if (env.GITHUB_STEP_SUMMARY) {
+      await core.summary.addRaw(renderSummary(result, connection.description)).write();
+    }
+    const failure = failureMessage(result);
+    if (failure) core.setFailed(failure);
+  } catch (error) {
+    core.setFailed(errorMessage(error));
+  } finally {
+    client?.close();
+  }
+}

@@ -1,0 +1,359 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { AKS_SERVER_APP_ID } from '../servers/kube-api';
+import { DeployStack, UNPRIVILEGED_CLIENT_ID } from '../support/deploy-stack';
+import { freePort } from '../support/ports';
+import { errorLines, runAction, type ActionRun } from '../support/run-action';
+
+const REGISTRY = 'registry.local:5000';
+const DIGEST_V1 = `sha256:${'1'.repeat(64)}`;
+const DIGEST_V2 = `sha256:${'2'.repeat(64)}`;
+const DIGEST_BAD = `sha256:${'b'.repeat(64)}`;
+const MODEL_DIGEST = 'c'.repeat(64);
+
+/** The example app's manifests: a config map, a LoadBalancer service and a Deployment. */
+function appManifest(name: string, replicas = 2): string {
+  return `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ${name}-config
+data:
+  MODEL_PATH: /model/ResNet_152.model
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: ${name}
+spec:
+  type: LoadBalancer
+  selector:
+    app: ${name}
+  ports:
+    - port: 80
+      targetPort: 5000
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ${name}
+spec:
+  replicas: ${replicas}
+  selector:
+    matchLabels:
+      app: ${name}
+  template:
+    metadata:
+      labels:
+        app: ${name}
+    spec:
+      initContainers:
+        - name: warm-model
+          image: ${REGISTRY}/ai-app:latest
+          command: ["python", "-c", "import app"]
+      containers:
+        - name: app
+          image: ${REGISTRY}/ai-app:latest
+          ports:
+            - containerPort: 5000
+          envFrom:
+            - configMapRef:
+                name: ${name}-config
+`;
+}
+
+describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
+  const stack = new DeployStack();
+  let workspace: string;
+
+  beforeAll(() => stack.start());
+  afterAll(() => stack.stop());
+  beforeEach(() => (workspace = mkdtempSync(path.join(tmpdir(), 'workspace-'))));
+  afterEach(() => rmSync(workspace, { recursive: true, force: true }));
+
+  const deploy = (inputs: Record<string, string>, env: Record<string, string> = {}) =>
+    runAction(
+      'deploy-aks',
+      { ...stack.clusterInputs(), manifests: 'k8s/', ...inputs },
+      {
+        env: {
+          ...stack.oidc.jobEnv(),
+          GITHUB_SHA: '0123456789abcdef0123456789abcdef01234567',
+          GITHUB_SERVER_URL: 'https://github.com',
+          GITHUB_REPOSITORY: 'octo-org/ai-app',
+          GITHUB_RUN_ID: '42',
+          RUNNER_TEMP: path.join(workspace, '.runner-temp'),
+          ...env,
+        },
+        cwd: workspace,
+      },
+    );
+
+  const writeManifest = (name: string, text: string) => {
+    const dir = path.join(workspace, 'k8s');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, name), text);
+  };
+
+  const expectFailure = (run: ActionRun, message: RegExp) => {
+    expect(run.exitCode).toBe(1);
+    expect(errorLines(run).join('\n')).toMatch(message);
+  };
+
+  /** Every line of stdout that is not the ::add-mask:: command itself. */
+  const printed = (run: ActionRun) =>
+    (run.stdout + run.stderr)
+      .split('\n')
+      .filter((line) => !line.startsWith('::add-mask::'))
+      .join('\n');
+
+  it('applies, waits for the rollout through Entra tokens for the AKS server app, and reports', async () => {
+    writeManifest('app.yaml', appManifest('web'));
+    const run = await deploy({
+      namespace: 'ai',
+      images: `${REGISTRY}/ai-app@${DIGEST_V1}`,
+      'model-digest': MODEL_DIGEST,
+      labels: 'app.kubernetes.io/part-of=ai-app',
+    });
+    // The namespace does not exist yet: the API server refuses objects in it.
+    expectFailure(run, /namespaces "ai" not found/);
+
+    writeManifest('namespace.yaml', 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ai\n');
+    const ok = await deploy({
+      namespace: 'ai',
+      images: `${REGISTRY}/ai-app@${DIGEST_V1}`,
+      'model-digest': MODEL_DIGEST,
+      labels: 'app.kubernetes.io/part-of=ai-app',
+    });
+    expect(errorLines(ok)).toEqual([]);
+    expect(ok.exitCode).toBe(0);
+    expect(ok.outputs.namespace).toBe('ai');
+    expect(JSON.parse(ok.outputs.resources)).toEqual([
+      'Namespace/ai',
+      'ConfigMap/web-config',
+      'Service/web',
+      'Deployment/web',
+    ]);
+    expect(ok.outputs.revision).toBe('1');
+    expect(ok.outputs['rolled-back']).toBe('false');
+    expect(JSON.parse(ok.outputs['service-endpoints'])).toEqual([
+      expect.stringMatching(/^20\.61\./),
+    ]);
+    expect(readFileSync(ok.outputs.bundle, 'utf8')).toContain(`${REGISTRY}/ai-app@${DIGEST_V1}`);
+
+    const deployment = stack.kube.get('Deployment', 'ai', 'web')!;
+    const images = [
+      ...deployment.spec.template.spec.initContainers,
+      ...deployment.spec.template.spec.containers,
+    ].map((c: { image: string }) => c.image);
+    expect(images).toEqual([`${REGISTRY}/ai-app@${DIGEST_V1}`, `${REGISTRY}/ai-app@${DIGEST_V1}`]);
+    expect(deployment.metadata.labels['app.kubernetes.io/part-of']).toBe('ai-app');
+    expect(deployment.metadata.annotations).toMatchObject({
+      'ai-app-delivery.github.io/commit': '0123456789abcdef0123456789abcdef01234567',
+      'ai-app-delivery.github.io/run-url': 'https://github.com/octo-org/ai-app/actions/runs/42',
+      'ai-app-delivery.github.io/model-digest': MODEL_DIGEST,
+      'ai-app-delivery.github.io/images': `${REGISTRY}/ai-app@${DIGEST_V1}`,
+    });
+    expect(deployment.status.availableReplicas).toBe(2);
+    expect(deployment.metadata.managedFields.map((f: { manager: string }) => f.manager)).toContain(
+      'deploy-aks',
+    );
+
+    // Server-side apply with one field manager; the rollout is watched, not polled.
+    const applies = stack.kube.requests.filter((r) => r.method === 'PATCH');
+    expect(applies.every((r) => r.contentType === 'application/apply-patch+yaml')).toBe(true);
+    expect(applies.every((r) => /fieldManager=deploy-aks/.test(r.path))).toBe(true);
+    const deploymentReads = stack.kube.requests.filter(
+      (r) => /\/deployments(\?|$)/.test(r.path) && r.method === 'GET',
+    );
+    expect(deploymentReads.filter((r) => /watch=1/.test(r.path)).length).toBeGreaterThan(0);
+    expect(deploymentReads.length).toBeLessThanOrEqual(4);
+
+    // ARM gave a kubelogin kubeconfig; the action answered it with Entra tokens for the AKS app.
+    expect(stack.arm.calls.at(-1)?.action).toBe('listClusterUserCredential');
+    expect(stack.entra.tokenRequests.map((r) => r.scope)).toEqual(
+      expect.arrayContaining([
+        `https://management.azure.com/.default`,
+        `${AKS_SERVER_APP_ID}/.default`,
+      ]),
+    );
+    expect(ok.summary).toContain('| Deployment/web | ai | created |');
+    expect(ok.summary).toMatch(/ready in/);
+    expect(ok.summary).toContain(`${REGISTRY}/ai-app@${DIGEST_V1}`);
+
+    // No token or kubeconfig credential reaches the log.
+    for (const token of stack.oidc.issuedTokens) expect(printed(ok)).not.toContain(token);
+
+    // A second run with nothing new changes nothing.
+    const again = await deploy({
+      namespace: 'ai',
+      images: `${REGISTRY}/ai-app@${DIGEST_V1}`,
+      'model-digest': MODEL_DIGEST,
+      labels: 'app.kubernetes.io/part-of=ai-app',
+    });
+    expect(again.exitCode).toBe(0);
+    expect(again.summary).toContain('| Deployment/web | ai | unchanged |');
+    expect(again.outputs.revision).toBe('1');
+  });
+
+  it('detects an image that cannot be pulled within seconds and rolls back', async () => {
+    writeManifest('app.yaml', appManifest('pull', 2));
+    const first = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` });
+    expect(first.exitCode).toBe(0);
+    stack.kube.behave(`${REGISTRY}/ai-app@${DIGEST_BAD}`, { kind: 'pull-fail' });
+    const run = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_BAD}`, timeout: '5m' });
+    expectFailure(
+      run,
+      /Rollout of Deployment\/pull in namespace default failed: pod pull-\w+-\w+ container (warm-model|app): (ErrImagePull|ImagePullBackOff)/,
+    );
+    expectFailure(run, /Rolled back Deployment\/pull/);
+    expect(run.milliseconds).toBeLessThan(20_000);
+    expect(run.outputs['rolled-back']).toBe('true');
+    expect(run.outputs.revision).toBe('3');
+    const deployment = stack.kube.get('Deployment', 'default', 'pull')!;
+    expect(deployment.spec.template.spec.containers[0].image).toBe(
+      `${REGISTRY}/ai-app@${DIGEST_V1}`,
+    );
+    expect(deployment.status.availableReplicas).toBe(2);
+    expect(run.summary).toContain('Deployment failed and was rolled back');
+    expect(run.summary).toMatch(/What was restored/);
+  });
+
+  it('rolls back a crash-looping version and reports its last log lines', async () => {
+    writeManifest('app.yaml', appManifest('crash', 1));
+    expect((await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` })).exitCode).toBe(0);
+    stack.kube.behave(`${REGISTRY}/ai-app@${DIGEST_V2}`, {
+      kind: 'crash',
+      logs: ['loading model', 'FileNotFoundError: /model/ResNet_152.model'],
+    });
+    const run = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V2}` });
+    expectFailure(run, /CrashLoopBackOff/);
+    expectFailure(run, /FileNotFoundError: \/model\/ResNet_152\.model/);
+    expect(run.outputs['rolled-back']).toBe('true');
+    expect(
+      stack.kube.get('Deployment', 'default', 'crash')!.spec.template.spec.containers[0].image,
+    ).toBe(`${REGISTRY}/ai-app@${DIGEST_V1}`);
+    expect(run.summary).toContain('FileNotFoundError');
+  });
+
+  it('honours the timeout when pods stay pending, and can leave the failed version in place', async () => {
+    writeManifest('app.yaml', appManifest('pending', 1));
+    expect((await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` })).exitCode).toBe(0);
+    const image = `${REGISTRY}/ai-app@sha256:${'d'.repeat(64)}`;
+    stack.kube.behave(image, { kind: 'pending' });
+    const run = await deploy({ images: image, timeout: '3s', 'rollback-on-failure': 'false' });
+    expectFailure(run, /timed out: Deployment\/pending .*Unschedulable: 0\/3 nodes are available/);
+    expectFailure(run, /Rollback is off/);
+    expect(run.milliseconds).toBeGreaterThan(3_000);
+    expect(run.milliseconds).toBeLessThan(15_000);
+    expect(run.outputs['rolled-back']).toBe('false');
+    expect(
+      stack.kube.get('Deployment', 'default', 'pending')!.spec.template.spec.containers[0].image,
+    ).toBe(image);
+  });
+
+  it('dry run changes nothing and shows a diff', async () => {
+    writeManifest('app.yaml', appManifest('dry', 1));
+    expect((await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` })).exitCode).toBe(0);
+    const before = stack.kube.get('Deployment', 'default', 'dry')!;
+    const run = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V2}`, 'dry-run': 'true' });
+    expect(errorLines(run)).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    expect(stack.kube.get('Deployment', 'default', 'dry')).toEqual(before);
+    expect(run.summary).toContain('dry run');
+    expect(run.summary).toContain(`-          image: ${REGISTRY}/ai-app@${DIGEST_V1}`);
+    expect(run.summary).toContain(`+          image: ${REGISTRY}/ai-app@${DIGEST_V2}`);
+    expect(stack.kube.requests.filter((r) => r.method === 'PATCH').at(-1)!.path).toMatch(
+      /dryRun=All/,
+    );
+  });
+
+  it('reaches a cluster through a kubeconfig, and through the admin credential', async () => {
+    writeManifest('app.yaml', appManifest('kc', 1));
+    writeFileSync(path.join(workspace, 'kubeconfig'), stack.adminKubeconfig());
+    const run = await deploy({
+      'resource-group': '',
+      'cluster-name': '',
+      kubeconfig: 'kubeconfig',
+      images: `${REGISTRY}/ai-app@${DIGEST_V1}`,
+    });
+    expect(errorLines(run)).toEqual([]);
+    expect(printed(run)).not.toContain(stack.adminToken);
+    const admin = await deploy({ admin: 'true', images: `${REGISTRY}/ai-app@${DIGEST_V1}` });
+    expect(admin.exitCode).toBe(0);
+    expect(stack.arm.calls.at(-1)?.action).toBe('listClusterAdminCredential');
+    expect(printed(admin)).not.toContain(stack.adminToken);
+  });
+
+  it('names the missing Azure role when ARM refuses the credential', async () => {
+    writeManifest('app.yaml', appManifest('denied', 1));
+    const run = await deploy({ 'client-id': UNPRIVILEGED_CLIENT_ID });
+    expectFailure(run, /AuthorizationFailed.*Azure Kubernetes Service Cluster User Role/);
+  });
+
+  it('names the verb and resource when Kubernetes forbids them', async () => {
+    writeManifest('app.yaml', appManifest('forbidden', 1));
+    stack.kube.forbidden.add('patch deployments');
+    try {
+      const run = await deploy({});
+      expectFailure(
+        run,
+        /Kubernetes forbids 'patch' on deployments\.apps 'forbidden' in namespace 'default'/,
+      );
+    } finally {
+      stack.kube.forbidden.delete('patch deployments');
+    }
+  });
+
+  it('says when the API server is unreachable', async () => {
+    writeManifest('app.yaml', appManifest('gone', 1));
+    const port = await freePort();
+    const kubeconfig = stack
+      .adminKubeconfig()
+      .replace(/server: https:\/\/127\.0\.0\.1:\d+/, `server: https://127.0.0.1:${port}`);
+    const run = await deploy({ 'resource-group': '', 'cluster-name': '', kubeconfig });
+    expectFailure(
+      run,
+      new RegExp(`API server https://127\\.0\\.0\\.1:${port} is unreachable \\(ECONNREFUSED`),
+    );
+  });
+
+  it('refuses to take over fields another manager owns unless force-conflicts is set', async () => {
+    writeManifest('app.yaml', appManifest('owned', 1));
+    expect((await deploy({})).exitCode).toBe(0);
+    stack.kube.seed(
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'owned', namespace: 'default' },
+        spec: { replicas: 3 },
+      },
+      'kubectl-edit',
+    );
+    const run = await deploy({});
+    expectFailure(
+      run,
+      /conflicts with another field manager: \.spec\.replicas conflict with "kubectl-edit".*force-conflicts/,
+    );
+    const forced = await deploy({ 'force-conflicts': 'true' });
+    expect(forced.exitCode).toBe(0);
+    expect(stack.kube.get('Deployment', 'default', 'owned')!.spec.replicas).toBe(1);
+  });
+
+  it('reports manifest mistakes with file, document and line', async () => {
+    writeManifest(
+      'bad.yaml',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata: [unclosed\n',
+    );
+    expectFailure(await deploy({}), /YAML syntax error in k8s\/bad\.yaml at line \d+/);
+    writeManifest('bad.yaml', appManifest('schema').replace('replicas: 2', 'replicas: two'));
+    expectFailure(
+      await deploy({}),
+      /k8s\/bad\.yaml \(document 3\) Deployment\/schema: spec\.replicas must be integer/,
+    );
+    expectFailure(
+      await deploy({ manifests: 'deploy/*.yaml' }),
+      /manifests entry 'deploy\/\*\.yaml': the pattern matches no file/,
+    );
+  });
+});

@@ -1,0 +1,294 @@
+import { createHash, randomUUID, type KeyObject } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { json } from './github-oidc';
+import { signJwt, verifyJwt, type SigningKey } from './jwt';
+
+/** The user name ACR expects with a refresh token as the password (docker login, basic auth). */
+export const ACR_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
+
+export interface AcrTokenOptions {
+  /** TLS for the token endpoints (ACR serves them on the registry's https host). */
+  tls: { key: string; cert: string };
+  /** The registry's `service` name, the audience of every access token. */
+  service: string;
+  /** The `iss` of the tokens; the registry's config names the same issuer. */
+  issuer: string;
+  /** The key the registry trusts (its rootcertbundle holds the matching certificate). */
+  signingKey: SigningKey;
+  /** The tenant whose Entra tokens may be exchanged. */
+  tenantId: string;
+  /** Entra's signing keys, to verify the access tokens presented to /oauth2/exchange. */
+  entraKeys: () => Array<Record<string, unknown>>;
+  /** Plain user names and passwords, like ACR's admin user or a scope-map token. */
+  users?: Record<string, string>;
+  /** Which actions an identity (Entra object id or user name) may take on a repository. */
+  grant?: (identity: string, repository: string, requested: string[]) => string[];
+  accessTokenLifetimeSeconds?: number;
+}
+
+/** What the double was asked, for tests that check the protocol the client followed. */
+export interface AcrRequest {
+  endpoint: 'exchange' | 'token';
+  method: string;
+  grantType: string;
+  scope: string;
+}
+
+/**
+ * A stand-in for ACR's token service, the part of a registry host that turns Entra tokens into
+ * registry tokens (ACR's "AAD OAuth2 flow"):
+ * - `POST /oauth2/exchange` with `grant_type=access_token&service=&tenant=&access_token=`
+ *   verifies the Entra token (signature, audience https://containerregistry.azure.net, tenant,
+ *   lifetime) and answers `{"refresh_token": ...}`;
+ * - `POST /oauth2/token` with `grant_type=refresh_token` (or `password`), `service`, `scope`
+ *   answers `{"access_token": ...}`;
+ * - `GET /oauth2/token?service=&scope=` with basic auth (user 00000000-... and a refresh token as
+ *   the password, or a plain user) answers `{"token": ..., "access_token": ...}`: what docker does
+ *   after `docker login`.
+ * Access tokens are the JWTs Distribution's token auth verifies: RS256, `kid` the libtrust
+ * fingerprint of a key in the registry's rootcertbundle, `aud` the service, `access` the grants.
+ */
+export class AcrTokenServer {
+  readonly requests: AcrRequest[] = [];
+  /** Refresh and access tokens issued, so tests can check none of them reached a log. */
+  readonly issuedSecrets: string[] = [];
+  private server?: https.Server;
+  private port = 0;
+  /** Answers the next N POSTs (exchange or token) with 503, for retry tests. */
+  failNext = 0;
+
+  constructor(readonly options: AcrTokenOptions) {}
+
+  get origin(): string {
+    return `https://127.0.0.1:${this.port}`;
+  }
+
+  /** The realm the registry names in its WWW-Authenticate challenge. */
+  get realm(): string {
+    return `${this.origin}/oauth2/token`;
+  }
+
+  async start(): Promise<this> {
+    this.server = https.createServer(this.options.tls, (req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
+      req.on('end', () => this.handle(req, body, res));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  }
+
+  /** Signs an access token directly, for test fixtures (pushing a base image). */
+  accessToken(identity: string, access: Array<{ name: string; actions: string[] }>): string {
+    return this.sign(
+      identity,
+      access.map((item) => ({ type: 'repository', ...item })),
+    );
+  }
+
+  private handle(req: http.IncomingMessage, body: string, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', this.origin);
+    if (this.failNext > 0 && req.method === 'POST') {
+      this.failNext--;
+      res.writeHead(503, { 'retry-after': '0', 'content-length': '0' });
+      return void res.end();
+    }
+    if (url.pathname === '/oauth2/exchange' && req.method === 'POST') {
+      return this.exchange(new URLSearchParams(body), res);
+    }
+    if (url.pathname === '/oauth2/token' && req.method === 'POST') {
+      return this.tokenByForm(new URLSearchParams(body), res);
+    }
+    if (url.pathname === '/oauth2/token' && req.method === 'GET') {
+      return this.tokenByBasic(req, url.searchParams, res);
+    }
+    json(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'not found' }] });
+  }
+
+  private exchange(form: URLSearchParams, res: http.ServerResponse): void {
+    this.requests.push({
+      endpoint: 'exchange',
+      method: 'POST',
+      grantType: form.get('grant_type') ?? '',
+      scope: '',
+    });
+    if (form.get('grant_type') !== 'access_token') {
+      return unauthorized(res, 'grant_type must be access_token');
+    }
+    if (form.get('service') !== this.options.service) {
+      return unauthorized(res, `service '${form.get('service')}' is not this registry`);
+    }
+    if (form.get('tenant') !== this.options.tenantId) {
+      return unauthorized(res, `tenant '${form.get('tenant')}' is not this registry's tenant`);
+    }
+    const verified = verifyJwt(form.get('access_token') ?? '', this.options.entraKeys());
+    if ('error' in verified) return unauthorized(res, `invalid access token: ${verified.error}`);
+    const claims = verified.claims;
+    if (claims.aud !== 'https://containerregistry.azure.net') {
+      return unauthorized(res, `access token audience '${claims.aud}' is not ACR`);
+    }
+    if (claims.tid !== this.options.tenantId) return unauthorized(res, 'wrong tenant');
+    if (typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) {
+      return unauthorized(res, 'access token expired');
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const refreshToken = signJwt(
+      {
+        jti: randomUUID(),
+        sub: String(claims.oid ?? claims.appid),
+        nbf: now - 5,
+        iat: now,
+        exp: now + 3 * 3600,
+        iss: this.options.issuer,
+        aud: this.options.service,
+        version: '1.0',
+        grant_type: 'refresh_token',
+        tenant: this.options.tenantId,
+        permissions: { actions: ['read', 'write'] },
+        roles: [],
+      },
+      this.options.signingKey,
+    );
+    this.issuedSecrets.push(refreshToken);
+    json(res, 200, { refresh_token: refreshToken });
+  }
+
+  private tokenByForm(form: URLSearchParams, res: http.ServerResponse): void {
+    const grantType = form.get('grant_type') ?? '';
+    const scope = form.get('scope') ?? '';
+    this.requests.push({ endpoint: 'token', method: 'POST', grantType, scope });
+    if (form.get('service') !== this.options.service) {
+      return unauthorized(res, `service '${form.get('service')}' is not this registry`);
+    }
+    let identity: string | undefined;
+    if (grantType === 'refresh_token') {
+      identity = this.identityOfRefreshToken(form.get('refresh_token') ?? '');
+    } else if (grantType === 'password') {
+      identity = this.identityOfUser(form.get('username') ?? '', form.get('password') ?? '');
+    } else {
+      return unauthorized(res, `unsupported grant_type '${grantType}'`);
+    }
+    if (!identity) return unauthorized(res, 'invalid credentials');
+    const token = this.sign(identity, this.grants(identity, scope.split(' ')));
+    this.issuedSecrets.push(token);
+    json(res, 200, { access_token: token });
+  }
+
+  private tokenByBasic(
+    req: http.IncomingMessage,
+    query: URLSearchParams,
+    res: http.ServerResponse,
+  ): void {
+    const scopes = query.getAll('scope');
+    this.requests.push({
+      endpoint: 'token',
+      method: 'GET',
+      grantType: 'basic',
+      scope: scopes.join(' '),
+    });
+    const header = req.headers.authorization ?? '';
+    if (!header.startsWith('Basic ')) return unauthorized(res, 'basic credentials required');
+    const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const user = decoded.slice(0, colon);
+    const password = decoded.slice(colon + 1);
+    const identity =
+      user === ACR_TOKEN_USER
+        ? this.identityOfRefreshToken(password)
+        : this.identityOfUser(user, password);
+    if (!identity) return unauthorized(res, 'invalid credentials');
+    const token = this.sign(identity, this.grants(identity, scopes));
+    json(res, 200, { token, access_token: token });
+  }
+
+  private identityOfRefreshToken(token: string): string | undefined {
+    const verified = verifyJwt(token, [this.options.signingKey.jwk]);
+    if ('error' in verified) return undefined;
+    const { claims } = verified;
+    if (claims.grant_type !== 'refresh_token' || claims.aud !== this.options.service) {
+      return undefined;
+    }
+    if (typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) return undefined;
+    return String(claims.sub);
+  }
+
+  private identityOfUser(user: string, password: string): string | undefined {
+    const expected = this.options.users?.[user];
+    return expected !== undefined && expected === password ? user : undefined;
+  }
+
+  /** Parses `repository:<name>:<actions>` scopes into what the identity is allowed. */
+  private grants(identity: string, scopes: string[]): Array<Record<string, unknown>> {
+    const access: Array<Record<string, unknown>> = [];
+    for (const scope of scopes.filter(Boolean)) {
+      const match = /^repository:(.+):([a-z*,]+)$/.exec(scope);
+      if (!match) continue;
+      const requested = match[2].split(',');
+      const actions = this.options.grant
+        ? this.options.grant(identity, match[1], requested)
+        : requested;
+      if (actions.length > 0) access.push({ type: 'repository', name: match[1], actions });
+    }
+    return access;
+  }
+
+  private sign(identity: string, access: Array<Record<string, unknown>>): string {
+    const now = Math.floor(Date.now() / 1000);
+    return signJwt(
+      {
+        jti: randomUUID(),
+        sub: identity,
+        nbf: now - 5,
+        iat: now,
+        exp: now + (this.options.accessTokenLifetimeSeconds ?? 1200),
+        iss: this.options.issuer,
+        aud: this.options.service,
+        version: '1.0',
+        access,
+      },
+      this.options.signingKey,
+    );
+  }
+}
+
+function unauthorized(res: http.ServerResponse, message: string): void {
+  json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message }] });
+}
+
+/**
+ * The key id Distribution's token auth matches a JWT's `kid` against: libtrust's fingerprint,
+ * base32 of the first 240 bits of SHA-256 over the DER public key, in groups of four.
+ */
+export function libtrustKeyId(publicKey: KeyObject): string {
+  const der = publicKey.export({ format: 'der', type: 'spki' });
+  const hash = createHash('sha256').update(der).digest().subarray(0, 30);
+  const encoded = base32(hash);
+  return encoded.match(/.{4}/g)!.join(':');
+}
+
+function base32(data: Buffer): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  let output = '';
+  for (const byte of data) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      output += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) output += alphabet[(value << (5 - bits)) & 31];
+  return output;
+}

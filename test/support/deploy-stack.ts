@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { ArmServer } from '../servers/arm';
+import { EntraServer } from '../servers/entra';
+import { GithubOidcServer } from '../servers/github-oidc';
+import { AKS_SERVER_APP_ID, KubeApiServer, type KubeApiOptions } from '../servers/kube-api';
+import { CLIENT_ID, TENANT_ID } from './stack';
+import { localTls } from './tls';
+
+export const SUBSCRIPTION_ID = '3f2c1a9e-5b7d-4e8f-a1c2-9d0e7f6b5a43';
+export const RESOURCE_GROUP = 'rg-ai-app';
+export const CLUSTER_NAME = 'aks-ai-app';
+/** Another app registration that trusts this repository but holds no role on the cluster. */
+export const UNPRIVILEGED_CLIENT_ID = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+
+/**
+ * The stack for deploy-aks: a GitHub OIDC issuer double, an Entra double trusting it, ARM's
+ * AKS credential actions, and a Kubernetes API server double. The user kubeconfig ARM hands
+ * out names kubelogin (an Entra-enabled cluster); the admin one carries a static token.
+ */
+export class DeployStack {
+  readonly oidc = new GithubOidcServer();
+  readonly entra: EntraServer;
+  readonly arm: ArmServer;
+  readonly kube: KubeApiServer;
+  readonly adminToken = randomBytes(32).toString('hex');
+
+  constructor(kubeOptions: Partial<KubeApiOptions> = {}) {
+    const tls = localTls();
+    const federated = [
+      {
+        issuer: 'https://token.actions.githubusercontent.com',
+        subject: 'repo:octo-org/ai-app:ref:refs/heads/main',
+        audience: 'api://AzureADTokenExchange',
+      },
+    ];
+    this.entra = new EntraServer({
+      tenantId: TENANT_ID,
+      tls,
+      trustedKeys: () => this.oidc.jwks,
+      apps: [
+        { clientId: CLIENT_ID, federatedCredentials: federated },
+        { clientId: UNPRIVILEGED_CLIENT_ID, federatedCredentials: federated },
+      ],
+    });
+    this.kube = new KubeApiServer({
+      tls,
+      trustedKeys: () => [this.entra.key.jwk],
+      staticTokens: [this.adminToken],
+      readyDelayMs: 150,
+      loadBalancerDelayMs: 200,
+      ...kubeOptions,
+    });
+    this.arm = new ArmServer({
+      tls,
+      trustedKeys: () => [this.entra.key.jwk],
+      deniedAppIds: [UNPRIVILEGED_CLIENT_ID],
+      clusters: [
+        {
+          subscriptionId: SUBSCRIPTION_ID,
+          resourceGroup: RESOURCE_GROUP,
+          name: CLUSTER_NAME,
+          kubeconfig: (admin) => (admin ? this.adminKubeconfig() : this.userKubeconfig()),
+        },
+      ],
+    });
+  }
+
+  async start(): Promise<this> {
+    await Promise.all([this.oidc.start(), this.entra.start(), this.arm.start(), this.kube.start()]);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.oidc.stop(), this.entra.stop(), this.arm.stop(), this.kube.stop()]);
+  }
+
+  /** What `az aks get-credentials` gets for an Entra-enabled cluster: the kubelogin exec plugin. */
+  userKubeconfig(): string {
+    return this.kube.kubeconfig(
+      {
+        exec: {
+          apiVersion: 'client.authentication.k8s.io/v1beta1',
+          command: 'kubelogin',
+          args: [
+            'get-token',
+            '--environment',
+            'AzurePublicCloud',
+            '--server-id',
+            AKS_SERVER_APP_ID,
+            '--client-id',
+            '80faf920-1908-4b52-b5ef-a8e7bedfc67a',
+            '--tenant-id',
+            TENANT_ID,
+            '--login',
+            'devicecode',
+          ],
+          interactiveMode: 'IfAvailable',
+          provideClusterInfo: false,
+        },
+      },
+      localTls().cert,
+    );
+  }
+
+  /** A local-account kubeconfig with a static token (listClusterAdminCredential). */
+  adminKubeconfig(): string {
+    return this.kube.kubeconfig({ token: this.adminToken }, localTls().cert);
+  }
+
+  /** The inputs a workflow would pass to reach the cluster through ARM. */
+  clusterInputs(): Record<string, string> {
+    return {
+      'client-id': CLIENT_ID,
+      'tenant-id': TENANT_ID,
+      'authority-host': this.entra.authorityHost,
+      'subscription-id': SUBSCRIPTION_ID,
+      'resource-group': RESOURCE_GROUP,
+      'cluster-name': CLUSTER_NAME,
+      'arm-endpoint': this.arm.endpoint,
+    };
+  }
+}

@@ -1,0 +1,166 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { AcrTokenServer, libtrustKeyId, type AcrTokenOptions } from '../servers/acr';
+import type { SigningKey } from '../servers/jwt';
+import { freePort, waitForPort } from './ports';
+import { localTls } from './tls';
+
+export const REGISTRY_BINARY = '/usr/bin/docker-registry';
+export const TOKEN_ISSUER = 'acr-token-double';
+
+export type RegistryOptions = Pick<
+  AcrTokenOptions,
+  'tenantId' | 'entraKeys' | 'users' | 'grant' | 'accessTokenLifetimeSeconds'
+>;
+
+/**
+ * The real Distribution registry (Debian's docker-registry) as a child process on 127.0.0.1,
+ * over HTTPS with the local certificate, with token auth: it answers 401 with a Bearer challenge
+ * naming the ACR token double as its realm, and accepts only JWTs signed by the double's key,
+ * whose certificate is its rootcertbundle. dockerd treats 127.0.0.0/8 as an insecure registry,
+ * so it talks to it over HTTPS without verifying the certificate, as it does to any localhost one.
+ */
+export class Registry {
+  private child?: ChildProcess;
+  private dir = '';
+  port = 0;
+  tokens!: AcrTokenServer;
+  private stderr = '';
+
+  constructor(private readonly options: RegistryOptions) {}
+
+  /** `host:port`: the registry name in image references, and the token `service`. */
+  get host(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get url(): string {
+    return `https://${this.host}`;
+  }
+
+  async start(): Promise<this> {
+    const tls = localTls();
+    this.dir = mkdtempSync(path.join(tmpdir(), 'registry-'));
+    this.port = await freePort();
+    const signingKey = tokenSigningKey(this.dir);
+    this.tokens = await new AcrTokenServer({
+      ...this.options,
+      tls,
+      service: this.host,
+      issuer: TOKEN_ISSUER,
+      signingKey,
+    }).start();
+    const config = {
+      version: 0.1,
+      log: { level: 'warn', accesslog: { disabled: true } },
+      storage: {
+        filesystem: { rootdirectory: path.join(this.dir, 'data') },
+        delete: { enabled: true },
+        maintenance: { uploadpurging: { enabled: false } },
+      },
+      http: {
+        addr: this.host,
+        secret: randomBytes(16).toString('hex'),
+        // Location headers relative to the request, as ACR sends them; it also keeps clients
+        // that reach the registry through the fault proxy going through the proxy.
+        relativeurls: true,
+        tls: { certificate: tls.certPath, key: tls.keyPath },
+      },
+      auth: {
+        token: {
+          realm: this.tokens.realm,
+          service: this.host,
+          issuer: TOKEN_ISSUER,
+          rootcertbundle: path.join(this.dir, 'token.crt'),
+        },
+      },
+    };
+    // JSON is YAML, which is what the registry reads.
+    const configPath = path.join(this.dir, 'config.yml');
+    writeFileSync(configPath, JSON.stringify(config, null, 2));
+    const child = spawn(REGISTRY_BINARY, ['serve', configPath], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    child.stderr!.on('data', (chunk) => {
+      this.stderr = (this.stderr + chunk).slice(-8000);
+    });
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) =>
+        reject(new Error(`docker-registry exited with code ${code}: ${this.stderr}`)),
+      ),
+    );
+    await Promise.race([waitForPort(this.port), exited]);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child && child.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+    }
+    await this.tokens?.stop();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Recent registry log lines, for failing tests. */
+  get log(): string {
+    return this.stderr;
+  }
+
+  /** A bearer token with these grants, for fixtures and for checking what was pushed. */
+  bearer(repository: string, actions = ['pull', 'push']): string {
+    return this.tokens.accessToken('test-admin', [{ name: repository, actions }]);
+  }
+
+  /** GETs a registry path as a test administrator. */
+  async get(
+    repository: string,
+    pathname: string,
+    accept = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json',
+  ): Promise<Response> {
+    return fetch(`${this.url}/v2/${repository}/${pathname}`, {
+      headers: { authorization: `Bearer ${this.bearer(repository, ['pull'])}`, accept },
+    });
+  }
+}
+
+/** An RSA key and a self-signed certificate for it (the registry's rootcertbundle). */
+function tokenSigningKey(dir: string): SigningKey {
+  const keyPath = path.join(dir, 'token.key');
+  const certPath = path.join(dir, 'token.crt');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=acr-token-double',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+    ],
+    { stdio: 'ignore' },
+  );
+  const privateKey = createPrivateKey(readFileSync(keyPath));
+  const publicKey = createPublicKey(privateKey);
+  const kid = libtrustKeyId(publicKey);
+  return {
+    kid,
+    privateKey,
+    publicKey,
+    jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' },
+  };
+}
