@@ -26,6 +26,7 @@ import { Readable } from 'node:stream';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { errorLines, runAction } from '../test/support/run-action';
 import { Stack } from '../test/support/stack';
+import { measureS3, s3ResultRows } from './fetch-s3';
 import { ThrottleProxy, type ProxyStats } from './throttle-proxy';
 
 const MiB = 1024 * 1024;
@@ -483,14 +484,17 @@ function noteLines(ctx: Context, samples: Samples): string[] {
   ];
 }
 
-function report(ctx: Context, samples: Samples, proxyBurst: number): string {
+function report(ctx: Context, samples: Samples, proxyBurst: number, s3Setup: string): string {
   const throttleLabel = `${ctx.config.throttleBytesPerSecond / MB} MB/s per connection`;
   return [
     '# action-fetch-model benchmark',
     '',
     ...factLines(ctx, proxyBurst),
+    `- S3 rows: ${s3Setup}; the same blob size, uploaded in 8 MiB parts; curl and the SDK use ` +
+      'credentials from the same STS double (no stored keys either)',
     '',
     ...resultTable(ctx, samples, throttleLabel),
+    ...s3ResultRows(samples, ctx.blob.size, median),
     '',
     '## Targets (informational)',
     '',
@@ -553,7 +557,19 @@ async function main(): Promise<void> {
     proxy,
   });
 
-  const text = report(ctx, samples, proxy.burst);
+  const s3 = await measureS3({
+    sizeBytes: config.sizeBytes,
+    runs: config.runs,
+    scratch,
+    preload: PRELOAD,
+    settle,
+    runCommand,
+    hashFile,
+    record: (key, sample, total) => record(samples, key, sample, total),
+    fail: (message) => new BenchFailure(message),
+  });
+
+  const text = report(ctx, samples, proxy.burst, s3.versions);
   mkdirSync(path.dirname(RESULTS), { recursive: true });
   writeFileSync(RESULTS, text);
   process.stdout.write(text);

@@ -153,6 +153,14 @@ export class S3IamGateway {
     if (credentials.expiration.getTime() <= Date.now()) {
       return { error: 'ExpiredToken', status: 400, message: 'The provided token has expired.' };
     }
+    const payloadHash = req.headers['x-amz-content-sha256'];
+    if (typeof payloadHash !== 'string') {
+      return {
+        error: 'InvalidRequest',
+        status: 400,
+        message: 'Missing required header for this request: x-amz-content-sha256',
+      };
+    }
     const amzDate = String(req.headers['x-amz-date'] ?? '');
     const signedHeaders = signedHeaderList.split(';');
     if (
@@ -173,7 +181,7 @@ export class S3IamGateway {
       canonicalQuery(req.url ?? ''),
       signedHeaders.map((name) => `${name}:${headerValue(req, name)}\n`).join(''),
       signedHeaderList,
-      String(req.headers['x-amz-content-sha256'] ?? 'UNSIGNED-PAYLOAD'),
+      payloadHash,
     ].join('\n');
     const scope = `${date}/${region}/s3/aws4_request`;
     const stringToSign = [
