@@ -27,6 +27,7 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { BlobServiceClient } from '@azure/storage-blob';
 import { Dispatcher } from '../examples/model-upload-dispatcher/src/dispatcher';
 import { LocalDispatcherServer } from '../examples/model-upload-dispatcher/src/local-server';
 import { readSettings, SETTING } from '../examples/model-upload-dispatcher/src/settings';
@@ -248,7 +249,12 @@ async function main(): Promise<void> {
     let uploadedEtag = '';
     let uploadedSize = 0;
     await stage('A data scientist uploads the model to the models container', async () => {
-      const container = await stack.storage.azurite.container(MODEL_CONTAINER);
+      const azurite = stack.storage.azurite;
+      // No kept-alive sockets: Azurite's graceful stop would wait minutes for them to idle out.
+      const container = new BlobServiceClient(azurite.endpoint, azurite.sharedKey, {
+        keepAliveOptions: { enable: false },
+      }).getContainerClient(MODEL_CONTAINER);
+      await container.createIfNotExists();
       // labels.txt first: the model file's upload is the event that triggers the pipeline.
       for (const name of [LABELS_FILE, MODEL_FILE]) {
         const bytes = readFileSync(path.join(modelDir, name));
@@ -382,17 +388,19 @@ async function main(): Promise<void> {
           { env, cwd: workspace },
         );
         // The runner's post step (post-if: always()) with the state the main step saved.
+        const state = savedState(run);
+        check(state['STATE_is-post'] === 'true', 'build-push saved no state for its post step');
         const post = await runAction(
           'build-push',
           {},
-          { env: { ...env, ...savedState(run) }, cwd: workspace },
+          { env: { ...env, ...state }, cwd: workspace },
         );
         printRun(run, { summary: pass === 1 });
         check(post.exitCode === 0, `the post step failed: ${visibleLog(post)}`);
         const cleaned = visibleLog(post)
           .split('\n')
           .filter((line) => line && !line.startsWith('::'));
-        if (cleaned.length) console.log(`Post step: ${cleaned.join(' ')}`);
+        console.log(`Post step: ${cleaned.join(' ') || 'nothing left to clean up'}`);
         image = run.outputs;
         if (pass === 2)
           check(image.skipped === 'true', 'nothing changed, yet build-push built again');
@@ -521,11 +529,19 @@ async function main(): Promise<void> {
     await pipeline(2);
   } finally {
     console.log('\n=== Clean up');
-    for (const name of containers) await docker(['rm', '-f', name]).catch(() => undefined);
-    for (const image of pulledImages)
-      await docker(['image', 'rm', '-f', image]).catch(() => undefined);
-    await dispatcherServer?.stop();
-    await stack.stop();
+    const timed = async (what: string, work: () => Promise<unknown>) => {
+      const started = Date.now();
+      await work().catch((error: unknown) => console.error(`${what} failed: ${String(error)}`));
+      console.log(`${what}: ${formatDuration(Date.now() - started)}`);
+    };
+    for (const name of containers) {
+      await timed(`removed container ${name}`, () => docker(['rm', '-f', name]));
+    }
+    for (const image of pulledImages) {
+      await timed(`removed the pulled image`, () => docker(['image', 'rm', '-f', image]));
+    }
+    await timed('stopped the dispatcher', async () => dispatcherServer?.stop());
+    await timed('stopped the stack', () => stack.stop());
     const left = readdirSync(DEMO_DIR);
     console.log(
       `Stopped the stack and removed the demo containers; left for inspection: ${path.relative(REPO_ROOT, DEMO_DIR)}/{${left.join(',')}}`,

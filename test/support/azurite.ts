@@ -70,7 +70,13 @@ export class Azurite {
     const child = this.child;
     if (child && child.exitCode === null) {
       await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
+        // Azurite's graceful shutdown can wait a minute or more after blobs were written; its
+        // state is thrown away anyway, so it gets a few seconds before it is killed.
+        const kill = setTimeout(() => child.kill('SIGKILL'), 3000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
         child.kill('SIGTERM');
       });
     }
