@@ -476,7 +476,7 @@ spec:
 describe('deploy-aks with short-lived Entra tokens', () => {
   // Tokens live 5 min + 2 s; the action renews them 5 min before expiry, so each request
   // after the first 2 s needs a new one, and the API double refuses expired ones.
-  const stack = new DeployStack({ readyDelayMs: 4_000 }, 302);
+  const stack = new DeployStack({ readyDelayMs: 4_000 }, { entraTokenLifetimeSeconds: 302 });
   let workspace: string;
   beforeAll(() => stack.start());
   afterAll(() => stack.stop());

@@ -1,8 +1,7 @@
-import { EntraServer } from '../servers/entra';
+import type { EntraServer } from '../servers/entra';
 import { GithubOidcServer } from '../servers/github-oidc';
 import { Registry, type RegistryOptions } from './registry';
-import { CLIENT_ID, TENANT_ID } from './stack';
-import { localTls } from './tls';
+import { CLIENT_ID, federatedEntra, TENANT_ID, type Identity } from './stack';
 
 /** A plain registry user for fixtures and for the username/password path. */
 export const REGISTRY_USER = { username: 'ci-pusher', password: 'p4ss-' + 'w0rd-for-tests' };
@@ -10,31 +9,19 @@ export const REGISTRY_USER = { username: 'ci-pusher', password: 'p4ss-' + 'w0rd-
 /**
  * The embedded stack for build-push: the GitHub OIDC issuer and Entra doubles (as fetch-model's
  * Stack has them, trusting this repository's main branch), and a real Distribution registry
- * whose token auth is the ACR token double, which exchanges that Entra app's tokens.
+ * whose token auth is the ACR token double, which exchanges that Entra app's tokens. Given a
+ * shared `identity`, it uses that one and leaves starting and stopping it to its owner.
  */
 export class BuildStack {
-  readonly oidc = new GithubOidcServer();
+  readonly oidc: GithubOidcServer;
   readonly entra: EntraServer;
   readonly registry: Registry;
+  private readonly ownsIdentity: boolean;
 
-  constructor(options: Partial<RegistryOptions> = {}) {
-    this.entra = new EntraServer({
-      tenantId: TENANT_ID,
-      tls: localTls(),
-      trustedKeys: () => this.oidc.jwks,
-      apps: [
-        {
-          clientId: CLIENT_ID,
-          federatedCredentials: [
-            {
-              issuer: 'https://token.actions.githubusercontent.com',
-              subject: 'repo:octo-org/ai-app:ref:refs/heads/main',
-              audience: 'api://AzureADTokenExchange',
-            },
-          ],
-        },
-      ],
-    });
+  constructor(options: Partial<RegistryOptions> = {}, identity?: Identity) {
+    this.ownsIdentity = !identity;
+    this.oidc = identity?.oidc ?? new GithubOidcServer();
+    this.entra = identity?.entra ?? federatedEntra(this.oidc);
     this.registry = new Registry({
       tenantId: TENANT_ID,
       entraKeys: () => [this.entra.key.jwk],
@@ -44,12 +31,14 @@ export class BuildStack {
   }
 
   async start(): Promise<this> {
-    await Promise.all([this.oidc.start(), this.entra.start(), this.registry.start()]);
+    const identity = this.ownsIdentity ? [this.oidc.start(), this.entra.start()] : [];
+    await Promise.all([...identity, this.registry.start()]);
     return this;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.oidc.stop(), this.entra.stop(), this.registry.stop()]);
+    const identity = this.ownsIdentity ? [this.oidc.stop(), this.entra.stop()] : [];
+    await Promise.all([...identity, this.registry.stop()]);
   }
 
   /** The Azure identity inputs a workflow would pass (ids are not secrets). */

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { ArmServer } from '../servers/arm';
-import { EntraServer } from '../servers/entra';
+import type { EntraServer } from '../servers/entra';
 import { GithubOidcServer } from '../servers/github-oidc';
 import { AKS_SERVER_APP_ID, KubeApiServer, type KubeApiOptions } from '../servers/kube-api';
-import { CLIENT_ID, TENANT_ID } from './stack';
+import { CLIENT_ID, federatedEntra, TENANT_ID, type Identity } from './stack';
 import { localTls } from './tls';
 
 export const SUBSCRIPTION_ID = '3f2c1a9e-5b7d-4e8f-a1c2-9d0e7f6b5a43';
@@ -15,34 +15,33 @@ export const UNPRIVILEGED_CLIENT_ID = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
 /**
  * The stack for deploy-aks: a GitHub OIDC issuer double, an Entra double trusting it, ARM's
  * AKS credential actions, and a Kubernetes API server double. The user kubeconfig ARM hands
- * out names kubelogin (an Entra-enabled cluster); the admin one carries a static token.
+ * out names kubelogin (an Entra-enabled cluster); the admin one carries a static token. Given
+ * a shared `identity`, it uses that one and leaves starting and stopping it to its owner (its
+ * Entra should then also hold UNPRIVILEGED_CLIENT_ID if a test signs in as that app).
  */
 export class DeployStack {
-  readonly oidc = new GithubOidcServer();
+  readonly oidc: GithubOidcServer;
   readonly entra: EntraServer;
   readonly arm: ArmServer;
   readonly kube: KubeApiServer;
   readonly adminToken = randomBytes(32).toString('hex');
+  private readonly ownsIdentity: boolean;
 
-  constructor(kubeOptions: Partial<KubeApiOptions> = {}, entraTokenLifetimeSeconds?: number) {
+  constructor(
+    kubeOptions: Partial<KubeApiOptions> = {},
+    options: { identity?: Identity; entraTokenLifetimeSeconds?: number } = {},
+  ) {
     const tls = localTls();
-    const federated = [
-      {
-        issuer: 'https://token.actions.githubusercontent.com',
-        subject: 'repo:octo-org/ai-app:ref:refs/heads/main',
-        audience: 'api://AzureADTokenExchange',
-      },
-    ];
-    this.entra = new EntraServer({
-      tenantId: TENANT_ID,
-      tls,
-      trustedKeys: () => this.oidc.jwks,
-      tokenLifetimeSeconds: entraTokenLifetimeSeconds,
-      apps: [
-        { clientId: CLIENT_ID, federatedCredentials: federated },
-        { clientId: UNPRIVILEGED_CLIENT_ID, federatedCredentials: federated },
-      ],
-    });
+    const identity = options.identity;
+    this.ownsIdentity = !identity;
+    this.oidc = identity?.oidc ?? new GithubOidcServer();
+    this.entra =
+      identity?.entra ??
+      federatedEntra(
+        this.oidc,
+        [CLIENT_ID, UNPRIVILEGED_CLIENT_ID],
+        options.entraTokenLifetimeSeconds,
+      );
     this.kube = new KubeApiServer({
       tls,
       trustedKeys: () => [this.entra.key.jwk],
@@ -67,12 +66,14 @@ export class DeployStack {
   }
 
   async start(): Promise<this> {
-    await Promise.all([this.oidc.start(), this.entra.start(), this.arm.start(), this.kube.start()]);
+    const identity = this.ownsIdentity ? [this.oidc.start(), this.entra.start()] : [];
+    await Promise.all([...identity, this.arm.start(), this.kube.start()]);
     return this;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.oidc.stop(), this.entra.stop(), this.arm.stop(), this.kube.stop()]);
+    const identity = this.ownsIdentity ? [this.oidc.stop(), this.entra.stop()] : [];
+    await Promise.all([...identity, this.arm.stop(), this.kube.stop()]);
   }
 
   /** What `az aks get-credentials` gets for an Entra-enabled cluster: the kubelogin exec plugin. */

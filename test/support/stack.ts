@@ -7,6 +7,41 @@ export const TENANT_ID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 export const CLIENT_ID = '2b7c8f5e-0d3a-4c7e-9a61-5f1d3e8c9b20';
 
 /**
+ * A GitHub OIDC issuer double and an Entra double whose apps trust that issuer for this
+ * repository's main branch: the identity every stack signs in with. Stacks built on the same
+ * one (the demo's PipelineStack) share a single federated app registration, as one real
+ * Azure set-up does.
+ */
+export interface Identity {
+  oidc: GithubOidcServer;
+  entra: EntraServer;
+}
+
+/** An Entra double whose apps `clientIds` trust `oidc` for octo-org/ai-app's main branch. */
+export function federatedEntra(
+  oidc: GithubOidcServer,
+  clientIds = [CLIENT_ID],
+  tokenLifetimeSeconds?: number,
+): EntraServer {
+  return new EntraServer({
+    tenantId: TENANT_ID,
+    tls: localTls(),
+    trustedKeys: () => oidc.jwks,
+    tokenLifetimeSeconds,
+    apps: clientIds.map((clientId) => ({
+      clientId,
+      federatedCredentials: [
+        {
+          issuer: 'https://token.actions.githubusercontent.com',
+          subject: 'repo:octo-org/ai-app:ref:refs/heads/main',
+          audience: 'api://AzureADTokenExchange',
+        },
+      ],
+    })),
+  });
+}
+
+/**
  * The embedded stack for fetch-model: a GitHub OIDC issuer double, an Entra double whose app
  * trusts that issuer for this repository, and a real Azurite that accepts the Entra tokens.
  */
@@ -17,23 +52,7 @@ export class Stack {
 
   constructor(oidcOptions: GithubOidcOptions = {}) {
     this.oidc = new GithubOidcServer(oidcOptions);
-    this.entra = new EntraServer({
-      tenantId: TENANT_ID,
-      tls: localTls(),
-      trustedKeys: () => this.oidc.jwks,
-      apps: [
-        {
-          clientId: CLIENT_ID,
-          federatedCredentials: [
-            {
-              issuer: 'https://token.actions.githubusercontent.com',
-              subject: 'repo:octo-org/ai-app:ref:refs/heads/main',
-              audience: 'api://AzureADTokenExchange',
-            },
-          ],
-        },
-      ],
-    });
+    this.entra = federatedEntra(this.oidc);
   }
 
   async start(options: { inMemory?: boolean } = {}): Promise<this> {

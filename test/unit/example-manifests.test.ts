@@ -14,6 +14,17 @@ describe('image-classifier manifests', () => {
   const [container] = pod.containers;
   const dockerfile = read('Dockerfile');
 
+  it("names the pipeline's repository, so deploy-aks can put the pushed image in its place", () => {
+    const caller = yaml.load(
+      readFileSync(path.join(__dirname, '../../examples/workflows/image-classifier.yml'), 'utf8'),
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    ) as any;
+    const repository = caller.jobs.pipeline.with.repository;
+    const [registry, ...segments] = String(container.image).split(':')[0].split('/');
+    expect(registry).toMatch(/\./); // a registry host, not a Docker Hub name
+    expect(segments.join('/')).toBe(repository);
+  });
+
   it('probes /health on the port the image listens on', () => {
     const port = container.ports.find((p: { name: string }) => p.name === 'http');
     expect(dockerfile).toContain(`EXPOSE ${port.containerPort}`);
