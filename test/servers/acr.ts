@@ -1,9 +1,9 @@
 import { createHash, randomUUID, type KeyObject } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { json } from './github-oidc';
 import { signJwt, verifyJwt, type SigningKey } from './jwt';
+import { closeServer, listenOnLoopback } from '../support/ports';
 
 /** The user name ACR expects with a refresh token as the password (docker login, basic auth). */
 export const ACR_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
@@ -77,15 +77,12 @@ export class AcrTokenServer {
       req.on('data', (chunk: string) => (body += chunk));
       req.on('end', () => this.handle(req, body, res));
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   /** Signs an access token directly, for test fixtures (pushing a base image). */

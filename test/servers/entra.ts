@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { json } from './github-oidc';
 import { newSigningKey, signJwt, verifyJwt } from './jwt';
+import { closeServer, listenOnLoopback } from '../support/ports';
 
 /** A federated identity credential of an app registration: which tokens it trusts. */
 export interface FederatedCredential {
@@ -49,15 +49,12 @@ export class EntraServer {
 
   async start(): Promise<this> {
     this.server = https.createServer(this.options.tls, (req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -6,8 +6,8 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { json } from './github-oidc';
+import { closeServer, listenOnLoopback } from '../support/ports';
 
 /**
  * A stand-in for the parts of the GitHub REST API the model-upload dispatcher calls, following
@@ -115,15 +115,12 @@ export class GithubApiServer {
         json(res, 500, { message: String(error) });
       });
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

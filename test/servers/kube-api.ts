@@ -2,10 +2,10 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
 import { verifyJwt } from './jwt';
+import { closeServer, listenOnLoopback } from '../support/ports';
 
 /** The AKS AAD server application: the audience AKS API servers require of Entra tokens. */
 export const AKS_SERVER_APP_ID = '6dae42f8-4368-4678-94ff-3960e28e3630';
@@ -273,17 +273,14 @@ export class KubeApiServer {
         status(res, 500, 'InternalError', String(error));
       });
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   /**

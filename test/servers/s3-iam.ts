@@ -1,8 +1,8 @@
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { escapeXml, type IssuedCredentials } from './sts';
+import { closeServer, listenOnLoopback } from '../support/ports';
 
 /** One request as the gateway judged it. */
 export interface JudgedRequest {
@@ -53,16 +53,13 @@ export class S3IamGateway {
 
   async start(): Promise<this> {
     this.server = https.createServer(this.options.tls, (req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
     this.agent.destroy();
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {

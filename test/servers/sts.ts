@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { verifyJwt } from './jwt';
+import { closeServer, listenOnLoopback } from '../support/ports';
 
 /** An IAM OIDC identity provider: the issuer it trusts and the audiences (client ids) it accepts. */
 export interface OidcProvider {
@@ -70,15 +70,12 @@ export class StsServer {
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => this.handle(req, Buffer.concat(chunks).toString('utf8'), res));
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   private handle(req: http.IncomingMessage, body: string, res: http.ServerResponse): void {

@@ -1,7 +1,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { localTls } from './tls';
+import { closeServer, listenOnLoopback } from './ports';
 
 /** What the proxy does with one request. */
 export type Fault =
@@ -58,16 +58,13 @@ export class FaultProxy {
     this.server = https.createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
       void this.handle(req, res);
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
+    this.port = await listenOnLoopback(this.server);
     return this;
   }
 
   async stop(): Promise<void> {
     this.agent.destroy();
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import type * as http from 'node:http';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -28,4 +29,17 @@ export async function waitForPort(port: number, timeoutMs = 30_000): Promise<voi
     if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** Starts `server` on a free port of 127.0.0.1 and returns the port. */
+export async function listenOnLoopback(server: http.Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Closes `server`, dropping kept-alive connections instead of waiting for them to idle out. */
+export async function closeServer(server: http.Server | undefined): Promise<void> {
+  if (!server) return;
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }
