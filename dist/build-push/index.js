@@ -36865,11 +36865,11 @@ function sendRequest(request) {
             agent: (0, http_1.keepAliveAgent)(url.protocol, 8),
         }, (res) => {
             answered = true;
-            watchBodyIdle(res, request.idleTimeoutMs ?? 120_000);
+            (0, http_1.watchBodyIdle)(res, request.idleTimeoutMs ?? 120_000);
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
         });
         const timeout = request.idleTimeoutMs ?? 120_000;
-        req.setTimeout(timeout, () => req.destroy(timedOut(timeout)));
+        req.setTimeout(timeout, () => req.destroy((0, http_1.timeoutError)(timeout)));
         req.on('error', (error) => {
             if (!answered)
                 reject(error);
@@ -36904,25 +36904,6 @@ function sendRequest(request) {
             }
         })();
     });
-}
-/**
- * Fails a response whose body stalls for `ms`; the listener leaves the socket with the
- * response, since a kept-alive socket serves many responses.
- */
-function watchBodyIdle(res, ms) {
-    const socket = res.socket;
-    const onTimeout = () => res.destroy(timedOut(ms));
-    socket.setTimeout(ms);
-    socket.on('timeout', onTimeout);
-    res.once('close', () => {
-        socket.removeListener('timeout', onTimeout);
-        socket.setTimeout(0);
-    });
-}
-function timedOut(ms) {
-    const error = new Error(`no data for ${ms} ms; timed out`);
-    error.code = 'ETIMEDOUT';
-    return error;
 }
 function header(response, name) {
     const value = response.headers[name];
@@ -37609,10 +37590,13 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.keepAliveAgent = keepAliveAgent;
 exports.send = send;
+exports.watchBodyIdle = watchBodyIdle;
+exports.timeoutError = timeoutError;
 exports.readBody = readBody;
 exports.discardBody = discardBody;
 exports.redactUrl = redactUrl;
 exports.statusError = statusError;
+exports.sendWithRetry = sendWithRetry;
 const http = __importStar(__nccwpck_require__(7067));
 const https = __importStar(__nccwpck_require__(4708));
 const retry_1 = __nccwpck_require__(9183);
@@ -37705,6 +37689,20 @@ async function statusError(response, what, codeFromBody = () => undefined) {
     const code = (Array.isArray(headerCode) ? headerCode[0] : headerCode) ?? codeFromBody(text);
     const retryAfter = response.headers['retry-after'];
     return new retry_1.HttpStatusError(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}`, response.status, code, (0, retry_1.parseRetryAfter)(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
+}
+/**
+ * Sends a short request (metadata, listings) with retries: 408, 429 and 5xx answers become
+ * retryable errors carrying the service's code and Retry-After, as do dropped connections.
+ * Long transfers retry in their own loops, from the bytes they already have.
+ */
+function sendWithRetry(sendOnce, description, options) {
+    return (0, retry_1.withRetry)(async () => {
+        const response = await sendOnce();
+        if (response.status === 408 || response.status === 429 || response.status >= 500) {
+            throw await statusError(response, description, options.codeFromBody);
+        }
+        return response;
+    }, { policy: options.retry, logger: options.logger, description });
 }
 
 

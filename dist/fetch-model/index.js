@@ -60508,10 +60508,13 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.keepAliveAgent = keepAliveAgent;
 exports.send = send;
+exports.watchBodyIdle = watchBodyIdle;
+exports.timeoutError = timeoutError;
 exports.readBody = readBody;
 exports.discardBody = discardBody;
 exports.redactUrl = redactUrl;
 exports.statusError = statusError;
+exports.sendWithRetry = sendWithRetry;
 const http = __importStar(__nccwpck_require__(7067));
 const https = __importStar(__nccwpck_require__(4708));
 const retry_1 = __nccwpck_require__(9183);
@@ -60604,6 +60607,20 @@ async function statusError(response, what, codeFromBody = () => undefined) {
     const code = (Array.isArray(headerCode) ? headerCode[0] : headerCode) ?? codeFromBody(text);
     const retryAfter = response.headers['retry-after'];
     return new retry_1.HttpStatusError(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}`, response.status, code, (0, retry_1.parseRetryAfter)(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
+}
+/**
+ * Sends a short request (metadata, listings) with retries: 408, 429 and 5xx answers become
+ * retryable errors carrying the service's code and Retry-After, as do dropped connections.
+ * Long transfers retry in their own loops, from the bytes they already have.
+ */
+function sendWithRetry(sendOnce, description, options) {
+    return (0, retry_1.withRetry)(async () => {
+        const response = await sendOnce();
+        if (response.status === 408 || response.status === 429 || response.status >= 500) {
+            throw await statusError(response, description, options.codeFromBody);
+        }
+        return response;
+    }, { policy: options.retry, logger: options.logger, description });
 }
 
 
@@ -60957,7 +60974,6 @@ const fast_xml_parser_1 = __nccwpck_require__(591);
 const clouds_1 = __nccwpck_require__(9707);
 const errors_1 = __nccwpck_require__(1922);
 const http_1 = __nccwpck_require__(5069);
-const retry_1 = __nccwpck_require__(9183);
 const specs_1 = __nccwpck_require__(6436);
 const store_1 = __nccwpck_require__(6405);
 /** The REST API version sent with every request (bearer tokens need 2017-11-09 or later). */
@@ -61074,13 +61090,11 @@ class AzureBlobStore {
     }
     /** A request with retries for the short metadata calls; ranged reads retry in the engine. */
     request(method, url, headers, description) {
-        return (0, retry_1.withRetry)(async () => {
-            const response = await this.send(method, url, headers);
-            if (response.status === 408 || response.status === 429 || response.status >= 500) {
-                throw await (0, http_1.statusError)(response, description, xmlErrorCode);
-            }
-            return response;
-        }, { policy: this.options.retry, logger: this.options.logger, description });
+        return (0, http_1.sendWithRetry)(() => this.send(method, url, headers), description, {
+            retry: this.options.retry,
+            logger: this.options.logger,
+            codeFromBody: xmlErrorCode,
+        });
     }
     async send(method, url, headers) {
         const all = { 'x-ms-version': exports.STORAGE_API_VERSION, ...headers };
@@ -62356,7 +62370,6 @@ const fast_xml_parser_1 = __nccwpck_require__(591);
 const errors_1 = __nccwpck_require__(1922);
 const http_1 = __nccwpck_require__(5069);
 const limiter_1 = __nccwpck_require__(6117);
-const retry_1 = __nccwpck_require__(9183);
 const specs_1 = __nccwpck_require__(6436);
 const store_1 = __nccwpck_require__(6405);
 /** SHA-256 of an empty payload: every request here is a GET or HEAD without a body. */
@@ -62489,13 +62502,11 @@ class S3Store {
     }
     /** A request with retries for the short metadata calls; ranged reads retry in the engine. */
     request(method, key, query, headers, description) {
-        return (0, retry_1.withRetry)(async () => {
-            const response = await this.send(method, key, query, headers);
-            if (response.status === 408 || response.status === 429 || response.status >= 500) {
-                throw await (0, http_1.statusError)(response, description, xmlErrorCode);
-            }
-            return response;
-        }, { policy: this.options.retry, logger: this.options.logger, description });
+        return (0, http_1.sendWithRetry)(() => this.send(method, key, query, headers), description, {
+            retry: this.options.retry,
+            logger: this.options.logger,
+            codeFromBody: xmlErrorCode,
+        });
     }
     async send(method, key, query, headers) {
         const path = `${this.base.pathname.replace(/\/+$/, '')}/${encodeKey(key)}`;

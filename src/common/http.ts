@@ -1,6 +1,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { HttpStatusError, parseRetryAfter } from './retry';
+import type { Logger } from './logger';
+import { HttpStatusError, parseRetryAfter, withRetry, type RetryPolicy } from './retry';
 
 export interface HttpRequest {
   method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -65,7 +66,7 @@ export function send(request: HttpRequest): Promise<HttpResponse> {
  * response ends, because a kept-alive socket serves many responses and would otherwise
  * collect one listener per request.
  */
-function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
+export function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
   const socket = res.socket;
   const onTimeout = () => res.destroy(timeoutError(ms));
   socket.setTimeout(ms);
@@ -76,7 +77,7 @@ function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
   });
 }
 
-function timeoutError(ms: number): NodeJS.ErrnoException {
+export function timeoutError(ms: number): NodeJS.ErrnoException {
   const error: NodeJS.ErrnoException = new Error(`no data for ${ms} ms; timed out`);
   error.code = 'ETIMEDOUT';
   return error;
@@ -131,5 +132,31 @@ export async function statusError(
     response.status,
     code,
     parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+  );
+}
+
+/**
+ * Sends a short request (metadata, listings) with retries: 408, 429 and 5xx answers become
+ * retryable errors carrying the service's code and Retry-After, as do dropped connections.
+ * Long transfers retry in their own loops, from the bytes they already have.
+ */
+export function sendWithRetry(
+  sendOnce: () => Promise<HttpResponse>,
+  description: string,
+  options: {
+    retry?: RetryPolicy;
+    logger?: Logger;
+    codeFromBody?: (body: string) => string | undefined;
+  },
+): Promise<HttpResponse> {
+  return withRetry(
+    async () => {
+      const response = await sendOnce();
+      if (response.status === 408 || response.status === 429 || response.status >= 500) {
+        throw await statusError(response, description, options.codeFromBody);
+      }
+      return response;
+    },
+    { policy: options.retry, logger: options.logger, description },
   );
 }

@@ -8,11 +8,12 @@ import {
   keepAliveAgent,
   readBody,
   send,
+  sendWithRetry,
   statusError,
   type HttpResponse,
 } from '../common/http';
 import type { Logger } from '../common/logger';
-import { HttpStatusError, withRetry, type RetryPolicy } from '../common/retry';
+import { HttpStatusError, type RetryPolicy } from '../common/retry';
 import { quoteEtag, sameEtag, type BlobSpec } from './specs';
 import { ObjectChangedError, type ObjectStore, type RemoteObject } from './store';
 
@@ -159,16 +160,11 @@ export class AzureBlobStore implements ObjectStore {
     headers: Record<string, string>,
     description: string,
   ): Promise<HttpResponse> {
-    return withRetry(
-      async () => {
-        const response = await this.send(method, url, headers);
-        if (response.status === 408 || response.status === 429 || response.status >= 500) {
-          throw await statusError(response, description, xmlErrorCode);
-        }
-        return response;
-      },
-      { policy: this.options.retry, logger: this.options.logger, description },
-    );
+    return sendWithRetry(() => this.send(method, url, headers), description, {
+      retry: this.options.retry,
+      logger: this.options.logger,
+      codeFromBody: xmlErrorCode,
+    });
   }
 
   private async send(

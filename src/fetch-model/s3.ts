@@ -9,12 +9,13 @@ import {
   keepAliveAgent,
   readBody,
   send,
+  sendWithRetry,
   statusError,
   type HttpResponse,
 } from '../common/http';
 import { mapLimited } from '../common/limiter';
 import type { Logger } from '../common/logger';
-import { HttpStatusError, withRetry, type RetryPolicy } from '../common/retry';
+import { HttpStatusError, type RetryPolicy } from '../common/retry';
 import { sameEtag, unquoteEtag, type BlobSpec } from './specs';
 import { ObjectChangedError, type ObjectStore, type RemoteObject } from './store';
 
@@ -187,16 +188,11 @@ export class S3Store implements ObjectStore {
     headers: Record<string, string>,
     description: string,
   ): Promise<HttpResponse> {
-    return withRetry(
-      async () => {
-        const response = await this.send(method, key, query, headers);
-        if (response.status === 408 || response.status === 429 || response.status >= 500) {
-          throw await statusError(response, description, xmlErrorCode);
-        }
-        return response;
-      },
-      { policy: this.options.retry, logger: this.options.logger, description },
-    );
+    return sendWithRetry(() => this.send(method, key, query, headers), description, {
+      retry: this.options.retry,
+      logger: this.options.logger,
+      codeFromBody: xmlErrorCode,
+    });
   }
 
   private async send(

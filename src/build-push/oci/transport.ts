@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { keepAliveAgent, type HttpResponse } from '../../common/http';
+import { keepAliveAgent, timeoutError, watchBodyIdle, type HttpResponse } from '../../common/http';
 
 export type Body = Buffer | string | (() => AsyncIterable<Buffer>);
 
@@ -37,7 +37,7 @@ export function sendRequest(request: RegistryRequest): Promise<HttpResponse> {
       },
     );
     const timeout = request.idleTimeoutMs ?? 120_000;
-    req.setTimeout(timeout, () => req.destroy(timedOut(timeout)));
+    req.setTimeout(timeout, () => req.destroy(timeoutError(timeout)));
     req.on('error', (error) => {
       if (!answered) reject(error);
     });
@@ -68,27 +68,6 @@ export function sendRequest(request: RegistryRequest): Promise<HttpResponse> {
       }
     })();
   });
-}
-
-/**
- * Fails a response whose body stalls for `ms`; the listener leaves the socket with the
- * response, since a kept-alive socket serves many responses.
- */
-function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
-  const socket = res.socket;
-  const onTimeout = () => res.destroy(timedOut(ms));
-  socket.setTimeout(ms);
-  socket.on('timeout', onTimeout);
-  res.once('close', () => {
-    socket.removeListener('timeout', onTimeout);
-    socket.setTimeout(0);
-  });
-}
-
-function timedOut(ms: number): NodeJS.ErrnoException {
-  const error: NodeJS.ErrnoException = new Error(`no data for ${ms} ms; timed out`);
-  error.code = 'ETIMEDOUT';
-  return error;
 }
 
 export function header(response: HttpResponse, name: string): string | undefined {
