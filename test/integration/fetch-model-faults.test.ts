@@ -1,19 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FaultProxy, type Fault, type ProxiedRequest } from '../support/fault-proxy';
 import { errorLines, runAction } from '../support/run-action';
 import { Stack } from '../support/stack';
+import { entries, expectCleanFailureWhenUnavailable } from '../support/fetch-scenarios';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const MiB = 1024 * 1024;
-
-/** Every entry under `dir`, hidden partial files included, relative and sorted. */
-function entries(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true }).map(String).sort();
-}
 
 /** A ranged read of the model blob (not a HEAD, a list or a token request). */
 const isRangedGet = (request: ProxiedRequest) =>
@@ -109,14 +104,8 @@ describe('fetch-model through a faulty network', () => {
     expect(run.stdout).toMatch(/HTTP 503/);
   });
 
-  it('fails cleanly, leaving no file behind, when the service stays unavailable', async () => {
-    proxy.decide = (request) =>
-      isRangedGet(request) ? { kind: 'status', status: 503 } : { kind: 'pass' };
-    const run = await fetch();
-    expect(run.exitCode).toBe(1);
-    expect(errorLines(run).join('\n')).toMatch(/HTTP 503/);
-    expect(entries(path.join(workspace, 'model'))).toEqual([]);
-  });
+  it('fails cleanly, leaving no file behind, when the service stays unavailable', () =>
+    expectCleanFailureWhenUnavailable(proxy, isRangedGet, () => fetch(), workspace));
 
   it('detects a blob overwritten during the download and writes nothing', async () => {
     const container = await stack.azurite.container('faults');

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
@@ -20,18 +20,17 @@ import {
   READER_ROLE,
   S3Stack,
 } from '../support/s3-stack';
+import {
+  entries,
+  expectCleanFailureWhenUnavailable,
+  expectRerunSkipsAndRepairs,
+} from '../support/fetch-scenarios';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const md5Hex = (data: Buffer) => createHash('md5').update(data).digest('hex');
 const MiB = 1024 * 1024;
 /** S3's smallest part (but the last). */
 const PART = 5 * MiB;
-
-/** Every entry under `dir`, hidden partial files included, relative and sorted. */
-function entries(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true }).map(String).sort();
-}
 
 async function put(client: S3Client, bucket: string, key: string, body: Buffer): Promise<string> {
   const { ETag } = await client.send(
@@ -250,23 +249,8 @@ describe('fetch-model from S3 (fauxqs), signed in through GitHub OIDC and STS', 
     expect(visible).not.toMatch(/AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)/);
   });
 
-  it('skips files that are already in place on a re-run, and repairs a damaged one', async () => {
-    const inputs = { blobs: 'ResNet_152.model, synset.txt' };
-    const first = await fetch(inputs);
-    expect(first.exitCode).toBe(0);
-    const second = await fetch(inputs);
-    expect(second.exitCode).toBe(0);
-    expect(second.outputs['cache-hit']).toBe('true');
-    expect(second.outputs['model-digest']).toBe(first.outputs['model-digest']);
-    expect(second.summary).toContain('nothing was downloaded');
-
-    const damaged = path.join(workspace, 'model', 'synset.txt');
-    writeFileSync(damaged, 'tampered');
-    const third = await fetch(inputs);
-    expect(third.exitCode).toBe(0);
-    expect(third.outputs['cache-hit']).toBe('false');
-    expect(readFileSync(damaged).equals(labels)).toBe(true);
-  });
+  it('skips files that are already in place on a re-run, and repairs a damaged one', () =>
+    expectRerunSkipsAndRepairs((inputs) => fetch(inputs), workspace, labels));
 
   it('fetches a folder by prefix, keeping relative paths and skipping folder markers', async () => {
     const run = await fetch({ prefix: 'resnet/v2', path: 'weights' });
@@ -468,14 +452,8 @@ describe('fetch-model from S3 through a faulty network', () => {
     expect(run.stdout).toMatch(/HTTP 503/);
   });
 
-  it('fails cleanly, leaving no file behind, when the service stays unavailable', async () => {
-    proxy.decide = (request) =>
-      isRangedGet(request) ? { kind: 'status', status: 503 } : { kind: 'pass' };
-    const run = await fetch();
-    expect(run.exitCode).toBe(1);
-    expect(errorLines(run).join('\n')).toMatch(/HTTP 503/);
-    expect(entries(path.join(workspace, 'model'))).toEqual([]);
-  });
+  it('fails cleanly, leaving no file behind, when the service stays unavailable', () =>
+    expectCleanFailureWhenUnavailable(proxy, isRangedGet, () => fetch(), workspace));
 
   it('detects an object overwritten during the download (If-Match) and writes nothing', async () => {
     let overwritten = false;

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { decodeJwt } from '../servers/jwt';
 import { errorLines, runAction, type ActionRun } from '../support/run-action';
 import { Stack } from '../support/stack';
+import { expectRerunSkipsAndRepairs } from '../support/fetch-scenarios';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -108,23 +109,8 @@ describe('fetch-model against Azurite, signed in through GitHub OIDC and Entra',
     expect(stack.oidc.issuedAudiences.at(-1)).toBe('api://AzureADTokenExchange');
   });
 
-  it('skips files that are already in place on a re-run, and repairs a damaged one', async () => {
-    const inputs = { blobs: 'ResNet_152.model, synset.txt' };
-    const first = await fetch(inputs);
-    expect(first.exitCode).toBe(0);
-    const second = await fetch(inputs);
-    expect(second.exitCode).toBe(0);
-    expect(second.outputs['cache-hit']).toBe('true');
-    expect(second.outputs['model-digest']).toBe(first.outputs['model-digest']);
-    expect(second.summary).toContain('nothing was downloaded');
-
-    const damaged = path.join(workspace, 'model', 'synset.txt');
-    writeFileSync(damaged, 'tampered');
-    const third = await fetch(inputs);
-    expect(third.exitCode).toBe(0);
-    expect(third.outputs['cache-hit']).toBe('false');
-    expect(readFileSync(damaged).equals(labels)).toBe(true);
-  });
+  it('skips files that are already in place on a re-run, and repairs a damaged one', () =>
+    expectRerunSkipsAndRepairs((inputs) => fetch(inputs), workspace, labels));
 
   it('fetches a folder by prefix, keeping relative paths and skipping folder markers', async () => {
     const run = await fetch({ prefix: 'resnet/v2', path: 'weights' });
