@@ -35184,7 +35184,7 @@ const node_fs_1 = __nccwpck_require__(3024);
 const path = __importStar(__nccwpck_require__(6760));
 const credential_1 = __nccwpck_require__(6324);
 const errors_1 = __nccwpck_require__(1922);
-const reference_1 = __nccwpck_require__(3728);
+const image_reference_1 = __nccwpck_require__(648);
 exports.MODES = ['dockerfile', 'model-layer'];
 const MiB = 1024 * 1024;
 function readSettings(inputs, env, logger) {
@@ -35194,8 +35194,8 @@ function readSettings(inputs, env, logger) {
         logger.mask(password);
     const username = inputs.optional('username');
     const identity = (0, credential_1.readAzureIdentity)(inputs, env);
-    const registry = (0, reference_1.validateRegistry)(inputs.required('registry', "the registry host, e.g. 'myacr.azurecr.io'"));
-    const repository = (0, reference_1.validateRepository)(inputs.required('repository', "the repository to push to, e.g. 'ai/image-classifier'"));
+    const registry = (0, image_reference_1.validateRegistry)(inputs.required('registry', "the registry host, e.g. 'myacr.azurecr.io'"));
+    const repository = (0, image_reference_1.validateRepository)(inputs.required('repository', "the repository to push to, e.g. 'ai/image-classifier'"));
     const mode = inputs.choice('mode', exports.MODES, 'dockerfile');
     const context = path.resolve(inputs.string('context', '.'));
     const dockerfile = path.resolve(inputs.string('dockerfile', path.join(context, 'Dockerfile')));
@@ -35239,9 +35239,9 @@ function readSettings(inputs, env, logger) {
         }
     }
     const baseImage = baseImageText
-        ? (0, reference_1.parseImageReference)(baseImageText, 'base-image', registry)
+        ? withDefaultTag((0, image_reference_1.parseImageReference)(baseImageText, 'base-image', registry))
         : undefined;
-    const tags = inputs.list('tags').map((tag) => (0, reference_1.validateTag)(tag));
+    const tags = inputs.list('tags').map((tag) => (0, image_reference_1.validateTag)(tag));
     const labels = {};
     for (const line of inputs.lines('labels')) {
         const at = line.indexOf('=');
@@ -35346,6 +35346,10 @@ function parseModelFiles(value) {
         throw new errors_1.ConfigurationError(`Invalid model-files ${(0, errors_1.quote)(value)}. Expected fetch-model's files output: a JSON array of objects with name, uri, etag, sha256.`);
     }
     return parsed;
+}
+/** A base image named without tag or digest means `latest`, as docker pull reads it. */
+function withDefaultTag(reference) {
+    return reference.tag || reference.digest ? reference : { ...reference, tag: 'latest' };
 }
 
 
@@ -35570,16 +35574,13 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.listModelFiles = listModelFiles;
 exports.compareBytes = compareBytes;
-exports.sha256File = sha256File;
 exports.computeModelDigest = computeModelDigest;
-const node_crypto_1 = __nccwpck_require__(7598);
-const node_fs_1 = __nccwpck_require__(3024);
 const promises_1 = __nccwpck_require__(1455);
 const path = __importStar(__nccwpck_require__(6760));
 const errors_1 = __nccwpck_require__(1922);
-const model_digest_1 = __nccwpck_require__(3382);
+const model_1 = __nccwpck_require__(5376);
 /** fetch-model's bookkeeping, which describes the download and does not belong in the image. */
-const EXCLUDED = new Set(['.fetch-model.lock.json']);
+const EXCLUDED = new Set([model_1.LOCK_FILE]);
 /** Every regular file under `dir` (symlinks followed), sorted by relative path byte order. */
 async function listModelFiles(dir, input = 'model-path') {
     const top = await (0, promises_1.stat)(dir).catch(() => undefined);
@@ -35611,19 +35612,12 @@ async function listModelFiles(dir, input = 'model-path') {
 function compareBytes(a, b) {
     return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
-async function sha256File(file) {
-    const hash = (0, node_crypto_1.createHash)('sha256');
-    for await (const chunk of (0, node_fs_1.createReadStream)(file, { highWaterMark: 4 * 1024 * 1024 })) {
-        hash.update(chunk);
-    }
-    return hash.digest('hex');
-}
 /** The model digest fetch-model would report for these files, for when none was passed in. */
 async function computeModelDigest(files) {
     const hashed = [];
     for (const file of files)
-        hashed.push({ path: file.relative, sha256: await sha256File(file.absolute) });
-    return (0, model_digest_1.modelDigest)(hashed);
+        hashed.push({ path: file.relative, sha256: await (0, model_1.hashFile)(file.absolute) });
+    return (0, model_1.modelDigest)(hashed);
 }
 
 
@@ -35642,7 +35636,7 @@ const format_1 = __nccwpck_require__(6950);
 const existing_1 = __nccwpck_require__(9921);
 const labels_1 = __nccwpck_require__(8068);
 const image_1 = __nccwpck_require__(1128);
-const reference_1 = __nccwpck_require__(3728);
+const image_reference_1 = __nccwpck_require__(648);
 const tar_layer_1 = __nccwpck_require__(2734);
 const smoke_1 = __nccwpck_require__(8790);
 /**
@@ -35656,14 +35650,14 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
     const client = deps.client();
     const base = settings.baseImage;
     if (base.registry !== settings.registry) {
-        throw new errors_1.ConfigurationError(`base-image ${(0, errors_1.quote)((0, reference_1.formatReference)(base))} is in another registry than ${(0, errors_1.quote)(settings.registry)}. ` +
+        throw new errors_1.ConfigurationError(`base-image ${(0, errors_1.quote)((0, image_reference_1.formatReference)(base))} is in another registry than ${(0, errors_1.quote)(settings.registry)}. ` +
             'In model-layer mode the base image must live in the same registry (any repository), so its ' +
             'layers can be mounted instead of copied; push it there first.');
     }
     const repository = settings.repository;
     const baseImage = await phase('Base image', async () => {
-        const image = await (0, image_1.readBaseImage)(client, base.repository, base.digest ?? base.tag, settings.platform, (0, reference_1.formatReference)(base));
-        logger.info(`${(0, reference_1.formatReference)(base)}: ${image.digest}, ${image.manifest.layers.length} layer(s), ${image.mediaType}`);
+        const image = await (0, image_1.readBaseImage)(client, base.repository, base.digest ?? base.tag, settings.platform, (0, image_reference_1.formatReference)(base));
+        logger.info(`${(0, image_reference_1.formatReference)(base)}: ${image.digest}, ${image.manifest.layers.length} layer(s), ${image.mediaType}`);
         return image;
     });
     await phase('Base layers', async () => {
@@ -36539,101 +36533,6 @@ function composeImage(base, layer, labels, created, description) {
             return Buffer.from(JSON.stringify(manifest));
         },
     };
-}
-
-
-/***/ }),
-
-/***/ 3728:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-"use strict";
-
-Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.validateRegistry = validateRegistry;
-exports.validateRepository = validateRepository;
-exports.validateTag = validateTag;
-exports.parseImageReference = parseImageReference;
-exports.formatReference = formatReference;
-const errors_1 = __nccwpck_require__(1922);
-/**
- * The grammar of Distribution's reference package: a repository is path components of lower-case
- * letters and digits joined by `.`, `_`, `__` or runs of `-`, separated by `/`; a tag is up to 128
- * word characters, dots and dashes, not starting with either; a registry host may carry a port.
- */
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$/;
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
-function validateRegistry(value, input = 'registry') {
-    const host = value.replace(/^https:\/\//, '').replace(/\/+$/, '');
-    if (!HOST.test(host) || host !== host.toLowerCase()) {
-        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected a lower-case registry host name, optionally ` +
-            `with a port, such as myacr.azurecr.io or 127.0.0.1:5000.`);
-    }
-    return host;
-}
-function validateRepository(value, input = 'repository') {
-    const components = value.split('/');
-    if (value.length > 255 || !components.every((component) => COMPONENT.test(component))) {
-        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected lower-case letters, digits and separators ` +
-            `(., _, __, -) in path components joined by /, such as ai/image-classifier.` +
-            (value !== value.toLowerCase() ? ' Repository names must be lower case.' : ''));
-    }
-    return value;
-}
-function validateTag(value, input = 'tags') {
-    if (!TAG.test(value)) {
-        throw new errors_1.ConfigurationError(`Invalid tag ${(0, errors_1.quote)(value)} in '${input}'. Expected up to 128 letters, digits, '_', '.' ` +
-            `and '-', not starting with '.' or '-'.`);
-    }
-    return value;
-}
-/**
- * Parses `registry/repository[:tag][@sha256:...]`. A reference without a registry part is taken
- * to live in `defaultRegistry` (the target registry), since no public registry is assumed.
- */
-function parseImageReference(value, input, defaultRegistry) {
-    let rest = value.trim();
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}: the digest after @ must be sha256: and 64 hex digits.`);
-        }
-    }
-    let tag;
-    const lastSlash = rest.lastIndexOf('/');
-    const colon = rest.lastIndexOf(':');
-    if (colon > lastSlash) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-    }
-    const firstSlash = rest.indexOf('/');
-    const first = firstSlash >= 0 ? rest.slice(0, firstSlash) : '';
-    const hasRegistry = first !== '' && (/[.:]/.test(first) || first === 'localhost');
-    const registry = hasRegistry ? validateRegistry(first, input) : defaultRegistry;
-    const repository = hasRegistry ? rest.slice(firstSlash + 1) : rest;
-    try {
-        validateRepository(repository, input);
-        if (tag !== undefined)
-            validateTag(tag, input);
-    }
-    catch (error) {
-        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected an image reference such as ` +
-            `myacr.azurecr.io/ai/app-base:1.0 or ai/app-base@sha256:<64 hex digits>. ` +
-            `${error.message}`);
-    }
-    if (tag === undefined && digest === undefined)
-        tag = 'latest';
-    return { registry, repository, tag, digest };
-}
-function formatReference(reference) {
-    return (`${reference.registry}/${reference.repository}` +
-        (reference.tag ? `:${reference.tag}` : '') +
-        (reference.digest ? `@${reference.digest}` : ''));
 }
 
 
@@ -37708,6 +37607,111 @@ function sendWithRetry(sendOnce, description, options) {
 
 /***/ }),
 
+/***/ 648:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.DOCKER_HUB = void 0;
+exports.validateRegistry = validateRegistry;
+exports.validateRepository = validateRepository;
+exports.validateTag = validateTag;
+exports.parseImageReference = parseImageReference;
+exports.repositoryOf = repositoryOf;
+exports.formatReference = formatReference;
+const errors_1 = __nccwpck_require__(1922);
+/**
+ * The grammar of Distribution's reference package: a repository is path components of lower-case
+ * letters and digits joined by `.`, `_`, `__` or runs of `-`, separated by `/`; a tag is up to 128
+ * word characters, dots and dashes, not starting with either; a registry host may carry a port.
+ */
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$/;
+const DIGEST = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+/** The registry a reference without a registry part names, as docker and the kubelet read it. */
+exports.DOCKER_HUB = 'docker.io';
+function validateRegistry(value, input = 'registry') {
+    const host = value.replace(/^https:\/\//, '').replace(/\/+$/, '');
+    if (!HOST.test(host) || host !== host.toLowerCase()) {
+        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected a lower-case registry host name, optionally ` +
+            `with a port, such as myacr.azurecr.io or 127.0.0.1:5000.`);
+    }
+    return host;
+}
+function validateRepository(value, input = 'repository') {
+    const components = value.split('/');
+    if (value.length > 255 || !components.every((component) => COMPONENT.test(component))) {
+        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected lower-case letters, digits and separators ` +
+            `(., _, __, -) in path components joined by /, such as ai/image-classifier.` +
+            (value !== value.toLowerCase() ? ' Repository names must be lower case.' : ''));
+    }
+    return value;
+}
+function validateTag(value, input = 'tags') {
+    if (!TAG.test(value)) {
+        throw new errors_1.ConfigurationError(`Invalid tag ${(0, errors_1.quote)(value)} in '${input}'. Expected up to 128 letters, digits, '_', '.' ` +
+            `and '-', not starting with '.' or '-'.`);
+    }
+    return value;
+}
+/**
+ * Parses `registry/repository[:tag][@digest]`. The first path component is a registry when it
+ * looks like a host (a dot, a port, or `localhost`); otherwise the reference lives in
+ * `defaultRegistry`. For Docker Hub, a single-component name means `library/<name>`, as the
+ * kubelet resolves it. No tag is implied: callers that want `latest` add it.
+ */
+function parseImageReference(value, input, defaultRegistry) {
+    let rest = value.trim();
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}: the digest after @ must be sha256: and 64 hex digits.`);
+        }
+    }
+    let tag;
+    const lastSlash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > lastSlash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+    }
+    const firstSlash = rest.indexOf('/');
+    const first = firstSlash >= 0 ? rest.slice(0, firstSlash) : '';
+    const hasRegistry = first !== '' && (/[.:]/.test(first) || first === 'localhost');
+    const registry = hasRegistry ? validateRegistry(first, input) : defaultRegistry;
+    let repository = hasRegistry ? rest.slice(firstSlash + 1) : rest;
+    if (registry === exports.DOCKER_HUB && !repository.includes('/'))
+        repository = `library/${repository}`;
+    try {
+        validateRepository(repository, input);
+        if (tag !== undefined)
+            validateTag(tag, input);
+    }
+    catch (error) {
+        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected an image reference such as ` +
+            `myacr.azurecr.io/ai/app-base:1.0 or ai/app-base@sha256:<64 hex digits>. ` +
+            `${error.message}`);
+    }
+    return { registry, repository, tag, digest };
+}
+/** `registry/repository`: what two references must share for one to replace the other. */
+function repositoryOf(reference) {
+    return `${reference.registry}/${reference.repository}`;
+}
+function formatReference(reference) {
+    return (repositoryOf(reference) +
+        (reference.tag ? `:${reference.tag}` : '') +
+        (reference.digest ? `@${reference.digest}` : ''));
+}
+
+
+/***/ }),
+
 /***/ 9184:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -37830,6 +37834,100 @@ function parseByteSize(value) {
     if (unit === undefined)
         return undefined;
     return Math.round(Number(match[1]) * unit);
+}
+
+
+/***/ }),
+
+/***/ 5376:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LOCK_FILE = void 0;
+exports.readLock = readLock;
+exports.writeLock = writeLock;
+exports.hashFile = hashFile;
+exports.modelDigest = modelDigest;
+const node_crypto_1 = __nccwpck_require__(7598);
+const node_fs_1 = __nccwpck_require__(3024);
+const path = __importStar(__nccwpck_require__(6760));
+/**
+ * The model contract between fetch-model and build-push: the digest that names a model set,
+ * the state file fetch-model keeps beside the files it wrote, and how a file is hashed.
+ */
+/** Name of the state file fetch-model keeps in the destination directory. */
+exports.LOCK_FILE = '.fetch-model.lock.json';
+async function readLock(dir) {
+    try {
+        const parsed = JSON.parse(await node_fs_1.promises.readFile(path.join(dir, exports.LOCK_FILE), 'utf8'));
+        if (parsed?.version === 1 && parsed.files && typeof parsed.files === 'object')
+            return parsed;
+    }
+    catch {
+        // Missing or unreadable: nothing is known, everything is downloaded.
+    }
+    return { version: 1, files: {} };
+}
+/** Writes the state file atomically: a reader sees the old one or the new one, never half. */
+async function writeLock(dir, lock) {
+    const target = path.join(dir, exports.LOCK_FILE);
+    const temp = `${target}.${process.pid}.tmp`;
+    await node_fs_1.promises.writeFile(temp, JSON.stringify(lock, null, 2) + '\n');
+    await node_fs_1.promises.rename(temp, target);
+}
+/** SHA-256 (hex) of a file on disk, streamed. */
+async function hashFile(file) {
+    const hash = (0, node_crypto_1.createHash)('sha256');
+    for await (const chunk of (0, node_fs_1.createReadStream)(file, { highWaterMark: 4 * 1024 * 1024 })) {
+        hash.update(chunk);
+    }
+    return hash.digest('hex');
+}
+/**
+ * One digest for a whole model set: SHA-256 over the lines `<path> <sha256>\n`, sorted by path
+ * (the file's path relative to the destination). The same files give the same digest whatever
+ * their order in the inputs, their blob prefix or their download time.
+ */
+function modelDigest(files) {
+    const lines = files
+        .map((file) => `${file.path} ${file.sha256}\n`)
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return (0, node_crypto_1.createHash)('sha256').update(lines.join('')).digest('hex');
 }
 
 
@@ -37991,29 +38089,6 @@ function escapeCell(cell) {
 /** Shows a long hex digest in a table as its first characters, the full value in a tooltip-free code span. */
 function shortDigest(hex, length = 12) {
     return `\`${hex.slice(0, length)}\``;
-}
-
-
-/***/ }),
-
-/***/ 3382:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-"use strict";
-
-Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.modelDigest = modelDigest;
-const node_crypto_1 = __nccwpck_require__(7598);
-/**
- * One digest for a whole model set: SHA-256 over the lines `<path> <sha256>\n`, sorted by path
- * (the file's path relative to the destination). The same files give the same digest whatever
- * their order in the inputs, their blob prefix or their download time.
- */
-function modelDigest(files) {
-    const lines = files
-        .map((file) => `${file.path} ${file.sha256}\n`)
-        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return (0, node_crypto_1.createHash)('sha256').update(lines.join('')).digest('hex');
 }
 
 

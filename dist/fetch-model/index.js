@@ -60800,6 +60800,100 @@ async function mapLimited(items, limit, fn) {
 
 /***/ }),
 
+/***/ 5376:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LOCK_FILE = void 0;
+exports.readLock = readLock;
+exports.writeLock = writeLock;
+exports.hashFile = hashFile;
+exports.modelDigest = modelDigest;
+const node_crypto_1 = __nccwpck_require__(7598);
+const node_fs_1 = __nccwpck_require__(3024);
+const path = __importStar(__nccwpck_require__(6760));
+/**
+ * The model contract between fetch-model and build-push: the digest that names a model set,
+ * the state file fetch-model keeps beside the files it wrote, and how a file is hashed.
+ */
+/** Name of the state file fetch-model keeps in the destination directory. */
+exports.LOCK_FILE = '.fetch-model.lock.json';
+async function readLock(dir) {
+    try {
+        const parsed = JSON.parse(await node_fs_1.promises.readFile(path.join(dir, exports.LOCK_FILE), 'utf8'));
+        if (parsed?.version === 1 && parsed.files && typeof parsed.files === 'object')
+            return parsed;
+    }
+    catch {
+        // Missing or unreadable: nothing is known, everything is downloaded.
+    }
+    return { version: 1, files: {} };
+}
+/** Writes the state file atomically: a reader sees the old one or the new one, never half. */
+async function writeLock(dir, lock) {
+    const target = path.join(dir, exports.LOCK_FILE);
+    const temp = `${target}.${process.pid}.tmp`;
+    await node_fs_1.promises.writeFile(temp, JSON.stringify(lock, null, 2) + '\n');
+    await node_fs_1.promises.rename(temp, target);
+}
+/** SHA-256 (hex) of a file on disk, streamed. */
+async function hashFile(file) {
+    const hash = (0, node_crypto_1.createHash)('sha256');
+    for await (const chunk of (0, node_fs_1.createReadStream)(file, { highWaterMark: 4 * 1024 * 1024 })) {
+        hash.update(chunk);
+    }
+    return hash.digest('hex');
+}
+/**
+ * One digest for a whole model set: SHA-256 over the lines `<path> <sha256>\n`, sorted by path
+ * (the file's path relative to the destination). The same files give the same digest whatever
+ * their order in the inputs, their blob prefix or their download time.
+ */
+function modelDigest(files) {
+    const lines = files
+        .map((file) => `${file.path} ${file.sha256}\n`)
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return (0, node_crypto_1.createHash)('sha256').update(lines.join('')).digest('hex');
+}
+
+
+/***/ }),
+
 /***/ 9183:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -61420,8 +61514,8 @@ const format_1 = __nccwpck_require__(6950);
 const limiter_1 = __nccwpck_require__(6117);
 const retry_1 = __nccwpck_require__(9183);
 const download_1 = __nccwpck_require__(7510);
+const model_1 = __nccwpck_require__(5376);
 const lockfile_1 = __nccwpck_require__(9787);
-const model_digest_1 = __nccwpck_require__(3382);
 const paths_1 = __nccwpck_require__(9479);
 const specs_1 = __nccwpck_require__(6436);
 /**
@@ -61433,7 +61527,7 @@ async function fetchModel(settings, store, logger, options = {}) {
     const started = Date.now();
     const targets = await resolveTargets(settings, store);
     await node_fs_1.promises.mkdir(settings.destination, { recursive: true });
-    const lock = await (0, lockfile_1.readLock)(settings.destination);
+    const lock = await (0, model_1.readLock)(settings.destination);
     const cached = [];
     const pending = [];
     for (const target of targets) {
@@ -61487,11 +61581,11 @@ async function fetchModel(settings, store, logger, options = {}) {
             mtimeMs: stats.mtimeMs,
         };
     }
-    await (0, lockfile_1.writeLock)(settings.destination, nextLock);
+    await (0, model_1.writeLock)(settings.destination, nextLock);
     return {
         destination: settings.destination,
         files,
-        modelDigest: (0, model_digest_1.modelDigest)(files.map((file) => ({ path: file.relativePath, sha256: file.sha256 }))),
+        modelDigest: (0, model_1.modelDigest)(files.map((file) => ({ path: file.relativePath, sha256: file.sha256 }))),
         cacheHit: downloaded.length === 0,
         downloadedBytes: downloaded.reduce((total, file) => total + file.size, 0),
         milliseconds: Date.now() - started,
@@ -61878,80 +61972,14 @@ function maskSas(raw, logger) {
 /***/ }),
 
 /***/ 9787:
-/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
-var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
-    if (k2 === undefined) k2 = k;
-    var desc = Object.getOwnPropertyDescriptor(m, k);
-    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-      desc = { enumerable: true, get: function() { return m[k]; } };
-    }
-    Object.defineProperty(o, k2, desc);
-}) : (function(o, m, k, k2) {
-    if (k2 === undefined) k2 = k;
-    o[k2] = m[k];
-}));
-var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
-    Object.defineProperty(o, "default", { enumerable: true, value: v });
-}) : function(o, v) {
-    o["default"] = v;
-});
-var __importStar = (this && this.__importStar) || (function () {
-    var ownKeys = function(o) {
-        ownKeys = Object.getOwnPropertyNames || function (o) {
-            var ar = [];
-            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
-            return ar;
-        };
-        return ownKeys(o);
-    };
-    return function (mod) {
-        if (mod && mod.__esModule) return mod;
-        var result = {};
-        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
-        __setModuleDefault(result, mod);
-        return result;
-    };
-})();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.LOCK_FILE = void 0;
-exports.readLock = readLock;
-exports.writeLock = writeLock;
-exports.hashFile = hashFile;
 exports.verifiedLocalDigest = verifiedLocalDigest;
-const node_crypto_1 = __nccwpck_require__(7598);
 const node_fs_1 = __nccwpck_require__(3024);
-const path = __importStar(__nccwpck_require__(6760));
-/** Name of the lock file kept in the destination directory. */
-exports.LOCK_FILE = '.fetch-model.lock.json';
-async function readLock(dir) {
-    try {
-        const parsed = JSON.parse(await node_fs_1.promises.readFile(path.join(dir, exports.LOCK_FILE), 'utf8'));
-        if (parsed?.version === 1 && parsed.files && typeof parsed.files === 'object')
-            return parsed;
-    }
-    catch {
-        // Missing or unreadable: nothing is known, everything is downloaded.
-    }
-    return { version: 1, files: {} };
-}
-/** Writes the lock file atomically: a reader sees the old one or the new one, never half. */
-async function writeLock(dir, lock) {
-    const target = path.join(dir, exports.LOCK_FILE);
-    const temp = `${target}.${process.pid}.tmp`;
-    await node_fs_1.promises.writeFile(temp, JSON.stringify(lock, null, 2) + '\n');
-    await node_fs_1.promises.rename(temp, target);
-}
-/** SHA-256 of a file on disk, streamed. */
-async function hashFile(file) {
-    const hash = (0, node_crypto_1.createHash)('sha256');
-    for await (const chunk of (0, node_fs_1.createReadStream)(file, { highWaterMark: 1024 * 1024 })) {
-        hash.update(chunk);
-    }
-    return hash.digest('hex');
-}
+const model_1 = __nccwpck_require__(5376);
 /**
  * The sha256 of a local file when it is still what the lock says was downloaded: same size,
  * and either the same mtime (trusted, as git and make do) or the same digest after re-hashing
@@ -61969,7 +61997,7 @@ async function verifiedLocalDigest(file, entry) {
         return undefined;
     if (stats.mtimeMs === entry.mtimeMs)
         return { sha256: entry.sha256, mtimeMs: stats.mtimeMs };
-    const sha256 = await hashFile(file);
+    const sha256 = await (0, model_1.hashFile)(file);
     return sha256 === entry.sha256 ? { sha256, mtimeMs: stats.mtimeMs } : undefined;
 }
 
@@ -62078,29 +62106,6 @@ function blobAuth(store, env, logger) {
     }
     const credential = (0, credential_1.createOidcCredential)(store.identity, (audience) => core.getIDToken(audience), env, logger);
     return { kind: 'oidc', tokens: new credential_1.TokenSource(credential, logger) };
-}
-
-
-/***/ }),
-
-/***/ 3382:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-"use strict";
-
-Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.modelDigest = modelDigest;
-const node_crypto_1 = __nccwpck_require__(7598);
-/**
- * One digest for a whole model set: SHA-256 over the lines `<path> <sha256>\n`, sorted by path
- * (the file's path relative to the destination). The same files give the same digest whatever
- * their order in the inputs, their blob prefix or their download time.
- */
-function modelDigest(files) {
-    const lines = files
-        .map((file) => `${file.path} ${file.sha256}\n`)
-        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return (0, node_crypto_1.createHash)('sha256').update(lines.join('')).digest('hex');
 }
 
 

@@ -5,7 +5,7 @@ import { ConfigurationError, quote } from '../common/errors';
 import type { Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
 import type { AksCluster } from './aks';
-import { parseImageInputs, type ImageReference } from './images';
+import { parseImageInputs, type ImageEntry } from './images';
 import { parseKeyValues, type Provenance } from './render';
 
 /** Where the cluster's credentials come from. */
@@ -24,7 +24,7 @@ export interface DeploySettings {
   /** Manifest files, directories or globs, as given. */
   manifests: string[];
   /** Replacement images, one per repository. */
-  images: ImageReference[];
+  images: ImageEntry[];
   /** Extra labels for every resource. */
   labels: Record<string, string>;
   /** Extra annotations for every resource. */
