@@ -61283,18 +61283,166 @@ function accountEndpoint(account, storageSuffix) {
 
 /***/ }),
 
+/***/ 2564:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.PARTIAL_FILE = void 0;
+exports.prepareDestination = prepareDestination;
+const node_fs_1 = __nccwpck_require__(3024);
+const path = __importStar(__nccwpck_require__(6760));
+const errors_1 = __nccwpck_require__(1922);
+const model_1 = __nccwpck_require__(5376);
+/** Temporary files of a download, as fetch.ts names them: `.<name>.partial-<8 hex>`. */
+exports.PARTIAL_FILE = /^\..+\.partial-[0-9a-f]{8}$/;
+/** The most entries a message names before it says how many more there are. */
+const NAMED = 10;
+/**
+ * Makes `root` hold nothing but the requested files: a restored Actions cache, or an earlier
+ * run, may have left anything there, and the next step ships the whole directory. Refuses
+ * symbolic links and special files anywhere under it (they would make a later step read or
+ * write outside it); removes every other entry that is not a requested file, its parent
+ * directory or the state file, and returns their relative paths. Removes nothing from a
+ * directory without fetch-model's state file (other than its own partial files): that one
+ * was not written by fetch-model, and its files may be the user's.
+ */
+async function prepareDestination(root, requested) {
+    let stats;
+    try {
+        stats = await node_fs_1.promises.lstat(root);
+    }
+    catch (error) {
+        if (error.code !== 'ENOENT')
+            throw error;
+        await node_fs_1.promises.mkdir(root, { recursive: true });
+        return [];
+    }
+    if (stats.isSymbolicLink()) {
+        throw new errors_1.ConfigurationError(`'path' ${(0, errors_1.quote)(root)} is a symbolic link. fetch-model writes only into a real ` +
+            `directory; point 'path' at one (a restored cache or an earlier step may have made ` +
+            `the link).`);
+    }
+    if (!stats.isDirectory()) {
+        throw new errors_1.ConfigurationError(`'path' ${(0, errors_1.quote)(root)} exists and is not a directory.`);
+    }
+    const refused = [];
+    const entries = [];
+    const walk = async (dir, prefix) => {
+        for (const entry of await node_fs_1.promises.readdir(dir, { withFileTypes: true })) {
+            const relative = prefix + entry.name;
+            if (entry.isDirectory()) {
+                entries.push({ relative, directory: true });
+                await walk(path.join(dir, entry.name), `${relative}/`);
+            }
+            else if (entry.isFile()) {
+                entries.push({ relative, directory: false });
+            }
+            else {
+                refused.push(`'${relative}' (${kindOf(entry)})`);
+            }
+        }
+    };
+    await walk(root, '');
+    if (refused.length > 0) {
+        throw new errors_1.ConfigurationError(`'path' ${(0, errors_1.quote)(root)} holds ${named(refused)}. fetch-model refuses symbolic links and ` +
+            `special files in its destination: they would make the files shipped from it differ ` +
+            `from the files fetched. Remove them, or use a new directory (if it is restored from ` +
+            `a cache, drop that cache entry).`);
+    }
+    const parents = new Set();
+    for (const file of requested) {
+        for (let dir = path.posix.dirname(file); dir !== '.'; dir = path.posix.dirname(dir)) {
+            parents.add(dir);
+        }
+    }
+    const extra = entries.filter(({ relative, directory }) => directory ? !parents.has(relative) : !requested.has(relative) && relative !== model_1.LOCK_FILE);
+    // A removed directory takes its contents with it: remove only the topmost extra entries.
+    const topmost = extra.filter(({ relative }) => !extra.some((other) => other.directory && relative.startsWith(`${other.relative}/`)));
+    const ours = (relative) => exports.PARTIAL_FILE.test(path.posix.basename(relative));
+    const hasState = entries.some((entry) => entry.relative === model_1.LOCK_FILE && !entry.directory);
+    const foreign = extra.filter((entry) => !entry.directory && !ours(entry.relative));
+    if (!hasState && foreign.length > 0) {
+        throw new errors_1.ConfigurationError(`'path' ${(0, errors_1.quote)(root)} holds ${named(foreign.map((entry) => `'${entry.relative}'`))}, ` +
+            `which fetch-model did not write (the directory has no ${model_1.LOCK_FILE}). The destination ` +
+            `must hold only the fetched files, and fetch-model deletes nothing it did not write: ` +
+            `use a new or empty directory, or remove these files first.`);
+    }
+    for (const { relative } of topmost) {
+        await node_fs_1.promises.rm(path.join(root, relative), { recursive: true, force: true });
+    }
+    return extra.map(({ relative, directory }) => (directory ? `${relative}/` : relative));
+}
+function kindOf(entry) {
+    if (entry.isSymbolicLink())
+        return 'a symbolic link';
+    if (entry.isFIFO())
+        return 'a FIFO';
+    if (entry.isSocket())
+        return 'a socket';
+    if (entry.isBlockDevice())
+        return 'a block device';
+    if (entry.isCharacterDevice())
+        return 'a character device';
+    return 'not a regular file';
+}
+function named(items) {
+    const shown = items.slice(0, NAMED).join(', ');
+    return items.length > NAMED ? `${shown} and ${items.length - NAMED} more` : shown;
+}
+
+
+/***/ }),
+
 /***/ 7510:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.partialFiles = void 0;
+exports.SLAB_SIZE = exports.partialFiles = void 0;
 exports.downloadObject = downloadObject;
 exports.removePartial = removePartial;
 const node_fs_1 = __nccwpck_require__(3024);
 const retry_1 = __nccwpck_require__(9183);
+const hash_workers_1 = __nccwpck_require__(6772);
 const ordered_digest_1 = __nccwpck_require__(8946);
+const file_writer_1 = __nccwpck_require__(6214);
+const slab_pool_1 = __nccwpck_require__(2013);
 const ranges_1 = __nccwpck_require__(4544);
 /** Temporary files not yet renamed into place; removed if the process is told to stop. */
 exports.partialFiles = new Set();
@@ -61317,58 +61465,76 @@ function installSignalCleanup() {
         });
     }
 }
-/** Writes coalesce into calls of about this many bytes. */
-const WRITE_BATCH = 1024 * 1024;
+/** Bytes per slab: one write call and one hash update each. */
+exports.SLAB_SIZE = 1024 * 1024;
+/** Bytes queued for the file before ranges stop reading until the disk catches up. */
+const WRITE_QUEUE_BYTES = 8 * exports.SLAB_SIZE;
 /**
  * Downloads `object` into `tempPath` with parallel ranged GETs (at most `limiter.limit` at
- * once across all files), each pinned to the object's ETag. Bytes go to their place in the
- * file as they arrive and through SHA-256 in order. A range that fails on a transient error
- * resumes from the bytes it already has. On any failure the temporary file is removed.
+ * once across all files), each pinned to the object's ETag. Bytes are copied into pooled slabs
+ * as they arrive; each full slab is written to its place in the file and hashed (SHA-256, and
+ * MD5 when asked) in order, on worker threads when `settings.hashes` runs there. A range that
+ * fails on a transient error resumes from the bytes it already has. On any failure the
+ * temporary file is removed.
  */
 async function downloadObject(store, object, tempPath, limiter, settings, logger, onProgress) {
     installSignalCleanup();
     const file = await node_fs_1.promises.open(tempPath, 'wx', 0o644);
     exports.partialFiles.add(tempPath);
-    const digest = new ordered_digest_1.OrderedDigest(settings.md5 ? ['sha256', 'md5'] : ['sha256']);
+    const runner = settings.hashes ?? new hash_workers_1.InlineHashRunner();
+    const pool = settings.pool ?? new slab_pool_1.SlabPool(Math.min(settings.blockSize, exports.SLAB_SIZE));
+    const algorithms = settings.md5 ? ['sha256', 'md5'] : ['sha256'];
+    const digest = new ordered_digest_1.OrderedDigest(algorithms.map((algorithm) => runner.open(algorithm, object.size)));
     let failed;
     let signalAbort = () => undefined;
     const aborted = new Promise((resolve) => (signalAbort = resolve));
     let retries = 0;
+    const writer = new file_writer_1.FileWriter(file, WRITE_QUEUE_BYTES);
     const fetchRange = async (range) => {
         const length = range.end - range.start + 1;
         let received = 0;
-        let written = 0;
-        let batch = [];
-        let batchBytes = 0;
+        let slab;
+        let slabFill = 0;
+        let slabStart = 0;
         let failuresWithoutProgress = 0;
-        const flush = async () => {
-            if (batchBytes === 0)
-                return;
-            const buffers = batch;
-            const position = range.start + written;
-            batch = [];
-            written += batchBytes;
-            batchBytes = 0;
-            await writeAll(file, buffers, position);
+        /** Hands a filled slab (or the range's last, partial one) to the file and the hashes. */
+        const completeSlab = () => {
+            const full = slab;
+            const data = full.subarray(0, slabFill);
+            slab = undefined;
+            let users = 2;
+            const release = () => {
+                if (--users === 0)
+                    pool.release(full);
+            };
+            writer.write(data, slabStart, release);
+            digest.push(slabStart, data, release);
+        };
+        const consume = (chunk) => {
+            const usable = Math.min(chunk.length, length - received);
+            for (let at = 0; at < usable;) {
+                if (!slab) {
+                    slab = pool.acquire();
+                    slabFill = 0;
+                    slabStart = range.start + received;
+                }
+                const count = Math.min(usable - at, slab.length - slabFill);
+                chunk.copy(slab, slabFill, at, at + count);
+                slabFill += count;
+                at += count;
+                received += count;
+                if (slabFill === slab.length || received === length)
+                    completeSlab();
+            }
+            onProgress(usable);
         };
         while (received < length) {
             const receivedBefore = received;
             try {
                 const stream = await store.openRange(object, range.start + received, range.end);
-                for await (const chunk of stream) {
-                    if (failed !== undefined) {
-                        stream.destroy();
-                        return;
-                    }
-                    digest.push(range.start + received, chunk);
-                    received += chunk.length;
-                    onProgress(chunk.length);
-                    batch.push(chunk);
-                    batchBytes += chunk.length;
-                    if (batchBytes >= WRITE_BATCH)
-                        await flush();
-                }
-                await flush();
+                await pump(stream, consume, writer, () => failed !== undefined);
+                if (failed !== undefined)
+                    return;
                 if (received < length) {
                     throw Object.assign(new Error('connection closed before the range ended'), {
                         code: 'ERR_STREAM_PREMATURE_CLOSE',
@@ -61377,9 +61543,9 @@ async function downloadObject(store, object, tempPath, limiter, settings, logger
             }
             catch (error) {
                 // Bytes that arrived before the failure are good: keep them and resume after them.
-                await flush();
                 if (failed !== undefined)
                     return;
+                writer.check();
                 if (!(0, retry_1.isTransient)(error))
                     throw error;
                 failuresWithoutProgress = received > receivedBefore ? 1 : failuresWithoutProgress + 1;
@@ -61396,29 +61562,30 @@ async function downloadObject(store, object, tempPath, limiter, settings, logger
     try {
         const ranges = (0, ranges_1.planRanges)(object.size, settings.blockSize);
         await Promise.all(ranges.map(async (range) => {
-            await Promise.race([digest.reached(range.end + 1 - settings.windowBytes), aborted]);
-            if (failed !== undefined)
-                return;
-            await limiter.run(async () => {
+            try {
+                await Promise.race([digest.reached(range.end + 1 - settings.windowBytes), aborted]);
                 if (failed !== undefined)
                     return;
-                try {
-                    await fetchRange(range);
-                }
-                catch (error) {
+                await limiter.run(async () => {
                     if (failed === undefined)
-                        failed = error;
-                    signalAbort();
-                }
-            });
+                        await fetchRange(range);
+                });
+            }
+            catch (error) {
+                if (failed === undefined)
+                    failed = error;
+                signalAbort();
+            }
         }));
         if (failed !== undefined)
             throw failed;
+        await writer.drain();
+        const digests = await digest.digests();
         if (digest.hashedBytes !== object.size) {
             throw new Error(`'${object.name}': received ${digest.hashedBytes} of ${object.size} bytes in order.`);
         }
         await file.close();
-        const [sha256, md5] = digest.digests();
+        const [sha256, md5] = digests;
         return {
             sha256,
             md5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
@@ -61432,32 +61599,56 @@ async function downloadObject(store, object, tempPath, limiter, settings, logger
         throw error;
     }
 }
+/**
+ * Feeds a response body to `consume` until it ends. Resolves on its end, and also when
+ * `stopped()` turns true (the body is then destroyed); rejects on an error, or when the body
+ * closes before its end. Pauses the body while the writer is behind.
+ */
+function pump(stream, consume, writer, stopped) {
+    return new Promise((resolve, reject) => {
+        let settled = false;
+        const finish = (error) => {
+            if (settled)
+                return;
+            settled = true;
+            stream.removeListener('data', onData);
+            if (error === undefined)
+                resolve();
+            else
+                reject(error);
+        };
+        const onData = (chunk) => {
+            if (stopped()) {
+                stream.destroy();
+                finish();
+                return;
+            }
+            consume(chunk);
+            if (writer.full && !stream.isPaused()) {
+                stream.pause();
+                writer.whenRoom(() => {
+                    if (!settled)
+                        stream.resume();
+                });
+            }
+        };
+        stream.on('data', onData);
+        stream.once('end', () => finish());
+        stream.once('error', (error) => finish(error));
+        stream.once('close', () => {
+            if (stopped())
+                finish();
+            else
+                finish(Object.assign(new Error('connection closed before the range ended'), {
+                    code: 'ERR_STREAM_PREMATURE_CLOSE',
+                }));
+        });
+    });
+}
 /** Removes a temporary file, ignoring one that is already gone. */
 async function removePartial(tempPath) {
     await node_fs_1.promises.rm(tempPath, { force: true });
     exports.partialFiles.delete(tempPath);
-}
-async function writeAll(file, buffers, position) {
-    let offset = position;
-    let pending = buffers;
-    while (pending.length > 0) {
-        const { bytesWritten } = await file.writev(pending, offset);
-        offset += bytesWritten;
-        pending = dropBytes(pending, bytesWritten);
-    }
-}
-function dropBytes(buffers, count) {
-    const rest = [];
-    let skip = count;
-    for (const buffer of buffers) {
-        if (skip >= buffer.length) {
-            skip -= buffer.length;
-            continue;
-        }
-        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
-        skip = 0;
-    }
-    return rest;
 }
 function retryAfterOf(error) {
     return error.retryAfterMs;
@@ -61514,52 +61705,79 @@ const format_1 = __nccwpck_require__(6950);
 const limiter_1 = __nccwpck_require__(6117);
 const retry_1 = __nccwpck_require__(9183);
 const download_1 = __nccwpck_require__(7510);
+const hash_workers_1 = __nccwpck_require__(6772);
+const slab_pool_1 = __nccwpck_require__(2013);
 const model_1 = __nccwpck_require__(5376);
-const lockfile_1 = __nccwpck_require__(9787);
+const destination_1 = __nccwpck_require__(2564);
+const local_files_1 = __nccwpck_require__(7809);
 const paths_1 = __nccwpck_require__(9479);
-const specs_1 = __nccwpck_require__(6436);
+/** Local files verified at once (each may take two hash workers). */
+const VERIFY_CONCURRENCY = 4;
 /**
- * Brings the model set into `settings.destination`: resolves the blobs, keeps files the lock
- * shows are current, downloads the rest into temporary files, verifies every digest, and only
- * then renames them all into place. On failure no new file appears at a final path.
+ * Brings the model set into `settings.destination`: resolves the blobs, clears the destination
+ * of anything else, keeps files whose bytes match a digest from outside the cache, downloads
+ * the rest into temporary files, verifies every digest, and only then renames them all into
+ * place and writes the state file naming them. On failure no new file appears at a final path.
  */
 async function fetchModel(settings, store, logger, options = {}) {
     const started = Date.now();
     const targets = await resolveTargets(settings, store);
-    await node_fs_1.promises.mkdir(settings.destination, { recursive: true });
-    const lock = await (0, model_1.readLock)(settings.destination);
+    const removed = await (0, destination_1.prepareDestination)(settings.destination, new Set(targets.map((target) => target.relativePath)));
+    for (const relative of removed) {
+        logger.info(`${relative}: removed from the destination, it is not a requested file`);
+    }
+    // The state names what this run verified; until it is written again there is none.
+    await node_fs_1.promises.rm(path.join(settings.destination, model_1.LOCK_FILE), { force: true });
+    const engine = { hashes: new hash_workers_1.WorkerHashRunner(), pool: new slab_pool_1.SlabPool(download_1.SLAB_SIZE) };
     const cached = [];
     const pending = [];
-    for (const target of targets) {
-        const kept = await keptFile(target, lock);
-        if (kept)
-            cached.push(kept);
-        else
-            pending.push(target);
-    }
-    for (const file of cached) {
-        logger.info(`${file.relativePath}: already in place (ETag ${file.etag}, sha256 ${file.sha256})`);
-    }
-    for (const target of pending)
-        checkMd5Available(target.object, settings);
-    const limiter = new limiter_1.Limiter(settings.concurrency);
-    const temps = new Map();
     let downloaded;
+    const temps = new Map();
     try {
-        downloaded = await (0, limiter_1.mapLimited)(pending, settings.concurrency, async (target) => {
-            await node_fs_1.promises.mkdir(path.dirname(target.finalPath), { recursive: true });
-            const temp = path.join(path.dirname(target.finalPath), `.${path.basename(target.finalPath)}.partial-${(0, node_crypto_1.randomBytes)(4).toString('hex')}`);
-            temps.set(target, temp);
-            return downloadOne(target, temp, store, limiter, settings, logger, options);
-        });
+        const verdicts = await (0, limiter_1.mapLimited)(targets, VERIFY_CONCURRENCY, (target) => (0, local_files_1.checkLocalFile)(target.finalPath, target.object, target.expectedSha256, settings.verifyMd5, engine));
+        for (const [index, verdict] of verdicts.entries()) {
+            const target = targets[index];
+            const hashed = `re-hashed ${(0, format_1.formatBytes)(target.object.size)} in ${verdict.hashMilliseconds} ms`;
+            if (verdict.keep) {
+                logger.info(`${target.relativePath}: already in place, its bytes match ${verdict.verifiedBy} ` +
+                    `(${hashed}; sha256 ${verdict.sha256})`);
+                cached.push(toFetchedFile(target, verdict.sha256, 'cached', 0, 0, { md5: false, sha256: false }, {
+                    verifiedBy: verdict.verifiedBy,
+                    hashMilliseconds: verdict.hashMilliseconds,
+                }));
+                continue;
+            }
+            if (verdict.reason === 'not in place') {
+                pending.push({ target });
+                continue;
+            }
+            const cost = verdict.hashMilliseconds > 0 ? ` (${hashed})` : '';
+            logger.info(`${target.relativePath}: downloading again: ${verdict.reason}${cost}`);
+            pending.push({ target, reason: verdict.reason });
+        }
+        for (const { target } of pending)
+            checkMd5Available(target.object, settings);
+        const limiter = new limiter_1.Limiter(settings.concurrency);
+        try {
+            downloaded = await (0, limiter_1.mapLimited)(pending, settings.concurrency, async ({ target, reason }) => {
+                await node_fs_1.promises.mkdir(path.dirname(target.finalPath), { recursive: true });
+                const temp = path.join(path.dirname(target.finalPath), `.${path.basename(target.finalPath)}.partial-${(0, node_crypto_1.randomBytes)(4).toString('hex')}`);
+                temps.set(target, temp);
+                const file = await downloadOne(target, temp, store, limiter, settings, logger, engine, options);
+                return { ...file, redownloadReason: reason };
+            });
+        }
+        catch (error) {
+            await Promise.all([...temps.values()].map(download_1.removePartial));
+            throw error;
+        }
     }
-    catch (error) {
-        await Promise.all([...temps.values()].map(download_1.removePartial));
-        throw error;
+    finally {
+        await engine.hashes.close();
     }
     try {
         for (const [index, file] of downloaded.entries()) {
-            const temp = temps.get(pending[index]);
+            const temp = temps.get(pending[index].target);
             await node_fs_1.promises.rename(temp, file.path);
             download_1.partialFiles.delete(temp);
         }
@@ -61587,6 +61805,7 @@ async function fetchModel(settings, store, logger, options = {}) {
         files,
         modelDigest: (0, model_1.modelDigest)(files.map((file) => ({ path: file.relativePath, sha256: file.sha256 }))),
         cacheHit: downloaded.length === 0,
+        removed,
         downloadedBytes: downloaded.reduce((total, file) => total + file.size, 0),
         milliseconds: Date.now() - started,
     };
@@ -61613,6 +61832,11 @@ async function resolveTargets(settings, store) {
             relativePath: (0, paths_1.safeRelativePath)(object.name.slice(prefix.length), 'Blob name under prefix'),
         }));
     }
+    const state = entries.find((entry) => entry.relativePath === model_1.LOCK_FILE);
+    if (state) {
+        throw new errors_1.ConfigurationError(`Blob '${state.object.name}' would be written to ${model_1.LOCK_FILE}, the name of fetch-model's ` +
+            `state file in 'path'. Rename the blob, or fetch it with a prefix that places it elsewhere.`);
+    }
     const unused = new Set(settings.expectedSha256.keys());
     const targets = entries.map(({ object, relativePath }) => {
         const expected = settings.expectedSha256.get(object.name) ?? settings.expectedSha256.get(relativePath);
@@ -61631,22 +61855,6 @@ async function resolveTargets(settings, store) {
     }
     return targets;
 }
-/** The file as already in place, when the lock shows it is this exact content. */
-async function keptFile(target, lock) {
-    const entry = lock.files[target.relativePath];
-    const { object } = target;
-    if (!entry || entry.name !== object.name || !(0, specs_1.sameEtag)(entry.etag, object.etag))
-        return undefined;
-    if (entry.size !== object.size || (entry.versionId ?? '') !== (object.versionId ?? '')) {
-        return undefined;
-    }
-    const local = await (0, lockfile_1.verifiedLocalDigest)(target.finalPath, entry);
-    if (!local)
-        return undefined;
-    if (target.expectedSha256 && target.expectedSha256 !== local.sha256)
-        return undefined;
-    return toFetchedFile(target, local.sha256, 'cached', 0, 0, { md5: false, sha256: false });
-}
 function checkMd5Available(object, settings) {
     if (settings.verifyMd5 === 'required' && !object.contentMd5) {
         throw new errors_1.ConfigurationError(`Blob '${object.name}' has no MD5 stored, and verify-md5 is 'required'. Upload it ` +
@@ -61655,7 +61863,7 @@ function checkMd5Available(object, settings) {
             `'auto', or pin its sha256 with the 'sha256' input.`);
     }
 }
-async function downloadOne(target, temp, store, limiter, settings, logger, options) {
+async function downloadOne(target, temp, store, limiter, settings, logger, engine, options) {
     const { object } = target;
     const checkMd5 = settings.verifyMd5 !== 'off' && object.contentMd5 !== undefined;
     const started = Date.now();
@@ -61665,6 +61873,7 @@ async function downloadOne(target, temp, store, limiter, settings, logger, optio
         windowBytes: settings.blockSize * settings.concurrency,
         retry: options.retry ?? retry_1.DEFAULT_RETRY,
         md5: checkMd5,
+        ...engine,
     }, logger, progress);
     const milliseconds = Date.now() - started;
     if (checkMd5 && result.md5 !== object.contentMd5) {
@@ -61693,9 +61902,10 @@ async function downloadOne(target, temp, store, limiter, settings, logger, optio
         sha256: checkSha256,
     });
 }
-function toFetchedFile(target, sha256, status, milliseconds, retries, verified) {
+function toFetchedFile(target, sha256, status, milliseconds, retries, verified, kept) {
     const { object } = target;
     return {
+        ...kept,
         name: object.name,
         relativePath: target.relativePath,
         path: target.finalPath,
@@ -61728,6 +61938,268 @@ function progressLogger(name, size, started, logger) {
         }
     };
 }
+
+
+/***/ }),
+
+/***/ 6214:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.FileWriter = void 0;
+/**
+ * Positional writes to one file, one call at a time in arrival order. Buffered writes to one
+ * file serialize on its inode lock anyway; queueing them here, instead of handing each to its
+ * own thread-pool thread, spares threads spinning on that lock and a wake-up per write. Callers
+ * stop reading (`full`, `whenRoom`) while the queue holds more than `maxQueuedBytes`.
+ */
+class FileWriter {
+    file;
+    maxQueuedBytes;
+    queue = [];
+    /** Bytes queued or being written. */
+    queuedBytes = 0;
+    writing = false;
+    failure;
+    idleWaiters = [];
+    roomWaiters = [];
+    constructor(file, maxQueuedBytes) {
+        this.file = file;
+        this.maxQueuedBytes = maxQueuedBytes;
+    }
+    get full() {
+        return this.queuedBytes >= this.maxQueuedBytes;
+    }
+    /** Queues `data` for `position`; `done` runs once it is written (or the write failed). */
+    write(data, position, done) {
+        this.queue.push({ data, position, done });
+        this.queuedBytes += data.length;
+        if (!this.writing)
+            void this.writeNext();
+    }
+    /** Calls `callback` once the queue has room again (at once if it has). */
+    whenRoom(callback) {
+        if (this.full)
+            this.roomWaiters.push(callback);
+        else
+            callback();
+    }
+    /** Throws the first write error, if any. */
+    check() {
+        if (this.failure)
+            throw this.failure.error;
+    }
+    /** Resolves once every queued write has finished; throws the first write error. */
+    async drain() {
+        if (this.writing)
+            await new Promise((resolve) => this.idleWaiters.push(resolve));
+        this.check();
+    }
+    async writeNext() {
+        this.writing = true;
+        for (let item = this.queue.shift(); item; item = this.queue.shift()) {
+            if (!this.failure) {
+                try {
+                    await writeFully(this.file, item.data, item.position);
+                }
+                catch (error) {
+                    this.failure = { error };
+                }
+            }
+            this.queuedBytes -= item.data.length;
+            item.done();
+            if (!this.full && this.roomWaiters.length > 0) {
+                for (const callback of this.roomWaiters.splice(0))
+                    callback();
+            }
+        }
+        this.writing = false;
+        for (const resolve of this.idleWaiters.splice(0))
+            resolve();
+    }
+}
+exports.FileWriter = FileWriter;
+async function writeFully(file, data, position) {
+    for (let offset = 0; offset < data.length;) {
+        const { bytesWritten } = await file.write(data, offset, data.length - offset, position + offset);
+        offset += bytesWritten;
+    }
+}
+
+
+/***/ }),
+
+/***/ 6772:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.WorkerHashRunner = exports.WORKER_THRESHOLD = exports.InlineHashRunner = void 0;
+const node_crypto_1 = __nccwpck_require__(7598);
+const os = __importStar(__nccwpck_require__(8161));
+const node_worker_threads_1 = __nccwpck_require__(5919);
+/** The worker's program, evaluated from a string so the bundle needs no second entry file. */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const hashes = new Map();
+parentPort.on('message', (m) => {
+  if (m.op === 'update') {
+    hashes.get(m.id).update(new Uint8Array(m.buffer, m.offset, m.length));
+    parentPort.postMessage({ id: m.id });
+  } else if (m.op === 'open') {
+    hashes.set(m.id, createHash(m.algorithm));
+  } else {
+    const digest = hashes.get(m.id).digest('hex');
+    hashes.delete(m.id);
+    parentPort.postMessage({ id: m.id, digest });
+  }
+});
+`;
+/** Hashes on this thread; updates resolve at once. */
+class InlineHashRunner {
+    open(algorithm) {
+        const hash = (0, node_crypto_1.createHash)(algorithm);
+        return {
+            update: async (view) => void hash.update(view),
+            digest: async () => hash.digest('hex'),
+        };
+    }
+    async close() { }
+}
+exports.InlineHashRunner = InlineHashRunner;
+/** One worker thread serving many hashes; each hash's messages are answered in order. */
+class HashWorker {
+    worker;
+    /** Per hash id, the answers awaited, oldest first. */
+    waiting = new Map();
+    failure;
+    openHashes = 0;
+    constructor() {
+        this.worker = new node_worker_threads_1.Worker(WORKER_SOURCE, { eval: true });
+        this.worker.unref();
+        this.worker.on('message', (message) => {
+            const queue = this.waiting.get(message.id);
+            const next = queue?.shift();
+            if (queue && queue.length === 0)
+                this.waiting.delete(message.id);
+            next?.resolve(message.digest);
+        });
+        const fail = (error) => {
+            this.failure ??= error;
+            for (const queue of this.waiting.values())
+                for (const pending of queue)
+                    pending.reject(error);
+            this.waiting.clear();
+        };
+        this.worker.on('error', fail);
+        this.worker.on('exit', (code) => fail(new Error(`hash worker exited with code ${code}`)));
+    }
+    request(id, message) {
+        if (this.failure)
+            return Promise.reject(this.failure);
+        return new Promise((resolve, reject) => {
+            const queue = this.waiting.get(id) ?? [];
+            queue.push({ resolve, reject });
+            this.waiting.set(id, queue);
+            this.worker.postMessage(message);
+        });
+    }
+    open(id, algorithm) {
+        this.openHashes++;
+        this.worker.postMessage({ op: 'open', id, algorithm });
+        return {
+            update: (view) => {
+                if (!(view.buffer instanceof SharedArrayBuffer)) {
+                    return Promise.reject(new TypeError('a worker hash reads shared memory only'));
+                }
+                const message = {
+                    op: 'update',
+                    id,
+                    buffer: view.buffer,
+                    offset: view.byteOffset,
+                    length: view.byteLength,
+                };
+                return this.request(id, message).then(() => undefined);
+            },
+            digest: async () => {
+                this.openHashes--;
+                return (await this.request(id, { op: 'digest', id }));
+            },
+        };
+    }
+    terminate() {
+        return this.worker.terminate();
+    }
+}
+/** Inputs smaller than this are hashed on this thread: starting a worker costs more. */
+exports.WORKER_THRESHOLD = 16 * 1024 * 1024;
+/**
+ * Worker threads for hashing, started on first use: one fewer than the cores this process may
+ * use, but at least two (so a file's SHA-256 and MD5 run side by side) and at most four. Each
+ * new hash goes to the least busy worker. Hashes of inputs known to be small stay on this
+ * thread.
+ */
+class WorkerHashRunner {
+    size;
+    workers = [];
+    inline = new InlineHashRunner();
+    nextId = 1;
+    constructor(size = Math.min(4, Math.max(2, os.availableParallelism() - 1))) {
+        this.size = size;
+    }
+    open(algorithm, size) {
+        if (size !== undefined && size < exports.WORKER_THRESHOLD)
+            return this.inline.open(algorithm);
+        let worker = this.workers.find((candidate) => candidate.openHashes === 0);
+        if (!worker && this.workers.length < this.size) {
+            worker = new HashWorker();
+            this.workers.push(worker);
+        }
+        worker ??= this.workers.reduce((a, b) => (b.openHashes < a.openHashes ? b : a));
+        return worker.open(this.nextId++, algorithm);
+    }
+    async close() {
+        await Promise.all(this.workers.splice(0).map((worker) => worker.terminate()));
+    }
+}
+exports.WorkerHashRunner = WorkerHashRunner;
 
 
 /***/ }),
@@ -61971,34 +62443,121 @@ function maskSas(raw, logger) {
 
 /***/ }),
 
-/***/ 9787:
+/***/ 7809:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.verifiedLocalDigest = verifiedLocalDigest;
+exports.checkLocalFile = checkLocalFile;
+exports.hashLocalFile = hashLocalFile;
 const node_fs_1 = __nccwpck_require__(3024);
-const model_1 = __nccwpck_require__(5376);
-/**
- * The sha256 of a local file when it is still what the lock says was downloaded: same size,
- * and either the same mtime (trusted, as git and make do) or the same digest after re-hashing
- * (a restore from a cache changes mtimes). Undefined when the file must be downloaded again.
- */
-async function verifiedLocalDigest(file, entry) {
-    let stats;
+/** The digest from outside the cache that vouches for `object`'s bytes, if there is one. */
+function anchorFor(object, expectedSha256, verifyMd5) {
+    if (expectedSha256) {
+        return {
+            description: "the 'sha256' input",
+            algorithms: ['sha256'],
+            matches: (digests) => digests.sha256 === expectedSha256,
+        };
+    }
+    if (object.checksumSha256) {
+        return {
+            description: 'the stored SHA-256 checksum',
+            algorithms: ['sha256'],
+            matches: (digests) => base64(digests.sha256) === object.checksumSha256,
+        };
+    }
+    if (object.contentMd5 && verifyMd5 !== 'off') {
+        return {
+            description: `the ${object.md5Source ?? 'Content-MD5'} the service stores`,
+            algorithms: ['sha256', 'md5'],
+            matches: (digests) => base64(digests.md5) === object.contentMd5,
+        };
+    }
+    return undefined;
+}
+/** Decides whether the regular file at `file` (not a link: the caller checked) is `object`. */
+async function checkLocalFile(file, object, expectedSha256, verifyMd5, engine) {
+    let size;
     try {
-        stats = await node_fs_1.promises.stat(file);
+        size = (await node_fs_1.promises.lstat(file)).size;
     }
-    catch {
-        return undefined;
+    catch (error) {
+        if (error.code === 'ENOENT') {
+            return { keep: false, reason: 'not in place', hashMilliseconds: 0 };
+        }
+        throw error;
     }
-    if (!stats.isFile() || stats.size !== entry.size)
-        return undefined;
-    if (stats.mtimeMs === entry.mtimeMs)
-        return { sha256: entry.sha256, mtimeMs: stats.mtimeMs };
-    const sha256 = await (0, model_1.hashFile)(file);
-    return sha256 === entry.sha256 ? { sha256, mtimeMs: stats.mtimeMs } : undefined;
+    if (size !== object.size) {
+        return {
+            keep: false,
+            reason: `the local file has ${size} bytes, the blob ${object.size}`,
+            hashMilliseconds: 0,
+        };
+    }
+    const anchor = anchorFor(object, expectedSha256, verifyMd5);
+    if (!anchor) {
+        const md5 = object.contentMd5 && verifyMd5 === 'off'
+            ? 'verify-md5 is off'
+            : 'the service stores no MD5 or SHA-256 for it';
+        return {
+            keep: false,
+            reason: `no digest from outside the cache vouches for the local file (no 'sha256' input, and ` +
+                `${md5}); pin its sha256 to keep it across runs`,
+            hashMilliseconds: 0,
+        };
+    }
+    const started = Date.now();
+    const digests = await hashLocalFile(file, anchor.algorithms, engine, size);
+    const hashMilliseconds = Date.now() - started;
+    if (!anchor.matches(digests)) {
+        return {
+            keep: false,
+            reason: `the local file's bytes do not match ${anchor.description}`,
+            hashMilliseconds,
+        };
+    }
+    return { keep: true, sha256: digests.sha256, verifiedBy: anchor.description, hashMilliseconds };
+}
+/** Slab reads kept in flight while hashing a file: reading the next one overlaps hashing. */
+const READS_AHEAD = 4;
+/**
+ * Hex digests of a file, each algorithm on its own hash (worker threads, side by side), read
+ * in pooled slabs. Refuses to follow a symbolic link put in place since the destination was
+ * checked.
+ */
+async function hashLocalFile(file, algorithms, engine, size) {
+    const handle = await node_fs_1.promises.open(file, node_fs_1.constants.O_RDONLY | node_fs_1.constants.O_NOFOLLOW);
+    const hashes = algorithms.map((algorithm) => engine.hashes.open(algorithm, size));
+    const inFlight = [];
+    try {
+        for (let position = 0;;) {
+            const slab = engine.pool.acquire();
+            const { bytesRead } = await handle.read(slab, 0, slab.length, position);
+            if (bytesRead === 0) {
+                engine.pool.release(slab);
+                break;
+            }
+            position += bytesRead;
+            const view = slab.subarray(0, bytesRead);
+            const hashed = Promise.all(hashes.map((hash) => hash.update(view))).finally(() => engine.pool.release(slab));
+            // Awaited below; a failure while an earlier slab is awaited must not go unhandled.
+            hashed.catch(() => undefined);
+            inFlight.push(hashed);
+            if (inFlight.length >= READS_AHEAD)
+                await inFlight.shift();
+        }
+        await Promise.all(inFlight);
+    }
+    finally {
+        await handle.close();
+    }
+    const digests = await Promise.all(hashes.map((hash) => hash.digest()));
+    return Object.fromEntries(algorithms.map((algorithm, i) => [algorithm, digests[i]]));
+}
+function base64(hex) {
+    return hex === undefined ? undefined : Buffer.from(hex, 'hex').toString('base64');
 }
 
 
@@ -62112,80 +62671,99 @@ function blobAuth(store, env, logger) {
 /***/ }),
 
 /***/ 8946:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+/***/ ((__unused_webpack_module, exports) => {
 
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.OrderedDigest = void 0;
-const node_crypto_1 = __nccwpck_require__(7598);
 /**
- * Hashes a file whose byte ranges arrive out of order, without reading it back: chunks at the
- * hash position are hashed at once, later ones wait in memory until the gap before them fills.
- * Callers bound that memory by not starting a range more than a window ahead (`reached`).
+ * Hashes a file whose byte ranges arrive out of order, without reading it back: a slab at the
+ * hash position goes to the hashes at once, later ones wait in memory until the gap before
+ * them fills. Callers bound that memory by not starting a range more than a window ahead
+ * (`reached`), which counts bytes the hashes have finished, not merely been given.
  */
 class OrderedDigest {
-    algorithms;
-    position = 0;
-    pending = new Map();
     hashes;
+    /** Bytes handed to the hashes, from offset 0 without a gap. */
+    sent = 0;
+    /** Bytes every hash has finished with. */
+    hashed = 0;
+    pending = new Map();
     waiters = [];
-    constructor(algorithms) {
-        this.algorithms = algorithms;
-        this.hashes = algorithms.map((algorithm) => (0, node_crypto_1.createHash)(algorithm));
+    failure;
+    constructor(hashes) {
+        this.hashes = hashes;
     }
     /** Bytes hashed so far, all from offset 0 without a gap. */
     get hashedBytes() {
-        return this.position;
+        return this.hashed;
     }
     /** Bytes received but waiting for an earlier gap to fill. */
     get bufferedBytes() {
         let total = 0;
-        for (const chunk of this.pending.values())
-            total += chunk.length;
+        for (const { data } of this.pending.values())
+            total += data.length;
         return total;
     }
-    /** Accepts `chunk` found at `offset` of the file. Bytes already hashed are ignored. */
-    push(offset, chunk) {
-        if (chunk.length === 0)
-            return;
-        if (offset < this.position) {
-            if (offset + chunk.length <= this.position)
-                return;
-            chunk = chunk.subarray(this.position - offset);
-            offset = this.position;
+    /**
+     * Accepts `data` found at `offset` of the file. `data` must stay unchanged until `done` is
+     * called, once every hash has read it. Each byte must be pushed exactly once.
+     */
+    push(offset, data, done = () => undefined) {
+        if (offset < this.sent || this.pending.has(offset)) {
+            throw new RangeError(`bytes at ${offset} were already pushed`);
         }
-        if (offset > this.position) {
-            this.pending.set(offset, chunk);
+        if (offset > this.sent) {
+            this.pending.set(offset, { data, done });
             return;
         }
-        this.consume(chunk);
-        for (let next = this.pending.get(this.position); next; next = this.pending.get(this.position)) {
-            this.pending.delete(this.position);
-            this.consume(next);
+        this.send(data, done);
+        for (let next = this.pending.get(this.sent); next; next = this.pending.get(this.sent)) {
+            this.pending.delete(this.sent);
+            this.send(next.data, next.done);
         }
-        this.wake();
     }
-    /** Resolves once every byte before `offset` has been hashed. */
+    /** Resolves once every byte before `offset` has been hashed; rejects if hashing failed. */
     reached(offset) {
-        if (this.position >= offset)
+        if (this.failure)
+            return Promise.reject(this.failure.error);
+        if (this.hashed >= offset)
             return Promise.resolve();
-        return new Promise((resolve) => this.waiters.push({ offset, resolve }));
+        return new Promise((resolve, reject) => this.waiters.push({ offset, resolve, reject }));
     }
-    /** Hex digests in the order of `algorithms`; call once, after the last byte. */
-    digests() {
-        return this.hashes.map((hash) => hash.digest('hex'));
+    /** Hex digests in the order of the hashes; call once, after the last byte was pushed. */
+    async digests() {
+        await this.reached(this.sent);
+        return Promise.all(this.hashes.map((hash) => hash.digest()));
     }
-    consume(chunk) {
-        for (const hash of this.hashes)
-            hash.update(chunk);
-        this.position += chunk.length;
+    send(data, done) {
+        this.sent += data.length;
+        if (data.length === 0) {
+            done();
+            return;
+        }
+        const finished = () => {
+            this.hashed += data.length;
+            done();
+            this.wake();
+        };
+        const failed = (error) => {
+            this.failure ??= { error };
+            done();
+            for (const waiter of this.waiters.splice(0))
+                waiter.reject(error);
+        };
+        if (this.hashes.length === 1)
+            this.hashes[0].update(data).then(finished, failed);
+        else
+            Promise.all(this.hashes.map((hash) => hash.update(data))).then(finished, failed);
     }
     wake() {
         if (this.waiters.length === 0)
             return;
-        const ready = this.waiters.filter((waiter) => waiter.offset <= this.position);
-        this.waiters = this.waiters.filter((waiter) => waiter.offset > this.position);
+        const ready = this.waiters.filter((waiter) => waiter.offset <= this.hashed);
+        this.waiters = this.waiters.filter((waiter) => waiter.offset > this.hashed);
         for (const waiter of ready)
             waiter.resolve();
     }
@@ -62340,6 +62918,11 @@ function renderSummary(result, source) {
         file.status === 'cached' ? '-' : (0, format_1.formatDuration)(file.milliseconds),
         file.status === 'cached' ? '-' : (0, format_1.formatRate)(file.size, file.milliseconds),
     ]));
+    if (result.removed.length > 0) {
+        summary.paragraph(`Removed from \`${result.destination}\`, not among the requested files: ` +
+            result.removed.map((entry) => `\`${entry}\``).join(', ') +
+            '.');
+    }
     summary.paragraph(`Model digest: \`${result.modelDigest}\``);
     return summary.toMarkdown();
 }
@@ -62348,11 +62931,13 @@ function versionLabel(file) {
 }
 function statusLabel(file) {
     if (file.status === 'cached')
-        return 'cached';
+        return `kept: its bytes match ${file.verifiedBy}`;
     let checks = file.md5Verified ? 'downloaded, MD5 verified' : 'downloaded';
     if (file.checksumSha256Verified)
         checks += ', SHA-256 checksum verified';
-    return file.retries > 0 ? `${checks}, ${file.retries} range(s) resumed` : checks;
+    if (file.retries > 0)
+        checks += `, ${file.retries} range(s) resumed`;
+    return file.redownloadReason ? `${checks} (again: ${file.redownloadReason})` : checks;
 }
 
 
@@ -62673,6 +63258,49 @@ function single(value) {
 function xmlErrorCode(body) {
     return /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
 }
+
+
+/***/ }),
+
+/***/ 2013:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.SlabPool = void 0;
+/**
+ * Fixed-size buffers reused for the whole download. Bytes from the network are copied into a
+ * slab, and the slab is what gets written to the file and hashed; it returns to the pool when
+ * both are done. Reusing a few warm buffers, instead of writing and hashing each TLS record's
+ * fresh one, spares the allocator and the garbage collector, and the kernel copies into the
+ * page cache from pages it has mapped before (on virtual machines a first touch of a fresh page
+ * by the kernel is expensive). Slabs are SharedArrayBuffers, so hash workers read them in
+ * place.
+ */
+class SlabPool {
+    slabSize;
+    free = [];
+    /** Slabs ever created: the pool's memory is this times `slabSize`. */
+    created = 0;
+    constructor(slabSize) {
+        this.slabSize = slabSize;
+        if (!Number.isSafeInteger(slabSize) || slabSize < 1) {
+            throw new RangeError(`invalid slab size ${slabSize}`);
+        }
+    }
+    acquire() {
+        const slab = this.free.pop();
+        if (slab)
+            return slab;
+        this.created++;
+        return Buffer.from(new SharedArrayBuffer(this.slabSize));
+    }
+    release(slab) {
+        this.free.push(slab);
+    }
+}
+exports.SlabPool = SlabPool;
 
 
 /***/ }),
@@ -63022,6 +63650,14 @@ module.exports = require("node:url");
 
 "use strict";
 module.exports = require("node:util");
+
+/***/ }),
+
+/***/ 5919:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:worker_threads");
 
 /***/ }),
 

@@ -2,7 +2,11 @@ import { promises as fs, unlinkSync } from 'node:fs';
 import type { Limiter } from '../common/limiter';
 import type { Logger } from '../common/logger';
 import { backoffDelay, errorCodeOf, isTransient, sleep, type RetryPolicy } from '../common/retry';
+import type { Readable } from 'node:stream';
+import { InlineHashRunner, type HashRunner } from './hash-workers';
 import { OrderedDigest } from './ordered-digest';
+import { FileWriter } from './file-writer';
+import { SlabPool } from './slab-pool';
 import { planRanges, type ByteRange } from './ranges';
 import type { ObjectStore, RemoteObject } from './store';
 
@@ -14,6 +18,10 @@ export interface DownloadSettings {
   retry: RetryPolicy;
   /** Also compute MD5 (to check the service's Content-MD5). */
   md5: boolean;
+  /** Where hashing runs; this thread when unset. */
+  hashes?: HashRunner;
+  /** Slabs shared by every file of one fetch; a pool of this download's own when unset. */
+  pool?: SlabPool;
 }
 
 export interface DownloadResult {
@@ -49,14 +57,18 @@ function installSignalCleanup(): void {
   }
 }
 
-/** Writes coalesce into calls of about this many bytes. */
-const WRITE_BATCH = 1024 * 1024;
+/** Bytes per slab: one write call and one hash update each. */
+export const SLAB_SIZE = 1024 * 1024;
+/** Bytes queued for the file before ranges stop reading until the disk catches up. */
+const WRITE_QUEUE_BYTES = 8 * SLAB_SIZE;
 
 /**
  * Downloads `object` into `tempPath` with parallel ranged GETs (at most `limiter.limit` at
- * once across all files), each pinned to the object's ETag. Bytes go to their place in the
- * file as they arrive and through SHA-256 in order. A range that fails on a transient error
- * resumes from the bytes it already has. On any failure the temporary file is removed.
+ * once across all files), each pinned to the object's ETag. Bytes are copied into pooled slabs
+ * as they arrive; each full slab is written to its place in the file and hashed (SHA-256, and
+ * MD5 when asked) in order, on worker threads when `settings.hashes` runs there. A range that
+ * fails on a transient error resumes from the bytes it already has. On any failure the
+ * temporary file is removed.
  */
 export async function downloadObject(
   store: ObjectStore,
@@ -70,45 +82,62 @@ export async function downloadObject(
   installSignalCleanup();
   const file = await fs.open(tempPath, 'wx', 0o644);
   partialFiles.add(tempPath);
-  const digest = new OrderedDigest(settings.md5 ? ['sha256', 'md5'] : ['sha256']);
+  const runner = settings.hashes ?? new InlineHashRunner();
+  const pool = settings.pool ?? new SlabPool(Math.min(settings.blockSize, SLAB_SIZE));
+  const algorithms = settings.md5 ? ['sha256', 'md5'] : ['sha256'];
+  const digest = new OrderedDigest(
+    algorithms.map((algorithm) => runner.open(algorithm, object.size)),
+  );
   let failed: unknown;
   let signalAbort: () => void = () => undefined;
   const aborted = new Promise<void>((resolve) => (signalAbort = resolve));
   let retries = 0;
+  const writer = new FileWriter(file, WRITE_QUEUE_BYTES);
 
   const fetchRange = async (range: ByteRange): Promise<void> => {
     const length = range.end - range.start + 1;
     let received = 0;
-    let written = 0;
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
+    let slab: Buffer | undefined;
+    let slabFill = 0;
+    let slabStart = 0;
     let failuresWithoutProgress = 0;
-    const flush = async () => {
-      if (batchBytes === 0) return;
-      const buffers = batch;
-      const position = range.start + written;
-      batch = [];
-      written += batchBytes;
-      batchBytes = 0;
-      await writeAll(file, buffers, position);
+
+    /** Hands a filled slab (or the range's last, partial one) to the file and the hashes. */
+    const completeSlab = () => {
+      const full = slab!;
+      const data = full.subarray(0, slabFill);
+      slab = undefined;
+      let users = 2;
+      const release = () => {
+        if (--users === 0) pool.release(full);
+      };
+      writer.write(data, slabStart, release);
+      digest.push(slabStart, data, release);
     };
+    const consume = (chunk: Buffer) => {
+      const usable = Math.min(chunk.length, length - received);
+      for (let at = 0; at < usable;) {
+        if (!slab) {
+          slab = pool.acquire();
+          slabFill = 0;
+          slabStart = range.start + received;
+        }
+        const count = Math.min(usable - at, slab.length - slabFill);
+        chunk.copy(slab, slabFill, at, at + count);
+        slabFill += count;
+        at += count;
+        received += count;
+        if (slabFill === slab.length || received === length) completeSlab();
+      }
+      onProgress(usable);
+    };
+
     while (received < length) {
       const receivedBefore = received;
       try {
         const stream = await store.openRange(object, range.start + received, range.end);
-        for await (const chunk of stream as AsyncIterable<Buffer>) {
-          if (failed !== undefined) {
-            stream.destroy();
-            return;
-          }
-          digest.push(range.start + received, chunk);
-          received += chunk.length;
-          onProgress(chunk.length);
-          batch.push(chunk);
-          batchBytes += chunk.length;
-          if (batchBytes >= WRITE_BATCH) await flush();
-        }
-        await flush();
+        await pump(stream, consume, writer, () => failed !== undefined);
+        if (failed !== undefined) return;
         if (received < length) {
           throw Object.assign(new Error('connection closed before the range ended'), {
             code: 'ERR_STREAM_PREMATURE_CLOSE',
@@ -116,8 +145,8 @@ export async function downloadObject(
         }
       } catch (error) {
         // Bytes that arrived before the failure are good: keep them and resume after them.
-        await flush();
         if (failed !== undefined) return;
+        writer.check();
         if (!isTransient(error)) throw error;
         failuresWithoutProgress = received > receivedBefore ? 1 : failuresWithoutProgress + 1;
         if (failuresWithoutProgress >= settings.retry.maxAttempts) throw error;
@@ -140,27 +169,28 @@ export async function downloadObject(
     const ranges = planRanges(object.size, settings.blockSize);
     await Promise.all(
       ranges.map(async (range) => {
-        await Promise.race([digest.reached(range.end + 1 - settings.windowBytes), aborted]);
-        if (failed !== undefined) return;
-        await limiter.run(async () => {
+        try {
+          await Promise.race([digest.reached(range.end + 1 - settings.windowBytes), aborted]);
           if (failed !== undefined) return;
-          try {
-            await fetchRange(range);
-          } catch (error) {
-            if (failed === undefined) failed = error;
-            signalAbort();
-          }
-        });
+          await limiter.run(async () => {
+            if (failed === undefined) await fetchRange(range);
+          });
+        } catch (error) {
+          if (failed === undefined) failed = error;
+          signalAbort();
+        }
       }),
     );
     if (failed !== undefined) throw failed;
+    await writer.drain();
+    const digests = await digest.digests();
     if (digest.hashedBytes !== object.size) {
       throw new Error(
         `'${object.name}': received ${digest.hashedBytes} of ${object.size} bytes in order.`,
       );
     }
     await file.close();
-    const [sha256, md5] = digest.digests();
+    const [sha256, md5] = digests;
     return {
       sha256,
       md5: md5 === undefined ? undefined : Buffer.from(md5, 'hex').toString('base64'),
@@ -174,34 +204,59 @@ export async function downloadObject(
   }
 }
 
+/**
+ * Feeds a response body to `consume` until it ends. Resolves on its end, and also when
+ * `stopped()` turns true (the body is then destroyed); rejects on an error, or when the body
+ * closes before its end. Pauses the body while the writer is behind.
+ */
+function pump(
+  stream: Readable,
+  consume: (chunk: Buffer) => void,
+  writer: FileWriter,
+  stopped: () => boolean,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      stream.removeListener('data', onData);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      if (stopped()) {
+        stream.destroy();
+        finish();
+        return;
+      }
+      consume(chunk);
+      if (writer.full && !stream.isPaused()) {
+        stream.pause();
+        writer.whenRoom(() => {
+          if (!settled) stream.resume();
+        });
+      }
+    };
+    stream.on('data', onData);
+    stream.once('end', () => finish());
+    stream.once('error', (error) => finish(error));
+    stream.once('close', () => {
+      if (stopped()) finish();
+      else
+        finish(
+          Object.assign(new Error('connection closed before the range ended'), {
+            code: 'ERR_STREAM_PREMATURE_CLOSE',
+          }),
+        );
+    });
+  });
+}
+
 /** Removes a temporary file, ignoring one that is already gone. */
 export async function removePartial(tempPath: string): Promise<void> {
   await fs.rm(tempPath, { force: true });
   partialFiles.delete(tempPath);
-}
-
-async function writeAll(file: fs.FileHandle, buffers: Buffer[], position: number): Promise<void> {
-  let offset = position;
-  let pending = buffers;
-  while (pending.length > 0) {
-    const { bytesWritten } = await file.writev(pending, offset);
-    offset += bytesWritten;
-    pending = dropBytes(pending, bytesWritten);
-  }
-}
-
-function dropBytes(buffers: Buffer[], count: number): Buffer[] {
-  const rest: Buffer[] = [];
-  let skip = count;
-  for (const buffer of buffers) {
-    if (skip >= buffer.length) {
-      skip -= buffer.length;
-      continue;
-    }
-    rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
-    skip = 0;
-  }
-  return rest;
 }
 
 function retryAfterOf(error: unknown): number | undefined {

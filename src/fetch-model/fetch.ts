@@ -6,12 +6,20 @@ import { formatBytes, formatRate } from '../common/format';
 import { Limiter, mapLimited } from '../common/limiter';
 import type { Logger } from '../common/logger';
 import { DEFAULT_RETRY, type RetryPolicy } from '../common/retry';
-import { downloadObject, partialFiles, removePartial } from './download';
+import {
+  downloadObject,
+  partialFiles,
+  removePartial,
+  SLAB_SIZE,
+  type DownloadSettings,
+} from './download';
+import { WorkerHashRunner } from './hash-workers';
+import { SlabPool } from './slab-pool';
 import type { FetchSettings } from './inputs';
-import { modelDigest, readLock, writeLock, type LockFile } from '../common/model';
-import { verifiedLocalDigest } from './lockfile';
+import { LOCK_FILE, modelDigest, writeLock, type LockFile } from '../common/model';
+import { prepareDestination } from './destination';
+import { checkLocalFile } from './local-files';
 import { resolveInside, safeRelativePath } from './paths';
-import { sameEtag } from './specs';
 import type { ObjectStore, RemoteObject } from './store';
 
 /** One file of the model set, as the `files` output reports it. */
@@ -40,14 +48,22 @@ export interface FetchedFile {
   checksumSha256Verified: boolean;
   /** Ranged reads retried after a transient failure. */
   retries: number;
+  /** For a file kept from an earlier run: the digest from outside the cache its bytes matched. */
+  verifiedBy?: string;
+  /** For a file kept from an earlier run: time spent re-hashing it. */
+  hashMilliseconds?: number;
+  /** Why a file that was in place was downloaded again. */
+  redownloadReason?: string;
 }
 
 export interface FetchResult {
   destination: string;
   files: FetchedFile[];
   modelDigest: string;
-  /** True when every file was already in place, so nothing was downloaded. */
+  /** True when every file was already in place and verified, so nothing was downloaded. */
   cacheHit: boolean;
+  /** Entries removed from the destination because they are not requested files. */
+  removed: string[];
   downloadedBytes: number;
   milliseconds: number;
 }
@@ -63,10 +79,14 @@ export interface FetchOptions {
   retry?: RetryPolicy;
 }
 
+/** Local files verified at once (each may take two hash workers). */
+const VERIFY_CONCURRENCY = 4;
+
 /**
- * Brings the model set into `settings.destination`: resolves the blobs, keeps files the lock
- * shows are current, downloads the rest into temporary files, verifies every digest, and only
- * then renames them all into place. On failure no new file appears at a final path.
+ * Brings the model set into `settings.destination`: resolves the blobs, clears the destination
+ * of anything else, keeps files whose bytes match a digest from outside the cache, downloads
+ * the rest into temporary files, verifies every digest, and only then renames them all into
+ * place and writes the state file naming them. On failure no new file appears at a final path.
  */
 export async function fetchModel(
   settings: FetchSettings,
@@ -76,43 +96,96 @@ export async function fetchModel(
 ): Promise<FetchResult> {
   const started = Date.now();
   const targets = await resolveTargets(settings, store);
-  await fs.mkdir(settings.destination, { recursive: true });
-  const lock = await readLock(settings.destination);
+  const removed = await prepareDestination(
+    settings.destination,
+    new Set(targets.map((target) => target.relativePath)),
+  );
+  for (const relative of removed) {
+    logger.info(`${relative}: removed from the destination, it is not a requested file`);
+  }
+  // The state names what this run verified; until it is written again there is none.
+  await fs.rm(path.join(settings.destination, LOCK_FILE), { force: true });
 
+  const engine = { hashes: new WorkerHashRunner(), pool: new SlabPool(SLAB_SIZE) };
   const cached: FetchedFile[] = [];
-  const pending: Target[] = [];
-  for (const target of targets) {
-    const kept = await keptFile(target, lock);
-    if (kept) cached.push(kept);
-    else pending.push(target);
-  }
-  for (const file of cached) {
-    logger.info(
-      `${file.relativePath}: already in place (ETag ${file.etag}, sha256 ${file.sha256})`,
-    );
-  }
-  for (const target of pending) checkMd5Available(target.object, settings);
-
-  const limiter = new Limiter(settings.concurrency);
-  const temps = new Map<Target, string>();
+  const pending: Array<{ target: Target; reason?: string }> = [];
   let downloaded: FetchedFile[];
+  const temps = new Map<Target, string>();
   try {
-    downloaded = await mapLimited(pending, settings.concurrency, async (target) => {
-      await fs.mkdir(path.dirname(target.finalPath), { recursive: true });
-      const temp = path.join(
-        path.dirname(target.finalPath),
-        `.${path.basename(target.finalPath)}.partial-${randomBytes(4).toString('hex')}`,
-      );
-      temps.set(target, temp);
-      return downloadOne(target, temp, store, limiter, settings, logger, options);
-    });
-  } catch (error) {
-    await Promise.all([...temps.values()].map(removePartial));
-    throw error;
+    const verdicts = await mapLimited(targets, VERIFY_CONCURRENCY, (target) =>
+      checkLocalFile(
+        target.finalPath,
+        target.object,
+        target.expectedSha256,
+        settings.verifyMd5,
+        engine,
+      ),
+    );
+    for (const [index, verdict] of verdicts.entries()) {
+      const target = targets[index];
+      const hashed = `re-hashed ${formatBytes(target.object.size)} in ${verdict.hashMilliseconds} ms`;
+      if (verdict.keep) {
+        logger.info(
+          `${target.relativePath}: already in place, its bytes match ${verdict.verifiedBy} ` +
+            `(${hashed}; sha256 ${verdict.sha256})`,
+        );
+        cached.push(
+          toFetchedFile(
+            target,
+            verdict.sha256,
+            'cached',
+            0,
+            0,
+            { md5: false, sha256: false },
+            {
+              verifiedBy: verdict.verifiedBy,
+              hashMilliseconds: verdict.hashMilliseconds,
+            },
+          ),
+        );
+        continue;
+      }
+      if (verdict.reason === 'not in place') {
+        pending.push({ target });
+        continue;
+      }
+      const cost = verdict.hashMilliseconds > 0 ? ` (${hashed})` : '';
+      logger.info(`${target.relativePath}: downloading again: ${verdict.reason}${cost}`);
+      pending.push({ target, reason: verdict.reason });
+    }
+    for (const { target } of pending) checkMd5Available(target.object, settings);
+
+    const limiter = new Limiter(settings.concurrency);
+    try {
+      downloaded = await mapLimited(pending, settings.concurrency, async ({ target, reason }) => {
+        await fs.mkdir(path.dirname(target.finalPath), { recursive: true });
+        const temp = path.join(
+          path.dirname(target.finalPath),
+          `.${path.basename(target.finalPath)}.partial-${randomBytes(4).toString('hex')}`,
+        );
+        temps.set(target, temp);
+        const file = await downloadOne(
+          target,
+          temp,
+          store,
+          limiter,
+          settings,
+          logger,
+          engine,
+          options,
+        );
+        return { ...file, redownloadReason: reason };
+      });
+    } catch (error) {
+      await Promise.all([...temps.values()].map(removePartial));
+      throw error;
+    }
+  } finally {
+    await engine.hashes.close();
   }
   try {
     for (const [index, file] of downloaded.entries()) {
-      const temp = temps.get(pending[index])!;
+      const temp = temps.get(pending[index].target)!;
       await fs.rename(temp, file.path);
       partialFiles.delete(temp);
     }
@@ -147,6 +220,7 @@ export async function fetchModel(
       files.map((file) => ({ path: file.relativePath, sha256: file.sha256 })),
     ),
     cacheHit: downloaded.length === 0,
+    removed,
     downloadedBytes: downloaded.reduce((total, file) => total + file.size, 0),
     milliseconds: Date.now() - started,
   };
@@ -176,6 +250,13 @@ async function resolveTargets(settings: FetchSettings, store: ObjectStore): Prom
     }));
   }
 
+  const state = entries.find((entry) => entry.relativePath === LOCK_FILE);
+  if (state) {
+    throw new ConfigurationError(
+      `Blob '${state.object.name}' would be written to ${LOCK_FILE}, the name of fetch-model's ` +
+        `state file in 'path'. Rename the blob, or fetch it with a prefix that places it elsewhere.`,
+    );
+  }
   const unused = new Set(settings.expectedSha256.keys());
   const targets = entries.map(({ object, relativePath }) => {
     const expected =
@@ -198,20 +279,6 @@ async function resolveTargets(settings: FetchSettings, store: ObjectStore): Prom
   return targets;
 }
 
-/** The file as already in place, when the lock shows it is this exact content. */
-async function keptFile(target: Target, lock: LockFile): Promise<FetchedFile | undefined> {
-  const entry = lock.files[target.relativePath];
-  const { object } = target;
-  if (!entry || entry.name !== object.name || !sameEtag(entry.etag, object.etag)) return undefined;
-  if (entry.size !== object.size || (entry.versionId ?? '') !== (object.versionId ?? '')) {
-    return undefined;
-  }
-  const local = await verifiedLocalDigest(target.finalPath, entry);
-  if (!local) return undefined;
-  if (target.expectedSha256 && target.expectedSha256 !== local.sha256) return undefined;
-  return toFetchedFile(target, local.sha256, 'cached', 0, 0, { md5: false, sha256: false });
-}
-
 function checkMd5Available(object: RemoteObject, settings: FetchSettings): void {
   if (settings.verifyMd5 === 'required' && !object.contentMd5) {
     throw new ConfigurationError(
@@ -230,6 +297,7 @@ async function downloadOne(
   limiter: Limiter,
   settings: FetchSettings,
   logger: Logger,
+  engine: Pick<DownloadSettings, 'hashes' | 'pool'>,
   options: FetchOptions,
 ): Promise<FetchedFile> {
   const { object } = target;
@@ -246,6 +314,7 @@ async function downloadOne(
       windowBytes: settings.blockSize * settings.concurrency,
       retry: options.retry ?? DEFAULT_RETRY,
       md5: checkMd5,
+      ...engine,
     },
     logger,
     progress,
@@ -293,9 +362,11 @@ function toFetchedFile(
   milliseconds: number,
   retries: number,
   verified: { md5: boolean; sha256: boolean },
+  kept?: { verifiedBy: string; hashMilliseconds: number },
 ): FetchedFile {
   const { object } = target;
   return {
+    ...kept,
     name: object.name,
     relativePath: target.relativePath,
     path: target.finalPath,

@@ -40,6 +40,13 @@ export function renderSummary(result: FetchResult, source: string): string {
       file.status === 'cached' ? '-' : formatRate(file.size, file.milliseconds),
     ]),
   );
+  if (result.removed.length > 0) {
+    summary.paragraph(
+      `Removed from \`${result.destination}\`, not among the requested files: ` +
+        result.removed.map((entry) => `\`${entry}\``).join(', ') +
+        '.',
+    );
+  }
   summary.paragraph(`Model digest: \`${result.modelDigest}\``);
   return summary.toMarkdown();
 }
@@ -49,8 +56,9 @@ function versionLabel(file: FetchedFile): string {
 }
 
 function statusLabel(file: FetchedFile): string {
-  if (file.status === 'cached') return 'cached';
+  if (file.status === 'cached') return `kept: its bytes match ${file.verifiedBy}`;
   let checks = file.md5Verified ? 'downloaded, MD5 verified' : 'downloaded';
   if (file.checksumSha256Verified) checks += ', SHA-256 checksum verified';
-  return file.retries > 0 ? `${checks}, ${file.retries} range(s) resumed` : checks;
+  if (file.retries > 0) checks += `, ${file.retries} range(s) resumed`;
+  return file.redownloadReason ? `${checks} (again: ${file.redownloadReason})` : checks;
 }

@@ -5,7 +5,13 @@ import * as path from 'node:path';
 import { decodeJwt } from '../servers/jwt';
 import { errorLines, runAction, type ActionRun } from '../support/run-action';
 import { Stack } from '../support/stack';
-import { expectRerunSkipsAndRepairs } from '../support/fetch-scenarios';
+import {
+  expectExtraFilesRemoved,
+  expectLinksAndSpecialFilesRefused,
+  expectPoisonedCacheRejected,
+  expectRerunSkipsAndRepairs,
+  expectUnvouchedFileDownloadedAgain,
+} from '../support/fetch-scenarios';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -27,9 +33,11 @@ describe('fetch-model against Azurite, signed in through GitHub OIDC and Entra',
   beforeAll(async () => {
     await stack.start();
     const container = await stack.azurite.container('models');
-    await container
-      .getBlockBlobClient('ResNet_152.model')
-      .uploadData(model, { blockSize: 1024 * 1024 });
+    const resnet = container.getBlockBlobClient('ResNet_152.model');
+    await resnet.uploadData(model, { blockSize: 1024 * 1024 });
+    // Azure stores no Content-MD5 for a blob committed from blocks (Azurite computes one
+    // anyway): clear it, as the service would have it.
+    await resnet.setHTTPHeaders({});
     await container.getBlockBlobClient('synset.txt').uploadData(labels);
     await container
       .getBlockBlobClient('resnet/v2/weights.bin')
@@ -109,8 +117,39 @@ describe('fetch-model against Azurite, signed in through GitHub OIDC and Entra',
     expect(stack.oidc.issuedAudiences.at(-1)).toBe('api://AzureADTokenExchange');
   });
 
+  const blobs = () => ({
+    vouched: { name: 'synset.txt', bytes: labels },
+    unvouched: { name: 'ResNet_152.model', bytes: model },
+  });
+
   it('skips files that are already in place on a re-run, and repairs a damaged one', () =>
-    expectRerunSkipsAndRepairs((inputs) => fetch(inputs), workspace, labels));
+    expectRerunSkipsAndRepairs((inputs) => fetch(inputs), workspace, blobs()));
+
+  it('downloads again a file no digest from outside the cache vouches for, saying why', () =>
+    expectUnvouchedFileDownloadedAgain((inputs) => fetch(inputs), blobs()));
+
+  describe.each(['stored digest', 'sha256 input'] as const)(
+    'a poisoned cache, the file vouched for by the %s',
+    (anchor) => {
+      it.each(['same size and mtime', 'bytes and lock forged together'] as const)(
+        'is downloaded again when its bytes were replaced with the %s',
+        (forgery) =>
+          expectPoisonedCacheRejected(
+            (inputs) => fetch(inputs),
+            workspace,
+            blobs(),
+            anchor,
+            forgery,
+          ),
+      );
+    },
+  );
+
+  it('removes files that are not requested from the destination, and lists them', () =>
+    expectExtraFilesRemoved((inputs) => fetch(inputs), workspace, blobs()));
+
+  it('refuses symbolic links and special files in the destination, naming them', () =>
+    expectLinksAndSpecialFilesRefused((inputs) => fetch(inputs), workspace, blobs()));
 
   it('fetches a folder by prefix, keeping relative paths and skipping folder markers', async () => {
     const run = await fetch({ prefix: 'resnet/v2', path: 'weights' });

@@ -1,0 +1,164 @@
+import { createHash, type Hash } from 'node:crypto';
+import * as os from 'node:os';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Hashing off the main thread. The main thread decrypts TLS, parses HTTP and copies bytes into
+ * slabs; SHA-256 (and MD5 when the service stores one) runs on worker threads, so on a runner
+ * with more than one core the digests cost no time on the download's critical path, and the
+ * SHA-256 and MD5 of one file run side by side. Slabs live in SharedArrayBuffers: a worker
+ * reads the very bytes the main thread wrote, nothing is copied or transferred.
+ */
+
+/** A hash fed in order, one slab at a time. */
+export interface IncrementalHash {
+  /**
+   * Adds `view` (which must stay unchanged until the promise settles) and resolves once it
+   * has been hashed.
+   */
+  update(view: Uint8Array): Promise<void>;
+  /** Hex digest; call once, after the last update resolved. */
+  digest(): Promise<string>;
+}
+
+/** Where hashes run: worker threads, or this thread. */
+export interface HashRunner {
+  /** A new hash; `size`, when known, is how many bytes it will be fed. */
+  open(algorithm: string, size?: number): IncrementalHash;
+  /** Stops the workers; hashes opened before must not be used after. */
+  close(): Promise<void>;
+}
+
+/** The worker's program, evaluated from a string so the bundle needs no second entry file. */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const hashes = new Map();
+parentPort.on('message', (m) => {
+  if (m.op === 'update') {
+    hashes.get(m.id).update(new Uint8Array(m.buffer, m.offset, m.length));
+    parentPort.postMessage({ id: m.id });
+  } else if (m.op === 'open') {
+    hashes.set(m.id, createHash(m.algorithm));
+  } else {
+    const digest = hashes.get(m.id).digest('hex');
+    hashes.delete(m.id);
+    parentPort.postMessage({ id: m.id, digest });
+  }
+});
+`;
+
+/** Hashes on this thread; updates resolve at once. */
+export class InlineHashRunner implements HashRunner {
+  open(algorithm: string): IncrementalHash {
+    const hash: Hash = createHash(algorithm);
+    return {
+      update: async (view) => void hash.update(view),
+      digest: async () => hash.digest('hex'),
+    };
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface Pending {
+  resolve: (digest: string | undefined) => void;
+  reject: (error: Error) => void;
+}
+
+/** One worker thread serving many hashes; each hash's messages are answered in order. */
+class HashWorker {
+  private readonly worker: Worker;
+  /** Per hash id, the answers awaited, oldest first. */
+  private readonly waiting = new Map<number, Pending[]>();
+  private failure?: Error;
+  openHashes = 0;
+
+  constructor() {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+    this.worker.unref();
+    this.worker.on('message', (message: { id: number; digest?: string }) => {
+      const queue = this.waiting.get(message.id);
+      const next = queue?.shift();
+      if (queue && queue.length === 0) this.waiting.delete(message.id);
+      next?.resolve(message.digest);
+    });
+    const fail = (error: Error) => {
+      this.failure ??= error;
+      for (const queue of this.waiting.values()) for (const pending of queue) pending.reject(error);
+      this.waiting.clear();
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`hash worker exited with code ${code}`)));
+  }
+
+  private request(id: number, message: object): Promise<string | undefined> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const queue = this.waiting.get(id) ?? [];
+      queue.push({ resolve, reject });
+      this.waiting.set(id, queue);
+      this.worker.postMessage(message);
+    });
+  }
+
+  open(id: number, algorithm: string): IncrementalHash {
+    this.openHashes++;
+    this.worker.postMessage({ op: 'open', id, algorithm });
+    return {
+      update: (view) => {
+        if (!(view.buffer instanceof SharedArrayBuffer)) {
+          return Promise.reject(new TypeError('a worker hash reads shared memory only'));
+        }
+        const message = {
+          op: 'update',
+          id,
+          buffer: view.buffer,
+          offset: view.byteOffset,
+          length: view.byteLength,
+        };
+        return this.request(id, message).then(() => undefined);
+      },
+      digest: async () => {
+        this.openHashes--;
+        return (await this.request(id, { op: 'digest', id }))!;
+      },
+    };
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+/** Inputs smaller than this are hashed on this thread: starting a worker costs more. */
+export const WORKER_THRESHOLD = 16 * 1024 * 1024;
+
+/**
+ * Worker threads for hashing, started on first use: one fewer than the cores this process may
+ * use, but at least two (so a file's SHA-256 and MD5 run side by side) and at most four. Each
+ * new hash goes to the least busy worker. Hashes of inputs known to be small stay on this
+ * thread.
+ */
+export class WorkerHashRunner implements HashRunner {
+  private readonly workers: HashWorker[] = [];
+  private readonly inline = new InlineHashRunner();
+  private nextId = 1;
+
+  constructor(readonly size = Math.min(4, Math.max(2, os.availableParallelism() - 1))) {}
+
+  open(algorithm: string, size?: number): IncrementalHash {
+    if (size !== undefined && size < WORKER_THRESHOLD) return this.inline.open(algorithm);
+    let worker = this.workers.find((candidate) => candidate.openHashes === 0);
+    if (!worker && this.workers.length < this.size) {
+      worker = new HashWorker();
+      this.workers.push(worker);
+    }
+    worker ??= this.workers.reduce((a, b) => (b.openHashes < a.openHashes ? b : a));
+    return worker.open(this.nextId++, algorithm);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.splice(0).map((worker) => worker.terminate()));
+  }
+}
