@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { WorkerHashRunner } from '../../src/fetch-model/hash-workers';
 import { checkLocalFile, hashLocalFile } from '../../src/fetch-model/local-files';
 import { SlabPool } from '../../src/fetch-model/slab-pool';
+import type { VerifyMd5 } from '../../src/fetch-model/inputs';
 import type { RemoteObject } from '../../src/fetch-model/store';
 
 const digest = (algorithm: string, data: Buffer, encoding: 'hex' | 'base64') =>
@@ -25,7 +26,7 @@ describe('checkLocalFile', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
   afterAll(() => engine.hashes.close());
 
-  const check = (remote: Partial<RemoteObject>, sha256?: string, verifyMd5 = 'auto' as const) =>
+  const check = (remote: Partial<RemoteObject>, sha256?: string, verifyMd5: VerifyMd5 = 'auto') =>
     checkLocalFile(file, { ...object, ...remote }, sha256, verifyMd5, engine);
 
   it("keeps a file matching the 'sha256' input, and reports the sha256 it computed", async () => {
