@@ -18,6 +18,15 @@ import {
 } from '@aws-sdk/client-s3';
 import { AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { errorLines, REPO_ROOT, runAction } from '../test/support/run-action';
+import {
+  cpuPerGiB,
+  measureInProcess,
+  median,
+  readUsage,
+  runMeasured,
+  USAGE_PRELOAD,
+  type Sample,
+} from './fetch-measure';
 import { READER_ROLE, S3_REGION, S3Stack } from '../test/support/s3-stack';
 
 const MiB = 1024 * 1024;
@@ -35,21 +44,14 @@ export const S3_LABELS: Record<S3Tool, string> = {
   's3-sdk': 'S3: SDK `GetObject` piped to a file (in-process)',
 };
 
-export interface S3Sample {
-  seconds: number;
-  rssKiB?: number;
-}
-
 /** What bench/fetch.ts lends: its settings, scratch folder and helpers. */
 export interface S3BenchHost {
   sizeBytes: number;
   runs: number;
   scratch: string;
-  preload: string;
   settle: () => void;
-  runCommand: (command: string, args: string[]) => Promise<void>;
   hashFile: (file: string) => Promise<string>;
-  record: (key: string, sample: S3Sample, total: number) => void;
+  record: (key: string, sample: Sample, total: number) => void;
   fail: (message: string) => Error;
 }
 
@@ -113,9 +115,9 @@ export async function measureS3(host: S3BenchHost): Promise<{ versions: string }
     const url = `${stack.gateway.endpoint}/${BUCKET}/${KEY}`;
     const deadlineMs = 60_000 + (host.sizeBytes / (4 * MB)) * 1000;
 
-    const measure: Record<S3Tool, (workspace: string) => Promise<S3Sample & { file: string }>> = {
+    const measure: Record<S3Tool, (workspace: string) => Promise<Sample & { file: string }>> = {
       's3-action': async (workspace) => {
-        const rssFile = path.join(workspace, '.rss');
+        const usageFile = path.join(workspace, '.usage');
         const run = await runAction(
           'fetch-model',
           {
@@ -124,9 +126,9 @@ export async function measureS3(host: S3BenchHost): Promise<{ versions: string }
             path: path.join(workspace, 'model'),
           },
           {
-            env: { ...stack.jobEnv(), BENCH_RSS_FILE: rssFile },
+            env: { ...stack.jobEnv(), BENCH_USAGE_FILE: usageFile },
             cwd: workspace,
-            nodeArgs: ['--require', host.preload],
+            nodeArgs: ['--require', USAGE_PRELOAD],
           },
         );
         if (run.exitCode !== 0) {
@@ -138,32 +140,35 @@ export async function measureS3(host: S3BenchHost): Promise<{ versions: string }
         if (reported !== sha256) throw host.fail(`The S3 action reported sha256 ${reported}.`);
         return {
           seconds: run.milliseconds / 1000,
-          rssKiB: Number(readFileSync(rssFile, 'utf8')),
+          ...readUsage(usageFile),
           file: path.join(workspace, 'model', KEY),
         };
       },
       's3-curl': async (workspace) => {
         const file = path.join(workspace, KEY);
-        const started = performance.now();
-        await host.runCommand('curl', [
-          '--cacert',
-          process.env.NODE_EXTRA_CA_CERTS ?? '',
-          '-sS',
-          '-f',
-          '--aws-sigv4',
-          `aws:amz:${S3_REGION}:s3`,
-          '--user',
-          `${credentials.accessKeyId}:${credentials.secretAccessKey}`,
-          '-H',
-          `x-amz-security-token: ${credentials.sessionToken}`,
-          // S3 requires the payload hash header, which curl before 8.x does not add itself.
-          '-H',
-          `x-amz-content-sha256: ${EMPTY_SHA256}`,
-          '-o',
-          file,
-          url,
-        ]);
-        return { seconds: (performance.now() - started) / 1000, file };
+        const sample = await runMeasured(
+          'curl',
+          [
+            '--cacert',
+            process.env.NODE_EXTRA_CA_CERTS ?? '',
+            '-sS',
+            '-f',
+            '--aws-sigv4',
+            `aws:amz:${S3_REGION}:s3`,
+            '--user',
+            `${credentials.accessKeyId}:${credentials.secretAccessKey}`,
+            '-H',
+            `x-amz-security-token: ${credentials.sessionToken}`,
+            // S3 requires the payload hash header, which curl before 8.x does not add itself.
+            '-H',
+            `x-amz-content-sha256: ${EMPTY_SHA256}`,
+            '-o',
+            file,
+            url,
+          ],
+          host.fail,
+        );
+        return { ...sample, file };
       },
       's3-sdk': async (workspace) => {
         const file = path.join(workspace, KEY);
@@ -173,12 +178,12 @@ export async function measureS3(host: S3BenchHost): Promise<{ versions: string }
           forcePathStyle: true,
           credentials,
         });
-        const started = performance.now();
-        const { Body } = await sdk.send(new GetObjectCommand({ Bucket: BUCKET, Key: KEY }));
-        await pipeline(Body as Readable, createWriteStream(file));
-        const seconds = (performance.now() - started) / 1000;
+        const sample = await measureInProcess(async () => {
+          const { Body } = await sdk.send(new GetObjectCommand({ Bucket: BUCKET, Key: KEY }));
+          await pipeline(Body as Readable, createWriteStream(file));
+        });
         sdk.destroy();
-        return { seconds, file };
+        return { ...sample, file };
       },
     };
 
@@ -195,11 +200,8 @@ export async function measureS3(host: S3BenchHost): Promise<{ versions: string }
         );
         const actual = await host.hashFile(sample.file);
         if (actual !== sha256) throw host.fail(`${tool} wrote bytes with sha256 ${actual}.`);
-        host.record(
-          `${tool}/loopback`,
-          { seconds: sample.seconds, rssKiB: sample.rssKiB },
-          host.runs,
-        );
+        const { seconds, cpuSeconds, rssKiB } = sample;
+        host.record(`${tool}/loopback`, { seconds, cpuSeconds, rssKiB }, host.runs);
         rmSync(workspace, { recursive: true, force: true });
       }
     }
@@ -219,11 +221,7 @@ export async function measureS3(host: S3BenchHost): Promise<{ versions: string }
 }
 
 /** Table rows for the S3 variants, ratios against curl and the SDK on the same endpoint. */
-export function s3ResultRows(
-  samples: Map<string, S3Sample[]>,
-  sizeBytes: number,
-  median: (values: number[]) => number,
-): string[] {
+export function s3ResultRows(samples: Map<string, Sample[]>, sizeBytes: number): string[] {
   const time = (tool: S3Tool) =>
     median((samples.get(`${tool}/loopback`) ?? []).map((s) => s.seconds));
   const curl = time('s3-curl');
@@ -231,6 +229,7 @@ export function s3ResultRows(
   return S3_TOOLS.map((tool) => {
     const list = samples.get(`${tool}/loopback`) ?? [];
     const t = time(tool);
+    const cpu = cpuPerGiB(list, sizeBytes);
     const rss =
       tool === 's3-action'
         ? ((Math.max(...list.map((s) => s.rssKiB ?? 0)) * 1024) / MB).toFixed(0)
@@ -238,7 +237,7 @@ export function s3ResultRows(
     return (
       `| ${S3_LABELS[tool]} | loopback | ${list.length} | ${t.toFixed(2)} | ` +
       `${list.map((s) => s.seconds.toFixed(2)).join(', ')} | ${(sizeBytes / MB / t).toFixed(0)} | ` +
-      `${(t / curl).toFixed(2)} | ${(t / sdk).toFixed(2)} | ${rss} |`
+      `${(t / curl).toFixed(2)} | ${(t / sdk).toFixed(2)} | ${cpu === undefined ? '–' : cpu.toFixed(2)} | ${rss} |`
     );
   });
 }

@@ -15,6 +15,7 @@ import {
 } from './download';
 import { WorkerHashRunner } from './hash-workers';
 import { SlabPool } from './slab-pool';
+import { YoungGenerationCollector } from './young-gc';
 import type { FetchSettings } from './inputs';
 import { LOCK_FILE, modelDigest, writeLock, type LockFile } from '../common/model';
 import { prepareDestination } from './destination';
@@ -106,7 +107,11 @@ export async function fetchModel(
   // The state names what this run verified; until it is written again there is none.
   await fs.rm(path.join(settings.destination, LOCK_FILE), { force: true });
 
-  const engine = { hashes: new WorkerHashRunner(), pool: new SlabPool(SLAB_SIZE) };
+  const engine = {
+    hashes: new WorkerHashRunner(),
+    pool: new SlabPool(SLAB_SIZE),
+    collector: YoungGenerationCollector.create(),
+  };
   const cached: FetchedFile[] = [];
   const pending: Array<{ target: Target; reason?: string }> = [];
   let downloaded: FetchedFile[];
@@ -297,7 +302,7 @@ async function downloadOne(
   limiter: Limiter,
   settings: FetchSettings,
   logger: Logger,
-  engine: Pick<DownloadSettings, 'hashes' | 'pool'>,
+  engine: Pick<DownloadSettings, 'hashes' | 'pool' | 'collector'>,
   options: FetchOptions,
 ): Promise<FetchedFile> {
   const { object } = target;

@@ -29,15 +29,22 @@ export interface HashRunner {
   close(): Promise<void>;
 }
 
-/** The worker's program, evaluated from a string so the bundle needs no second entry file. */
+/**
+ * The worker's program, evaluated from a string so the bundle needs no second entry file. Each
+ * shared buffer is sent once ('memory') and named by a number afterwards: sending a
+ * SharedArrayBuffer in every message costs far more than the message itself.
+ */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const hashes = new Map();
+const memory = new Map();
 parentPort.on('message', (m) => {
   if (m.op === 'update') {
-    hashes.get(m.id).update(new Uint8Array(m.buffer, m.offset, m.length));
+    hashes.get(m.id).update(new Uint8Array(memory.get(m.memory), m.offset, m.length));
     parentPort.postMessage({ id: m.id });
+  } else if (m.op === 'memory') {
+    memory.set(m.memory, m.buffer);
   } else if (m.op === 'open') {
     hashes.set(m.id, createHash(m.algorithm));
   } else {
@@ -47,6 +54,18 @@ parentPort.on('message', (m) => {
   }
 });
 `;
+
+/** Numbers for shared buffers, the same for every worker. */
+const memoryIds = new WeakMap<SharedArrayBuffer, number>();
+let nextMemoryId = 1;
+function memoryId(buffer: SharedArrayBuffer): number {
+  let id = memoryIds.get(buffer);
+  if (id === undefined) {
+    id = nextMemoryId++;
+    memoryIds.set(buffer, id);
+  }
+  return id;
+}
 
 /** Hashes on this thread; updates resolve at once. */
 export class InlineHashRunner implements HashRunner {
@@ -72,6 +91,8 @@ class HashWorker {
   /** Per hash id, the answers awaited, oldest first. */
   private readonly waiting = new Map<number, Pending[]>();
   private failure?: Error;
+  /** Shared buffers this worker has been sent. */
+  private readonly known = new Set<number>();
   openHashes = 0;
 
   constructor() {
@@ -107,13 +128,19 @@ class HashWorker {
     this.worker.postMessage({ op: 'open', id, algorithm });
     return {
       update: (view) => {
-        if (!(view.buffer instanceof SharedArrayBuffer)) {
+        const buffer = view.buffer;
+        if (!(buffer instanceof SharedArrayBuffer)) {
           return Promise.reject(new TypeError('a worker hash reads shared memory only'));
+        }
+        const memory = memoryId(buffer);
+        if (!this.known.has(memory)) {
+          this.known.add(memory);
+          this.worker.postMessage({ op: 'memory', memory, buffer });
         }
         const message = {
           op: 'update',
           id,
-          buffer: view.buffer,
+          memory,
           offset: view.byteOffset,
           length: view.byteLength,
         };

@@ -5,7 +5,7 @@ import {
   checkRoleSessionName,
   DEFAULT_AWS_AUDIENCE,
   type AwsWebIdentitySettings,
-} from '../common/aws-credentials';
+} from '../common/aws-identity';
 import { readAzureIdentity, type AzureIdentitySettings } from '../common/credential';
 import { ConfigurationError, quote } from '../common/errors';
 import type { Inputs } from '../common/inputs';
