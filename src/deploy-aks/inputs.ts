@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { readAzureIdentity, type AzureIdentitySettings } from '../common/credential';
 import { ConfigurationError, quote } from '../common/errors';
-import type { Inputs } from '../common/inputs';
+import { requireSecureEndpoint, type Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
 import type { AksCluster } from './aks';
 import { parseImageInputs, type ImageEntry } from './images';
@@ -13,10 +13,17 @@ export type ClusterSource =
   | { kind: 'aks'; cluster: AksCluster; armEndpoint: string }
   | { kind: 'kubeconfig'; text: string; origin: string; baseDir: string };
 
+/** How much of a kubeconfig's TLS settings to honour. */
+export interface ClusterTrust {
+  /** Accept a kubeconfig that turns off certificate verification (insecure-skip-tls-verify). */
+  allowInsecureTls: boolean;
+}
+
 /** Everything action-deploy-aks was asked to do, checked and typed. */
 export interface DeploySettings {
   /** AKS through ARM (resource-group + cluster-name), or a kubeconfig. */
   cluster: ClusterSource;
+  trust: ClusterTrust;
   /** Azure sign-in by OIDC: ARM, and the AKS server app for Entra-enabled clusters. */
   identity: AzureIdentitySettings;
   /** The namespace input; undefined lets the manifests decide (else default). */
@@ -132,6 +139,7 @@ export function readSettings(
 
   return {
     cluster,
+    trust: { allowInsecureTls: inputs.boolean('insecure-skip-tls-verify', false) },
     identity,
     namespace,
     manifests,
@@ -178,11 +186,15 @@ function readKubeconfig(value: string, workspace: string): ClusterSource {
 }
 
 function parseHttpsUrl(name: string, value: string): string {
-  if (!/^https?:\/\/[^/\s]+/.test(value)) {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
     throw new ConfigurationError(
       `Invalid ${name} ${quote(value)}. Expected a URL such as https://management.azure.com.`,
     );
   }
+  requireSecureEndpoint(name, url, 'https://management.azure.com');
   return value.replace(/\/+$/, '');
 }
 
