@@ -36389,6 +36389,7 @@ async function getToken(realm, service, scopes, basic, logger) {
 }
 async function tokenRequest(url, form, logger, what) {
     const body = form.toString();
+    const where = `${what} at ${url.origin}${url.pathname}`;
     const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)({
         method: 'POST',
         url,
@@ -36400,7 +36401,7 @@ async function tokenRequest(url, form, logger, what) {
         idleTimeoutMs: 30_000,
         // The form carries the Entra or refresh token: the same rule as a header.
         carriesCredential: true,
-    }), what, { logger, parse: registryErrorBody, create: exports.registryError });
+    }), where, { logger, parse: registryErrorBody, create: exports.registryError });
     return parseTokenAnswer(response, url, what);
 }
 async function parseTokenAnswer(response, url, what) {
@@ -37855,7 +37856,7 @@ async function statusError(response, what, parse = () => ({}), create = plainHtt
     const service = text ? parse(text) : {};
     const code = header(response, 'x-ms-error-code') ?? service.code;
     const detail = service.message ? `: ${service.message}` : '';
-    return create(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`, response.status, { code, message: service.message }, (0, http_error_1.parseRetryAfter)(header(response, 'retry-after')));
+    return create(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`, response.status, { ...service, code }, (0, http_error_1.parseRetryAfter)(header(response, 'retry-after')));
 }
 /** Whether an answer is worth another try: 408, 429 and 5xx. */
 function isRetryableStatus(status) {

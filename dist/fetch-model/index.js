@@ -46731,7 +46731,7 @@ async function statusError(response, what, parse = () => ({}), create = plainHtt
     const service = text ? parse(text) : {};
     const code = header(response, 'x-ms-error-code') ?? service.code;
     const detail = service.message ? `: ${service.message}` : '';
-    return create(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`, response.status, { code, message: service.message }, (0, http_error_1.parseRetryAfter)(header(response, 'retry-after')));
+    return create(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`, response.status, { ...service, code }, (0, http_error_1.parseRetryAfter)(header(response, 'retry-after')));
 }
 /** Whether an answer is worth another try: 408, 429 and 5xx. */
 function isRetryableStatus(status) {

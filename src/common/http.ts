@@ -375,7 +375,7 @@ export async function statusError(
   return create(
     `${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`,
     response.status,
-    { code, message: service.message },
+    { ...service, code },
     parseRetryAfter(header(response, 'retry-after')),
   );
 }

@@ -232,6 +232,7 @@ async function tokenRequest(
   what: string,
 ): Promise<Record<string, unknown>> {
   const body = form.toString();
+  const where = `${what} at ${url.origin}${url.pathname}`;
   const response = await sendWithRetry(
     () =>
       send({
@@ -246,7 +247,7 @@ async function tokenRequest(
         // The form carries the Entra or refresh token: the same rule as a header.
         carriesCredential: true,
       }),
-    what,
+    where,
     { logger, parse: registryErrorBody, create: registryError },
   );
   return parseTokenAnswer(response, url, what);
