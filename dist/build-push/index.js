@@ -36388,20 +36388,12 @@ async function getToken(realm, service, scopes, basic, logger) {
     return token;
 }
 async function tokenRequest(url, form, logger, what) {
-    const body = form.toString();
     const where = `${what} at ${url.origin}${url.pathname}`;
-    const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)({
-        method: 'POST',
-        url,
-        headers: {
-            'content-type': 'application/x-www-form-urlencoded',
-            'content-length': String(Buffer.byteLength(body)),
-        },
-        body,
-        idleTimeoutMs: 30_000,
-        // The form carries the Entra or refresh token: the same rule as a header.
-        carriesCredential: true,
-    }), where, { logger, parse: registryErrorBody, create: exports.registryError });
+    const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)((0, http_1.credentialForm)(url, form)), where, {
+        logger,
+        parse: registryErrorBody,
+        create: exports.registryError,
+    });
     return parseTokenAnswer(response, url, what);
 }
 async function parseTokenAnswer(response, url, what) {
@@ -36421,14 +36413,10 @@ async function parseTokenAnswer(response, url, what) {
 }
 /** An answer of the registry or its token service with a status the client did not expect. */
 class RegistryError extends http_error_1.HttpError {
-    constructor(message, status, service, retryAfterMs) {
-        super(message, status, service.code, retryAfterMs, service.message);
-        this.name = 'RegistryError';
-    }
+    name = 'RegistryError';
 }
 exports.RegistryError = RegistryError;
-const registryError = (message, status, service, retryAfterMs) => new RegistryError(message, status, service, retryAfterMs);
-exports.registryError = registryError;
+exports.registryError = (0, http_1.errorFactory)(RegistryError);
 /**
  * A registry's `{"errors":[{code,message}]}` body, or a token service's OAuth
  * `{"error","error_description"}`, or text.
@@ -37573,6 +37561,8 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.InsecureTransportError = exports.ConnectionPool = void 0;
 exports.sharedPool = sharedPool;
+exports.credentialForm = credentialForm;
+exports.errorFactory = errorFactory;
 exports.send = send;
 exports.assertSecureForCredentials = assertSecureForCredentials;
 exports.header = header;
@@ -37650,6 +37640,28 @@ function sharedPool(maxSockets = 16) {
         sharedPools.set(maxSockets, pool);
     }
     return pool;
+}
+/**
+ * A form POST that carries a credential in its body (a token exchange, STS): refused over
+ * plain http like an Authorization header, and timed out like any short request.
+ */
+function credentialForm(url, form) {
+    const body = form.toString();
+    return {
+        method: 'POST',
+        url,
+        headers: {
+            'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+            'content-length': String(Buffer.byteLength(body)),
+        },
+        body,
+        idleTimeoutMs: 30_000,
+        carriesCredential: true,
+    };
+}
+/** Builds a service's error class from the shared mapping. */
+function errorFactory(ErrorClass) {
+    return (message, status, service, retryAfterMs) => new ErrorClass(message, status, service.code, retryAfterMs, service.message);
 }
 /** A credential would cross the network in the clear. */
 class InsecureTransportError extends errors_1.ConfigurationError {
@@ -37838,7 +37850,7 @@ async function readBody(res, limit = 4 * 1024 * 1024) {
 function discardBody(res) {
     res.resume();
 }
-const plainHttpError = (message, status, service, retryAfterMs) => new http_error_1.HttpError(message, status, service.code, retryAfterMs, service.message);
+const plainHttpError = errorFactory(http_error_1.HttpError);
 /**
  * Turns an unexpected status into an error that keeps the service's code and message (from
  * x-ms-error-code or the body) and its Retry-After, as seconds or an HTTP date.

@@ -45835,22 +45835,12 @@ function createStsClient(settings, logger) {
     const parser = new fast_xml_parser_1.XMLParser({ ignoreAttributes: true, parseTagValue: false });
     return {
         async assumeRoleWithWebIdentity(input) {
-            const body = new URLSearchParams({
+            const form = new URLSearchParams({
                 Action: 'AssumeRoleWithWebIdentity',
                 Version: '2011-06-15',
                 ...Object.fromEntries(Object.entries(input).map(([key, value]) => [key, String(value)])),
-            }).toString();
-            const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)({
-                method: 'POST',
-                url,
-                headers: {
-                    'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
-                    'content-length': String(Buffer.byteLength(body)),
-                },
-                body,
-                idleTimeoutMs: 30_000,
-                carriesCredential: true,
-            }), 'AWS STS AssumeRoleWithWebIdentity', { logger, parse: http_error_1.xmlErrorBody });
+            });
+            const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)((0, http_1.credentialForm)(url, form)), 'AWS STS AssumeRoleWithWebIdentity', { logger, parse: http_error_1.xmlErrorBody });
             if (response.status !== 200) {
                 throw await (0, http_1.statusError)(response, 'AWS STS AssumeRoleWithWebIdentity', http_error_1.xmlErrorBody);
             }
@@ -46448,6 +46438,8 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.InsecureTransportError = exports.ConnectionPool = void 0;
 exports.sharedPool = sharedPool;
+exports.credentialForm = credentialForm;
+exports.errorFactory = errorFactory;
 exports.send = send;
 exports.assertSecureForCredentials = assertSecureForCredentials;
 exports.header = header;
@@ -46525,6 +46517,28 @@ function sharedPool(maxSockets = 16) {
         sharedPools.set(maxSockets, pool);
     }
     return pool;
+}
+/**
+ * A form POST that carries a credential in its body (a token exchange, STS): refused over
+ * plain http like an Authorization header, and timed out like any short request.
+ */
+function credentialForm(url, form) {
+    const body = form.toString();
+    return {
+        method: 'POST',
+        url,
+        headers: {
+            'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+            'content-length': String(Buffer.byteLength(body)),
+        },
+        body,
+        idleTimeoutMs: 30_000,
+        carriesCredential: true,
+    };
+}
+/** Builds a service's error class from the shared mapping. */
+function errorFactory(ErrorClass) {
+    return (message, status, service, retryAfterMs) => new ErrorClass(message, status, service.code, retryAfterMs, service.message);
 }
 /** A credential would cross the network in the clear. */
 class InsecureTransportError extends errors_1.ConfigurationError {
@@ -46713,7 +46727,7 @@ async function readBody(res, limit = 4 * 1024 * 1024) {
 function discardBody(res) {
     res.resume();
 }
-const plainHttpError = (message, status, service, retryAfterMs) => new http_error_1.HttpError(message, status, service.code, retryAfterMs, service.message);
+const plainHttpError = errorFactory(http_error_1.HttpError);
 /**
  * Turns an unexpected status into an error that keeps the service's code and message (from
  * x-ms-error-code or the body) and its Retry-After, as seconds or an HTTP date.
@@ -49089,6 +49103,7 @@ function parseExpectedDigests(lines) {
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.storageError = exports.StorageError = exports.ObjectChangedError = void 0;
+const http_1 = __nccwpck_require__(5069);
 const http_error_1 = __nccwpck_require__(2962);
 /** The object was overwritten or deleted after its properties were read. */
 class ObjectChangedError extends Error {
@@ -49104,15 +49119,11 @@ class ObjectChangedError extends Error {
 exports.ObjectChangedError = ObjectChangedError;
 /** An answer of Azure Storage or S3 with a status the store did not expect. */
 class StorageError extends http_error_1.HttpError {
-    constructor(message, status, service, retryAfterMs) {
-        super(message, status, service.code, retryAfterMs, service.message);
-        this.name = 'StorageError';
-    }
+    name = 'StorageError';
 }
 exports.StorageError = StorageError;
 /** How the stores build their errors from the shared status mapping. */
-const storageError = (message, status, service, retryAfterMs) => new StorageError(message, status, service, retryAfterMs);
-exports.storageError = storageError;
+exports.storageError = (0, http_1.errorFactory)(StorageError);
 
 
 /***/ }),

@@ -1,7 +1,7 @@
 import { XMLParser } from 'fast-xml-parser';
 import type { IdTokenProvider } from './credential';
 import { ConfigurationError, errorMessage, quote } from './errors';
-import { readBody, send, sendWithRetry, statusError } from './http';
+import { credentialForm, readBody, send, sendWithRetry, statusError } from './http';
 import { HttpError, xmlErrorBody } from './http-error';
 import type { Logger } from './logger';
 
@@ -94,24 +94,13 @@ export function createStsClient(settings: AwsWebIdentitySettings, logger: Logger
   const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false });
   return {
     async assumeRoleWithWebIdentity(input) {
-      const body = new URLSearchParams({
+      const form = new URLSearchParams({
         Action: 'AssumeRoleWithWebIdentity',
         Version: '2011-06-15',
         ...Object.fromEntries(Object.entries(input).map(([key, value]) => [key, String(value)])),
-      }).toString();
+      });
       const response = await sendWithRetry(
-        () =>
-          send({
-            method: 'POST',
-            url,
-            headers: {
-              'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
-              'content-length': String(Buffer.byteLength(body)),
-            },
-            body,
-            idleTimeoutMs: 30_000,
-            carriesCredential: true,
-          }),
+        () => send(credentialForm(url, form)),
         'AWS STS AssumeRoleWithWebIdentity',
         { logger, parse: xmlErrorBody },
       );

@@ -128,6 +128,39 @@ export function sharedPool(maxSockets = 16): ConnectionPool {
   return pool;
 }
 
+/**
+ * A form POST that carries a credential in its body (a token exchange, STS): refused over
+ * plain http like an Authorization header, and timed out like any short request.
+ */
+export function credentialForm(url: URL, form: URLSearchParams): HttpRequest {
+  const body = form.toString();
+  return {
+    method: 'POST',
+    url,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+    },
+    body,
+    idleTimeoutMs: 30_000,
+    carriesCredential: true,
+  };
+}
+
+/** Builds a service's error class from the shared mapping. */
+export function errorFactory(
+  ErrorClass: new (
+    message: string,
+    status: number,
+    code: string | undefined,
+    retryAfterMs?: number,
+    serviceMessage?: string,
+  ) => HttpError,
+): HttpErrorFactory {
+  return (message, status, service, retryAfterMs) =>
+    new ErrorClass(message, status, service.code, retryAfterMs, service.message);
+}
+
 /** A credential would cross the network in the clear. */
 export class InsecureTransportError extends ConfigurationError {
   constructor(url: URL) {
@@ -348,8 +381,7 @@ export type HttpErrorFactory = (
   retryAfterMs: number | undefined,
 ) => HttpError;
 
-const plainHttpError: HttpErrorFactory = (message, status, service, retryAfterMs) =>
-  new HttpError(message, status, service.code, retryAfterMs, service.message);
+const plainHttpError = errorFactory(HttpError);
 
 /**
  * Turns an unexpected status into an error that keeps the service's code and message (from

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { HttpErrorFactory } from '../common/http';
-import { HttpError, type ServiceError } from '../common/http-error';
+import { errorFactory } from '../common/http';
+import { HttpError } from '../common/http-error';
 import type { BlobSpec } from './specs';
 
 /** One object as the store describes it, pinned to the content about to be downloaded. */
@@ -58,12 +58,8 @@ export class ObjectChangedError extends Error {
 
 /** An answer of Azure Storage or S3 with a status the store did not expect. */
 export class StorageError extends HttpError {
-  constructor(message: string, status: number, service: ServiceError, retryAfterMs?: number) {
-    super(message, status, service.code, retryAfterMs, service.message);
-    this.name = 'StorageError';
-  }
+  override readonly name = 'StorageError';
 }
 
 /** How the stores build their errors from the shared status mapping. */
-export const storageError: HttpErrorFactory = (message, status, service, retryAfterMs) =>
-  new StorageError(message, status, service, retryAfterMs);
+export const storageError = errorFactory(StorageError);

@@ -1,11 +1,12 @@
 import { ConfigurationError, quote } from '../../common/errors';
 import {
   assertSecureForCredentials,
+  credentialForm,
+  errorFactory,
   readBody,
   send,
   sendWithRetry,
   statusError,
-  type HttpErrorFactory,
   type HttpResponse,
 } from '../../common/http';
 import { HttpError, type ServiceError } from '../../common/http-error';
@@ -231,25 +232,12 @@ async function tokenRequest(
   logger: Logger,
   what: string,
 ): Promise<Record<string, unknown>> {
-  const body = form.toString();
   const where = `${what} at ${url.origin}${url.pathname}`;
-  const response = await sendWithRetry(
-    () =>
-      send({
-        method: 'POST',
-        url,
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          'content-length': String(Buffer.byteLength(body)),
-        },
-        body,
-        idleTimeoutMs: 30_000,
-        // The form carries the Entra or refresh token: the same rule as a header.
-        carriesCredential: true,
-      }),
-    where,
-    { logger, parse: registryErrorBody, create: registryError },
-  );
+  const response = await sendWithRetry(() => send(credentialForm(url, form)), where, {
+    logger,
+    parse: registryErrorBody,
+    create: registryError,
+  });
   return parseTokenAnswer(response, url, what);
 }
 
@@ -282,14 +270,10 @@ async function parseTokenAnswer(
 
 /** An answer of the registry or its token service with a status the client did not expect. */
 export class RegistryError extends HttpError {
-  constructor(message: string, status: number, service: ServiceError, retryAfterMs?: number) {
-    super(message, status, service.code, retryAfterMs, service.message);
-    this.name = 'RegistryError';
-  }
+  override readonly name = 'RegistryError';
 }
 
-export const registryError: HttpErrorFactory = (message, status, service, retryAfterMs) =>
-  new RegistryError(message, status, service, retryAfterMs);
+export const registryError = errorFactory(RegistryError);
 
 /**
  * A registry's `{"errors":[{code,message}]}` body, or a token service's OAuth
