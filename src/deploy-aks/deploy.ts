@@ -29,11 +29,11 @@ export interface DeployResult {
 }
 
 /** Renders the manifests and writes the bundle; needs no cluster. */
-export function renderManifests(
+export async function renderManifests(
   settings: DeploySettings,
   logger: Logger,
-): { rendered: Rendered; bundlePath: string } {
-  const files = expandManifestPaths(settings.manifests, settings.workspace);
+): Promise<{ rendered: Rendered; bundlePath: string }> {
+  const files = await expandManifestPaths(settings.manifests, settings.workspace);
   logger.info(
     `Manifests: ${files.map((file) => path.relative(settings.workspace, file) || file).join(', ')}`,
   );

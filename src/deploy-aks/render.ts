@@ -3,7 +3,14 @@ import type { Logger } from '../common/logger';
 import { repositoryOf } from '../common/image-reference';
 import { parseImage, type ImageEntry } from './images';
 import { applyRank, isClusterScoped } from './kinds';
-import { describeSource, type KubeObject, type ManifestObject, type Source } from './manifests';
+import {
+  describeSource,
+  ManifestError,
+  manifestError,
+  type KubeObject,
+  type ManifestObject,
+  type Source,
+} from './manifests';
 import { checkSchema, isBuiltInGroupVersion } from './schema';
 
 /** Where provenance annotations live. */
@@ -71,16 +78,17 @@ export function render(
     return { object, source };
   });
 
-  const errors: string[] = [];
+  const problems: Array<{ source: Source; message: string }> = [];
   for (const { object, source } of objects) {
     const check = checkSchema(object);
     if (check.kind === 'invalid') {
-      errors.push(
-        `${describeSource(source)} ${object.kind}/${object.metadata.name}: ${check.errors.join('; ')}`,
-      );
+      problems.push({
+        source,
+        message: `${object.kind}/${object.metadata.name}: ${check.errors.join('; ')}`,
+      });
     } else if (check.kind === 'unknown') {
       if (isBuiltInGroupVersion(object.apiVersion)) {
-        errors.push(`${describeSource(source)}: ${check.reason}`);
+        problems.push({ source, message: check.reason });
       } else {
         logger.info(
           `${object.kind}/${object.metadata.name}: ${check.reason}; the API server will check it.`,
@@ -88,9 +96,11 @@ export function render(
       }
     }
   }
-  if (errors.length > 0) {
-    throw new ConfigurationError(
-      `Manifests do not match the Kubernetes schema:\n${errors.map((e) => `  - ${e}`).join('\n')}`,
+  if (problems.length > 0) {
+    throw new ManifestError(
+      `Manifests do not match the Kubernetes schema:\n` +
+        problems.map((p) => `  - ${describeSource(p.source)} ${p.message}`).join('\n'),
+      problems,
     );
   }
   checkDuplicates(objects);
@@ -128,10 +138,11 @@ function setNamespace(
   if (own === undefined || own === '') {
     object.metadata.namespace = namespace;
   } else if (input !== undefined && own !== input) {
-    throw new ConfigurationError(
-      `${describeSource(source)} ${object.kind}/${object.metadata.name} is in namespace ` +
-        `${quote(own)}, but the namespace input is ${quote(input)}. Remove metadata.namespace ` +
-        `from the manifest, or the namespace input.`,
+    throw manifestError(
+      source,
+      `${object.kind}/${object.metadata.name} is in namespace ${quote(own)}, but the namespace ` +
+        `input is ${quote(input)}. Remove metadata.namespace from the manifest, or the ` +
+        `namespace input.`,
     );
   }
 }
@@ -211,9 +222,10 @@ function checkDuplicates(objects: RenderedObject[]): void {
     const key = `${object.apiVersion.split('/').slice(0, -1).join('/')}|${object.kind}|${object.metadata.namespace ?? ''}|${object.metadata.name}`;
     const earlier = seen.get(key);
     if (earlier) {
-      throw new ConfigurationError(
-        `${object.kind}/${object.metadata.name} is defined twice: in ${describeSource(earlier)} ` +
-          `and in ${describeSource(source)}.`,
+      throw manifestError(
+        source,
+        `${object.kind}/${object.metadata.name} is defined twice: here and in ` +
+          `${describeSource(earlier)}.`,
       );
     }
     seen.set(key, source);

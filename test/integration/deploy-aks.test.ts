@@ -460,11 +460,16 @@ spec:
       'bad.yaml',
       'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata: [unclosed\n',
     );
-    expectFailure(await deploy({}), /YAML syntax error in k8s\/bad\.yaml at line \d+/);
+    const syntax = await deploy({});
+    expectFailure(syntax, /YAML syntax error in k8s\/bad\.yaml at line 6/);
+    // Anchored to the file and line, so the runner shows it on the manifest in a pull request.
+    expect(syntax.stdout).toMatch(
+      /^::error title=Invalid manifest,file=k8s\/bad\.yaml,line=6::YAML syntax error/m,
+    );
     writeManifest('bad.yaml', appManifest('schema').replace('replicas: 2', 'replicas: two'));
     expectFailure(
       await deploy({}),
-      /k8s\/bad\.yaml \(document 3\) Deployment\/schema: spec\.replicas must be integer/,
+      /k8s\/bad\.yaml,line=\d+::Deployment\/schema: spec\.replicas must be integer/,
     );
     expectFailure(
       await deploy({ manifests: 'deploy/*.yaml' }),

@@ -223,8 +223,19 @@ describe('line diff', () => {
   it('shows changed lines with context, and nothing for equal text', () => {
     const before = 'a\nb\nc\nd\ne\nf\ng\n';
     const after = 'a\nb\nc\nD\ne\nf\ng\n';
-    expect(lineDiff(before, after, 1)).toBe('@@\n c\n-d\n+D\n e');
+    expect(lineDiff(before, after, 1)).toBe('@@ -3,3 +3,3 @@\n c\n-d\n+D\n e');
     expect(lineDiff(before, before, 3)).toBe('');
-    expect(lineDiff('', 'x\n', 3)).toBe('+x');
+    expect(lineDiff('', 'x\n', 3)).toBe('@@ -0,0 +1,1 @@\n+x');
+  });
+
+  it('stays fast on a large object with changes far apart', () => {
+    // 20 000 lines each side: an O(n·m) table would need 400 million cells.
+    const lines = Array.from({ length: 20_000 }, (_, i) => `  key${i}: value${i}`);
+    const changed = [...lines];
+    changed[10] = '  key10: changed';
+    changed[19_990] = '  key19990: changed';
+    const diff = lineDiff(lines.join('\n'), changed.join('\n'), 1);
+    expect(diff.split('\n').filter((line) => line.startsWith('@@'))).toHaveLength(2);
+    expect(diff).toContain('+  key19990: changed');
   });
 });
