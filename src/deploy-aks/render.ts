@@ -19,6 +19,8 @@ export const ANNOTATION_PREFIX = 'ai-app-delivery.github.io';
 export interface Provenance {
   commit?: string;
   runUrl?: string;
+  /** GITHUB_RUN_ID: runs are numbered in the order they start, which orders releases. */
+  runId?: string;
   modelDigest?: string;
 }
 
@@ -26,6 +28,8 @@ export interface RenderOptions {
   /** The `namespace` input, when given. */
   namespace?: string;
   images: ImageEntry[];
+  /** Only warn, instead of failing, when an `images` entry matches no container. */
+  allowUnmatchedImages?: boolean;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   provenance: Provenance;
@@ -59,10 +63,12 @@ export function render(
   const namespace = chooseNamespace(manifests, options.namespace);
   const used = new Set<string>();
   const replacements: string[] = [];
+  const containerImages = new Set<string>();
   const objects = manifests.map(({ object: original, source }) => {
     const object = structuredClone(original);
     setNamespace(object, namespace, options.namespace, source);
     for (const container of podContainers(object)) {
+      containerImages.add(container.image);
       const replacement = replaceImage(container.image, options.images);
       if (replacement) {
         used.add(replacement.raw);
@@ -106,10 +112,22 @@ export function render(
   checkDuplicates(objects);
 
   const unusedImages = options.images.filter((image) => !used.has(image.raw)).map((i) => i.raw);
-  for (const image of unusedImages) {
-    logger.warning(
-      `images entry '${image}' matched no container: no manifest uses repository ${repositoryOf(parseImage(image)!)}.`,
+  if (unusedImages.length > 0) {
+    // A deploy that leaves the old image running must not look like a success.
+    const found = [...containerImages].map((image) => quote(image)).join(', ') || 'none';
+    const lines = unusedImages.map(
+      (image) =>
+        `images entry ${quote(image)} matched no container: no manifest uses repository ` +
+        `${repositoryOf(parseImage(image)!)}`,
     );
+    if (!options.allowUnmatchedImages) {
+      throw new ConfigurationError(
+        `${lines.join('; ')}. The manifests' containers use ${found}. Name the same registry ` +
+          `and repository in the manifest (a tag or digest there is replaced), or set ` +
+          `allow-unmatched-images: true to deploy anyway.`,
+      );
+    }
+    for (const line of lines) logger.warning(`${line}.`);
   }
   // A stable sort keeps the manifests' own order within a rank.
   objects.sort((a, b) => applyRank(a.object.kind) - applyRank(b.object.kind));
@@ -202,9 +220,10 @@ function addMetadata(object: KubeObject, options: RenderOptions): void {
     metadata.labels = { ...(metadata.labels as Record<string, string>), ...options.labels };
   }
   const provenance: Record<string, string> = {};
-  const { commit, runUrl, modelDigest } = options.provenance;
+  const { commit, runUrl, runId, modelDigest } = options.provenance;
   if (commit) provenance[`${ANNOTATION_PREFIX}/commit`] = commit;
   if (runUrl) provenance[`${ANNOTATION_PREFIX}/run-url`] = runUrl;
+  if (runId) provenance[`${ANNOTATION_PREFIX}/run-id`] = runId;
   const images = podContainers(object).map((c) => c.image);
   const pinned = [...new Set(images.filter((image) => image.includes('@')))];
   if (pinned.length > 0) provenance[`${ANNOTATION_PREFIX}/images`] = pinned.join(',');

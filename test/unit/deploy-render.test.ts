@@ -94,6 +94,7 @@ describe('rendering', () => {
   it('does not replace an image from another registry or port with the same path', () => {
     const rendered = render1(deployment('registry.local:5001/app:1', 'other.io/app:1'), {
       images: parseImageInputs([`registry.local:5000/app@${DIGEST}`]),
+      allowUnmatchedImages: true,
     });
     const spec = podSpec(rendered.objects[0].object);
     expect(spec.containers[0].image).toBe('registry.local:5001/app:1');
@@ -110,11 +111,29 @@ describe('rendering', () => {
     ]);
   });
 
-  it('warns about an images entry that matched no container', () => {
+  it('fails on an images entry that matched no container, naming what the manifests use', () => {
+    // The example manifest names myacr.azurecr.io: a user's deploy must not "succeed" with the
+    // old image still running.
+    expect(() =>
+      render(
+        manifests(deployment('myacr.azurecr.io/ai/app:1')),
+        options({ images: parseImageInputs([`contoso.azurecr.io/ai/app@${DIGEST}`]) }),
+        new MemoryLogger(),
+      ),
+    ).toThrow(
+      new RegExp(
+        `images entry 'contoso\\.azurecr\\.io/ai/app@${DIGEST}' matched no container: no manifest ` +
+          `uses repository contoso\\.azurecr\\.io/ai/app\\. The manifests' containers use ` +
+          `'myacr\\.azurecr\\.io/ai/app:1'.*allow-unmatched-images: true`,
+      ),
+    );
+  });
+
+  it('only warns about it with allow-unmatched-images', () => {
     const logger = new MemoryLogger();
     render(
       manifests(deployment('r.io/app:1')),
-      options({ images: parseImageInputs(['r.io/other:2']) }),
+      options({ images: parseImageInputs(['r.io/other:2']), allowUnmatchedImages: true }),
       logger,
     );
     expect(logger.lines).toContain(

@@ -1,3 +1,4 @@
+import { isFinalProblem } from '../../src/deploy-aks/kube/rollout-status';
 import { lineDiff } from '../../src/deploy-aks/kube/diff';
 import {
   daemonSetStatus,
@@ -237,5 +238,37 @@ describe('line diff', () => {
     const diff = lineDiff(lines.join('\n'), changed.join('\n'), 1);
     expect(diff.split('\n').filter((line) => line.startsWith('@@'))).toHaveLength(2);
     expect(diff).toContain('+  key19990: changed');
+  });
+});
+
+describe('which pod failures cannot pass by themselves', () => {
+  const problem = (reason: string, message: string) => ({
+    pod: 'p',
+    container: 'c',
+    reason,
+    message,
+    crashed: false,
+  });
+  it.each([
+    'failed to pull and unpack image "r.io/a:1": failed to resolve reference "r.io/a:1": r.io/a:1: not found',
+    'rpc error: code = Unknown desc = Error response from daemon: manifest unknown',
+    'pull access denied for r.io/a, repository does not exist or may require authorization',
+    'failed to authorize: failed to fetch oauth token: unexpected status: 401 Unauthorized',
+  ])('a pull error that says the image or access does not exist: %s', (message) => {
+    expect(isFinalProblem(problem('ErrImagePull', message))).toBe(true);
+  });
+  it.each([
+    'unexpected status code https://r.io/v2/a/blobs/sha256:0: 429 Too Many Requests',
+    'dial tcp 10.0.0.4:443: i/o timeout',
+    'Back-off pulling image "r.io/a:1"',
+  ])('a pull error that another pull can fix: %s', (message) => {
+    expect(isFinalProblem(problem('ErrImagePull', message))).toBe(false);
+  });
+  it('crash loops and invalid names are final; a missing Secret may appear', () => {
+    expect(isFinalProblem(problem('CrashLoopBackOff', 'back-off 10s'))).toBe(true);
+    expect(isFinalProblem(problem('InvalidImageName', 'invalid reference format'))).toBe(true);
+    expect(
+      isFinalProblem(problem('CreateContainerConfigError', 'secret "model-credentials" not found')),
+    ).toBe(false);
   });
 });
