@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { freePort, waitForPort } from './ports';
+import { freePort, waitForPort, stopChild } from './ports';
 
 const TINYPROXY = '/usr/bin/tinyproxy';
 
@@ -56,13 +56,7 @@ export class ForwardProxy {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (child && child.exitCode === null) {
-      await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      });
-    }
+    await stopChild(this.child);
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }

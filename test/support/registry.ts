@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AcrTokenServer, libtrustKeyId, type AcrTokenOptions } from '../servers/acr';
 import type { SigningKey } from '../servers/jwt';
-import { freePort, waitForPort } from './ports';
+import { freePort, waitForPort, stopChild } from './ports';
 import { localTls } from './tls';
 
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
@@ -98,13 +98,7 @@ export class Registry {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (child && child.exitCode === null) {
-      await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      });
-    }
+    await stopChild(this.child);
     await this.tokens?.stop();
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
