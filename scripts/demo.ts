@@ -280,6 +280,7 @@ async function main(): Promise<void> {
     let modelBlobs = '';
     await stage('Event Grid → model-upload dispatcher → GitHub repository_dispatch', async () => {
       const app = stack.github.addApp([PIPELINE_REPOSITORY]);
+      await eventGrid.start();
       const settings = readSettings({
         [SETTING.repository]: PIPELINE_REPOSITORY,
         [SETTING.apiUrl]: stack.github.url,
@@ -290,7 +291,6 @@ async function main(): Promise<void> {
         [SETTING.privateKey]: app.privateKeyPem,
         ...eventGrid.settings(),
       });
-      await eventGrid.start();
       dispatcherServer = new LocalDispatcherServer(new Dispatcher(settings), dispatcherSink);
       const url = await dispatcherServer.start();
       console.log(`Dispatcher (the Azure Function's code on node:http): ${url}`);
