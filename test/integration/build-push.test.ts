@@ -33,6 +33,18 @@ async function docker(...args: string[]): Promise<string> {
   return (await exec('docker', args, { maxBuffer: 64 * 1024 * 1024 })).stdout;
 }
 
+/** `docker login` into `config` with the password on stdin, as docker/login-action does. */
+async function dockerLogin(config: string, host: string, username: string, password: string) {
+  await exec(
+    'sh',
+    [
+      '-c',
+      `printf %s "$PW" | docker --config ${config} login ${host} -u ${username} --password-stdin`,
+    ],
+    { env: { ...process.env, PW: password } },
+  );
+}
+
 /** Every value that must never appear in a log line other than ::add-mask::. */
 function leakedSecrets(run: ActionRun, secrets: string[]): string[] {
   const text = `${run.stdout}\n${run.stderr}`
@@ -79,16 +91,7 @@ describe('build-push against the real registry and dockerd, signed in through OI
       path.join(FIXTURE, 'app'),
     );
     const config = mkdtempSync(path.join(tmpdir(), 'docker-config-'));
-    await exec(
-      'sh',
-      [
-        '-c',
-        `printf %s "$PW" | docker --config ${config} login ${stack.registry.host} -u ${REGISTRY_USER.username} --password-stdin`,
-      ],
-      {
-        env: { ...process.env, PW: REGISTRY_USER.password },
-      },
-    );
+    await dockerLogin(config, stack.registry.host, REGISTRY_USER.username, REGISTRY_USER.password);
     await docker('--config', config, 'push', base);
     rmSync(config, { recursive: true, force: true });
     await docker('image', 'rm', base);
@@ -162,15 +165,11 @@ describe('build-push against the real registry and dockerd, signed in through OI
   async function modelInImage(image: string): Promise<string> {
     const config = mkdtempSync(path.join(tmpdir(), 'docker-config-'));
     try {
-      await exec(
-        'sh',
-        [
-          '-c',
-          `printf %s "$PW" | docker --config ${config} login ${stack.registry.host} -u ${REGISTRY_USER.username} --password-stdin`,
-        ],
-        {
-          env: { ...process.env, PW: REGISTRY_USER.password },
-        },
+      await dockerLogin(
+        config,
+        stack.registry.host,
+        REGISTRY_USER.username,
+        REGISTRY_USER.password,
       );
       await docker('--config', config, 'pull', '-q', image);
       const out = await docker(
@@ -817,18 +816,6 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(run.stdout).toContain(`removed the docker login for ${stack.registry.host}`);
     expect(existsSync(config)).toBe(false);
   });
-
-  /** `docker login` into `config` with the password on stdin, as docker/login-action does. */
-  async function dockerLogin(config: string, host: string, username: string, password: string) {
-    await exec(
-      'sh',
-      [
-        '-c',
-        `printf %s "$PW" | docker --config ${config} login ${host} -u ${username} --password-stdin`,
-      ],
-      { env: { ...process.env, PW: password } },
-    );
-  }
 
   describe('dockerfile mode signs in before it builds', () => {
     it('builds FROM a private image in the same registry with no credentials set up beforehand', async () => {
