@@ -447,11 +447,12 @@ describe('build-push against the real registry and dockerd, signed in through OI
       context: 'app',
       'smoke-port': '5000',
       'smoke-path': '/not-there',
-      'smoke-timeout': '4',
+      // Long enough for the app to start on a loaded machine, so its last answer is the 404.
+      'smoke-timeout': '20',
     });
     expectFailure(
       run,
-      /Smoke test failed: \/not-there did not answer 2xx within 4 s \(last: HTTP 404\)/,
+      /Smoke test failed: \/not-there did not answer 2xx within 20 s \(last: HTTP 404\)/,
     );
     expect(await containersLeft()).toBe('');
   });
