@@ -34757,14 +34757,14 @@ exports.buildPush = buildPush;
 const errors_1 = __nccwpck_require__(1922);
 const format_1 = __nccwpck_require__(6950);
 const dockerfile_mode_1 = __nccwpck_require__(6101);
-const existing_1 = __nccwpck_require__(9921);
 const labels_1 = __nccwpck_require__(8068);
 const model_files_1 = __nccwpck_require__(7460);
 const model_layer_mode_1 = __nccwpck_require__(8556);
 const result_1 = __nccwpck_require__(8070);
 /**
- * The action's logic: model files and digest → tags and labels → skip when the registry already
- * has this commit with this model → build (dockerfile or model-layer mode), smoke test, push.
+ * The action's logic: the model files (exactly those named, each to be checked against its
+ * sha256) and their digest → tags → build (dockerfile or model-layer mode, each deciding
+ * whether the registry already holds this very image), smoke test, push.
  */
 async function buildPush(settings, deps) {
     const { logger } = deps;
@@ -34781,47 +34781,201 @@ async function buildPush(settings, deps) {
         phases: [],
     };
     const phase = (0, result_1.phaseRunner)((name, fn) => logger.group(name, fn), result.phases);
-    let files;
-    let modelDigest = settings.modelDigest;
+    let model;
     if (settings.modelPath) {
-        files = await phase('Model', async () => {
-            const listed = await (0, model_files_1.listModelFiles)(settings.modelPath);
-            if (!modelDigest) {
-                logger.info("no model-digest given: hashing the model files (pass fetch-model's output to avoid this)");
-                modelDigest = await (0, model_files_1.computeModelDigest)(listed);
+        model = await phase('Model', async () => {
+            const resolved = await (0, model_files_1.resolveModelFiles)(settings.modelPath, settings.modelFiles);
+            if (settings.modelDigest && settings.modelDigest !== resolved.digest) {
+                throw new errors_1.ConfigurationError(`model-digest ${(0, errors_1.quote)(settings.modelDigest)} does not match the files ${resolved.source} ` +
+                    `names, whose digest is ${resolved.digest}. Expected fetch-model's model-digest and ` +
+                    'files outputs of the same run.');
             }
-            const bytes = listed.reduce((sum, file) => sum + file.size, 0);
-            logger.info(`${listed.length} file(s), ${(0, format_1.formatBytes)(bytes)}, model digest ${modelDigest}`);
-            return listed;
+            const bytes = resolved.files.reduce((sum, file) => sum + file.size, 0);
+            logger.info(`${resolved.files.length} file(s) named by ${resolved.source}, ${(0, format_1.formatBytes)(bytes)}, ` +
+                `model digest ${resolved.digest}; each file's sha256 is checked as it is read`);
+            return resolved;
         });
-        result.modelFiles = files.length;
-        result.modelBytes = files.reduce((sum, file) => sum + file.size, 0);
+        result.modelFiles = model.files.length;
+        result.modelBytes = model.files.reduce((sum, file) => sum + file.size, 0);
     }
-    result.modelDigest = modelDigest;
-    const fallbackTag = (0, labels_1.defaultTag)(settings.revision, modelDigest);
+    result.modelDigest = model?.digest ?? settings.modelDigest;
+    const fallbackTag = (0, labels_1.defaultTag)(settings.revision, result.modelDigest);
     const tags = settings.tags.length > 0 ? settings.tags : fallbackTag ? [fallbackTag] : [];
     if (tags.length === 0) {
         throw new errors_1.ConfigurationError("No tag to push: GITHUB_SHA is not set, so the default tag <commit>-<model digest> cannot be made. Set 'tags'.");
     }
     result.tags = tags;
-    const labels = (0, labels_1.imageLabels)(settings, modelDigest, files);
-    if (settings.skipExisting && settings.push) {
-        const existing = await phase('Existing image', () => (0, existing_1.findSameImage)(deps.client(), settings.repository, tags[0], settings.revision, modelDigest, logger));
-        if (existing) {
-            result.skipped = true;
-            result.digest = existing.digest;
-            result.image = `${settings.registry}/${settings.repository}@${existing.digest}`;
-            logger.info(`skip-existing: nothing to build or push, ${result.image} is current`);
-            return result;
-        }
-    }
+    let signedIn;
+    const modeDeps = {
+        ...deps,
+        signIn: () => (signedIn ??= (async () => {
+            const login = await deps.client().dockerLogin();
+            await deps.docker.login(settings.registry, login.username, login.password);
+        })()),
+    };
     if (settings.mode === 'dockerfile') {
-        await (0, dockerfile_mode_1.dockerfileMode)(settings, files, labels, tags, deps, phase, result);
+        await (0, dockerfile_mode_1.dockerfileMode)(settings, model, tags, modeDeps, phase, result);
     }
     else {
-        await (0, model_layer_mode_1.modelLayerMode)(settings, files, modelDigest, labels, tags, deps, phase, result);
+        await (0, model_layer_mode_1.modelLayerMode)(settings, model, tags, modeDeps, phase, result);
     }
     return result;
+}
+
+
+/***/ }),
+
+/***/ 5222:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.userDockerConfigDir = userDockerConfigDir;
+exports.createStepDockerConfig = createStepDockerConfig;
+exports.layeredConfig = layeredConfig;
+const node_fs_1 = __nccwpck_require__(3024);
+const node_os_1 = __nccwpck_require__(8161);
+const path = __importStar(__nccwpck_require__(6760));
+const errors_1 = __nccwpck_require__(1922);
+/** Keys of the user's config.json that say how to reach registries and the daemon. */
+const CARRIED_KEYS = ['HttpHeaders', 'proxies', 'currentContext', 'aliases', 'plugins'];
+/** Directories of the user's docker config the CLI reads besides config.json. */
+const CARRIED_DIRECTORIES = ['cli-plugins', 'contexts'];
+/** The user's docker config directory, as the docker CLI finds it. */
+function userDockerConfigDir(env) {
+    return env.DOCKER_CONFIG || path.join(env.HOME || (0, node_os_1.homedir)(), '.docker');
+}
+/**
+ * Creates this step's docker config under `parent`: the sign-ins the user already has (from
+ * docker/login-action or `docker login`: `auths`, `credHelpers`, and registries kept in a
+ * `credsStore`) except for `registry`, which this step signs in to itself, plus the plugins,
+ * contexts and buildx builders of the user's config. `docker login` then writes this step's
+ * credentials into the new config only: the user's own config is read, never written, and the
+ * directory is removed at the end of the step (and by the post step if the job is cancelled).
+ */
+function createStepDockerConfig(parent, env, registry, logger) {
+    const userDir = userDockerConfigDir(env);
+    const config = layeredConfig(readUserConfig(path.join(userDir, 'config.json'), logger), registry);
+    const directory = (0, node_fs_1.mkdtempSync)(path.join(parent, 'build-push-docker-'));
+    try {
+        (0, node_fs_1.writeFileSync)(path.join(directory, 'config.json'), JSON.stringify(config, null, 2), {
+            mode: 0o600,
+        });
+        for (const name of CARRIED_DIRECTORIES) {
+            const source = path.join(userDir, name);
+            if ((0, node_fs_1.existsSync)(source))
+                (0, node_fs_1.symlinkSync)(source, path.join(directory, name));
+        }
+    }
+    catch (error) {
+        (0, node_fs_1.rmSync)(directory, { recursive: true, force: true });
+        throw error;
+    }
+    const childEnv = {};
+    for (const [name, value] of Object.entries(env))
+        if (value !== undefined)
+            childEnv[name] = value;
+    childEnv.DOCKER_CONFIG = directory;
+    // buildx keeps its builders (docker/setup-buildx-action's included) and the current one
+    // under the docker config unless BUILDX_CONFIG says otherwise: keep using the user's.
+    const userBuildx = path.join(userDir, 'buildx');
+    if (!env.BUILDX_CONFIG && (0, node_fs_1.existsSync)(userBuildx))
+        childEnv.BUILDX_CONFIG = userBuildx;
+    const carried = [
+        ...new Set([...Object.keys(config.auths ?? {}), ...Object.keys(config.credHelpers ?? {})]),
+    ].filter((key) => key !== registry);
+    return { directory, env: childEnv, carried };
+}
+/**
+ * The config this step starts from. A `credsStore` holds the credentials of every registry
+ * without a `credHelpers` entry, so it cannot be carried as it is (this step's registry would
+ * go to it too): each registry the user signed in to through it (an empty `auths` entry, which
+ * `docker login` leaves there) gets it as its own credential helper instead.
+ */
+function layeredConfig(user, registry) {
+    const same = (key) => registryHost(key) === registry;
+    const auths = {};
+    const credHelpers = {};
+    for (const [key, entry] of Object.entries(user.auths ?? {})) {
+        if (same(key))
+            continue;
+        const empty = !entry || Object.keys(entry).length === 0;
+        if (empty && user.credsStore && !user.credHelpers?.[key])
+            credHelpers[key] = user.credsStore;
+        else
+            auths[key] = entry;
+    }
+    for (const [key, helper] of Object.entries(user.credHelpers ?? {})) {
+        if (!same(key) && typeof helper === 'string')
+            credHelpers[key] = helper;
+    }
+    // An entry for this step's registry, empty until `docker login` fills it: a config without
+    // any auth would make the CLI pick the platform's default credential store (pass,
+    // secretservice) when one is installed, and the login would land outside this directory.
+    auths[registry] = {};
+    const config = { auths };
+    if (Object.keys(credHelpers).length > 0)
+        config.credHelpers = credHelpers;
+    for (const key of CARRIED_KEYS)
+        if (user[key] !== undefined)
+            config[key] = user[key];
+    return config;
+}
+/** `https://myacr.azurecr.io/v1/` and `myacr.azurecr.io` name the same registry in `auths`. */
+function registryHost(key) {
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/.*$/, '')
+        .toLowerCase();
+}
+function readUserConfig(file, logger) {
+    if (!(0, node_fs_1.existsSync)(file))
+        return {};
+    try {
+        const parsed = JSON.parse((0, node_fs_1.readFileSync)(file, 'utf8'));
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+            return parsed;
+        throw new Error('not a JSON object');
+    }
+    catch (error) {
+        logger.warning(`Could not read the docker config ${file} (${(0, errors_1.errorMessage)(error)}); sign-ins to other ` +
+            'registries (docker/login-action) are not available to this step.');
+        return {};
+    }
 }
 
 
@@ -34834,62 +34988,67 @@ async function buildPush(settings, deps) {
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DockerCli = void 0;
-const node_child_process_1 = __nccwpck_require__(1421);
+const exec_1 = __nccwpck_require__(5236);
 /**
- * The docker CLI, run as a child process. `configDir` is a private DOCKER_CONFIG for this run,
- * so `docker login` never writes credentials into the user's ~/.docker.
+ * The docker CLI, run through @actions/exec. Every call gets the same environment: the
+ * private DOCKER_CONFIG of this step (see docker-config.ts) and the buildx state the user set
+ * up, so the build, the push and the smoke test see one sign-in and one builder.
  */
 class DockerCli {
     logger;
-    configDir;
+    env;
+    exec;
     binary;
-    constructor(logger, configDir, binary = 'docker') {
+    constructor(logger, 
+    /** The whole environment of each docker process. */
+    env, exec = exec_1.getExecOutput, binary = 'docker') {
         this.logger = logger;
-        this.configDir = configDir;
+        this.env = env;
+        this.exec = exec;
         this.binary = binary;
     }
-    /** Runs docker; `stream` prints output lines as they come (builds, pushes). */
-    run(args, options = {}) {
-        const fullArgs = this.configDir ? ['--config', this.configDir, ...args] : args;
-        return new Promise((resolve, reject) => {
-            const child = (0, node_child_process_1.spawn)(this.binary, fullArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
-            let stdout = '';
-            let stderr = '';
-            let pending = '';
-            const emit = (chunk) => {
-                if (!options.stream)
-                    return;
-                pending += chunk;
-                const lines = pending.split('\n');
-                pending = lines.pop() ?? '';
-                for (const line of lines)
-                    this.logger.info(line);
-            };
-            child.stdout.setEncoding('utf8').on('data', (chunk) => {
-                stdout += chunk;
-                emit(chunk);
+    /**
+     * Runs docker. `stream` prints output lines as they come (builds, pushes) and the command
+     * line first; `input` goes to stdin; a non-zero exit fails unless `check` is false.
+     */
+    async run(args, options = {}) {
+        if (options.stream)
+            this.logger.info(`$ ${this.binary} ${args.join(' ')}`);
+        const line = (text) => {
+            if (options.stream)
+                this.logger.info(text);
+        };
+        let output;
+        try {
+            output = await this.exec(this.binary, args, {
+                env: this.env,
+                silent: true,
+                ignoreReturnCode: true,
+                input: options.input === undefined ? undefined : Buffer.from(options.input),
+                listeners: { stdline: line, errline: line },
             });
-            child.stderr.setEncoding('utf8').on('data', (chunk) => {
-                stderr += chunk;
-                emit(chunk);
-            });
-            child.on('error', (error) => reject(error.code === 'ENOENT'
-                ? new Error(`docker is not installed or not on PATH (${this.binary}); dockerfile mode and the smoke test need it`)
-                : error));
-            child.on('close', (code) => {
-                if (pending && options.stream)
-                    this.logger.info(pending);
-                const result = { code: code ?? -1, stdout, stderr };
-                if (options.check !== false && result.code !== 0) {
-                    const detail = (stderr.trim() || stdout.trim()).split('\n').slice(-5).join('\n');
-                    reject(new Error(`docker ${args[0]} failed (exit ${result.code}): ${detail}`));
-                }
-                else
-                    resolve(result);
-            });
-            child.stdin.end(options.input ?? '');
-        });
+        }
+        catch (error) {
+            if (/Unable to locate executable file/.test(String(error?.message))) {
+                throw new Error(`docker is not installed or not on PATH (${this.binary}); dockerfile mode and the smoke test need it`);
+            }
+            throw error;
+        }
+        const result = { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
+        if (options.check !== false && result.code !== 0) {
+            const detail = (result.stderr.trim() || result.stdout.trim())
+                .split('\n')
+                .slice(-5)
+                .join('\n');
+            throw new Error(`docker ${args[0]} failed (exit ${result.code}): ${detail}`);
+        }
+        return result;
     }
+    /**
+     * Whether `docker buildx` answers, with this step's environment: a buildx plugin installed in
+     * the user's docker config (docker/setup-buildx-action puts it there) counts, as it would for
+     * the user's own `docker buildx` calls.
+     */
     async hasBuildx() {
         const result = await this.run(['buildx', 'version'], { check: false }).catch(() => undefined);
         return result?.code === 0;
@@ -34897,12 +35056,10 @@ class DockerCli {
     /** `docker login` with the password on stdin, never on the command line. */
     async login(registry, username, password) {
         this.logger.mask(password);
+        this.logger.info(`$ ${this.binary} login ${registry} --username ${username} --password-stdin`);
         await this.run(['login', registry, '--username', username, '--password-stdin'], {
             input: password,
         });
-    }
-    async logout(registry) {
-        await this.run(['logout', registry], { check: false });
     }
 }
 exports.DockerCli = DockerCli;
@@ -34916,43 +35073,73 @@ exports.DockerCli = DockerCli;
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.buildCommand = buildCommand;
 exports.dockerfileMode = dockerfileMode;
 const format_1 = __nccwpck_require__(6950);
+const labels_1 = __nccwpck_require__(8068);
 const smoke_1 = __nccwpck_require__(8790);
 const stage_1 = __nccwpck_require__(2769);
+/** `docker push` ends each tag with `<tag>: digest: sha256:<hex> size: <bytes>`. */
+const PUSHED_DIGEST = /: digest: (sha256:[a-f0-9]{64}) size: (\d+)/;
 /**
- * Dockerfile mode: stage the model into the context, `docker buildx build --load` (or `docker
- * build`), smoke-test, then `docker push` each tag with a login for this run only. The digest
- * is read back from the registry.
+ * The build command: `docker buildx build --load` when buildx is installed (it then builds with
+ * the builder the user chose: BUILDX_BUILDER, or the current one, e.g. from
+ * docker/setup-buildx-action), `docker build` otherwise.
  */
-async function dockerfileMode(settings, files, labels, tags, deps, phase, result) {
+function buildCommand(settings, references, labels, buildx) {
+    const args = buildx ? ['buildx', 'build', '--load'] : ['build'];
+    args.push('--file', settings.dockerfile);
+    for (const reference of references)
+        args.push('--tag', reference);
+    for (const [key, value] of Object.entries(labels))
+        args.push('--label', `${key}=${value}`);
+    for (const arg of settings.buildArgs)
+        args.push('--build-arg', arg);
+    args.push(settings.context);
+    return args;
+}
+/**
+ * Dockerfile mode: sign in to the registry first (so `FROM` an image there works), stage the
+ * model into the context (each file checked against its sha256), build, smoke-test, then
+ * `docker push` each tag; the digest is the one docker reports for the push.
+ */
+async function dockerfileMode(settings, model, tags, deps, phase, result) {
     const { docker, logger } = deps;
     const references = tags.map((tag) => `${settings.registry}/${settings.repository}:${tag}`);
     result.image = references[0];
+    const labels = (0, labels_1.imageLabels)(settings, model?.digest, model?.files);
+    if (settings.skipExisting && settings.push) {
+        logger.info('skip-existing: an image docker built cannot be checked against anything this run computes ' +
+            '(registry tags and labels are writable by anyone who may push), so dockerfile mode always ' +
+            'builds; model-layer mode skips an image it can verify');
+    }
+    await phase('Sign in', async () => {
+        if (!settings.push && !deps.canSignIn) {
+            logger.info(`not signed in to ${settings.registry}: nothing is pushed and no credentials are at hand ` +
+                '(no id-token permission, no username); a FROM image there could not be pulled');
+            return;
+        }
+        await deps.signIn();
+        logger.info(`signed in to ${settings.registry} for this step (private docker config)`);
+    });
     await phase('Build', async () => {
-        const staging = files && settings.modelPath
-            ? await (0, stage_1.stageModel)(settings.context, settings.modelContextDir, files)
+        const staging = model && settings.modelPath
+            ? await (0, stage_1.stageModel)(settings.context, settings.modelContextDir, model.files)
             : undefined;
         if (staging) {
-            logger.info(`model staged in ${staging.directory} (${staging.linked} hard link(s), ${staging.copied} copie(s))`);
+            logger.info(`model staged in ${staging.directory} and checked (${staging.linked} hard link(s), ${staging.copied} copie(s))`);
         }
         try {
             const buildx = await docker.hasBuildx();
-            const args = buildx ? ['buildx', 'build', '--load'] : ['build'];
-            args.push('--file', settings.dockerfile);
-            for (const reference of references)
-                args.push('--tag', reference);
-            for (const [key, value] of Object.entries(labels))
-                args.push('--label', `${key}=${value}`);
-            for (const arg of settings.buildArgs)
-                args.push('--build-arg', arg);
-            args.push(settings.context);
-            logger.info(`docker ${args.slice(0, buildx ? 3 : 1).join(' ')} (${buildx ? 'buildx' : 'no buildx: classic builder'})`);
-            await docker.run(args, { stream: true });
+            logger.info(buildx
+                ? `buildx found: building with the ${docker.env.BUILDX_BUILDER ? `'${docker.env.BUILDX_BUILDER}'` : 'current'} builder`
+                : 'no buildx: building with docker build');
+            await docker.run(buildCommand(settings, references, labels, buildx), { stream: true });
         }
         finally {
             await staging?.remove();
         }
+        result.imageId = (await docker.run(['image', 'inspect', '--format', '{{.Id}}', references[0]])).stdout.trim();
     });
     if (settings.smoke) {
         const smoke = settings.smoke;
@@ -34965,26 +35152,30 @@ async function dockerfileMode(settings, files, labels, tags, deps, phase, result
         return;
     const client = deps.client();
     await phase('Push', async () => {
-        const login = await client.dockerLogin();
-        await docker.login(settings.registry, login.username, login.password);
         const pushed = new Set();
-        try {
-            for (const reference of references) {
-                const output = await docker.run(['push', reference], { stream: true });
-                for (const match of output.stdout.matchAll(/^([0-9a-f]{12}): Pushed$/gm))
-                    pushed.add(match[1]);
+        let digest;
+        for (const reference of references) {
+            const output = await docker.run(['push', reference], { stream: true });
+            for (const match of output.stdout.matchAll(/^([0-9a-f]{12}): Pushed$/gm))
+                pushed.add(match[1]);
+            const reported = PUSHED_DIGEST.exec(output.stdout)?.[1];
+            if (!reported)
+                throw new Error(`docker push ${reference} reported no digest`);
+            if (digest && reported !== digest) {
+                throw new Error(`docker push gave ${references[0]} the digest ${digest} but ${reference} ${reported}`);
             }
+            digest = reported;
         }
-        finally {
-            await docker.logout(settings.registry);
-        }
-        const fetched = await client.getManifest(settings.repository, tags[0]);
+        // Read back by the digest docker reported, never by tag: another push may move the tag.
+        const fetched = await client.getManifest(settings.repository, digest);
         if (!fetched)
-            throw new Error(`${references[0]} is not in the registry after docker push`);
-        result.digest = fetched.digest;
-        result.image = `${settings.registry}/${settings.repository}@${fetched.digest}`;
+            throw new Error(`${settings.repository}@${digest} is not in the registry after docker push`);
+        result.digest = digest;
+        result.image = `${settings.registry}/${settings.repository}@${digest}`;
+        result.manifest = { mediaType: fetched.mediaType, size: fetched.body.length };
         result.pushed = true;
         const manifest = JSON.parse(fetched.body.toString('utf8'));
+        result.imageId = manifest.config.digest;
         const config = JSON.parse((await client.getBlob(settings.repository, manifest.config.digest)).toString('utf8'));
         // docker push names each layer by the first 12 hex digits of its diff_id.
         manifest.layers.forEach((layer, index) => {
@@ -35014,9 +35205,11 @@ async function dockerfileMode(settings, files, labels, tags, deps, phase, result
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.readExisting = readExisting;
-exports.findSameImage = findSameImage;
-exports.findModelLayer = findModelLayer;
+exports.findModelLayerClaim = findModelLayerClaim;
+exports.differenceFrom = differenceFrom;
+exports.logExisting = logExisting;
 const labels_1 = __nccwpck_require__(8068);
+/** The image a tag points at now; its config is read by the digest the manifest names. */
 async function readExisting(client, repository, tag) {
     const fetched = await client.getManifest(repository, tag);
     if (!fetched)
@@ -35025,34 +35218,23 @@ async function readExisting(client, repository, tag) {
     if (!manifest.config)
         return undefined; // an index: not something this action pushed
     const config = JSON.parse((await client.getBlob(repository, manifest.config.digest)).toString('utf8'));
-    return { tag, digest: fetched.digest, labels: config.config?.Labels ?? {}, manifest };
+    return {
+        tag,
+        digest: fetched.digest,
+        mediaType: fetched.mediaType,
+        size: fetched.body.length,
+        labels: config.config?.Labels ?? {},
+        manifest,
+        config,
+    };
 }
 /**
- * skip-existing: the first tag already holds an image of this commit and this model (both
- * labels equal), so there is nothing to build or push.
+ * Model-layer mode: an earlier image of this repository whose labels claim a model layer for the
+ * same model digest, destination and layer format (tags ending in the model digest's first 12
+ * characters, the default tag scheme, are looked at first). Only a hint that the layer may be
+ * there: the caller computes the layer's digest itself before reusing anything.
  */
-async function findSameImage(client, repository, tag, revision, modelDigest, logger) {
-    const existing = await readExisting(client, repository, tag);
-    if (!existing) {
-        logger.info(`${repository}:${tag} does not exist yet`);
-        return undefined;
-    }
-    const same = revision !== undefined &&
-        existing.labels[labels_1.LABEL.revision] === revision &&
-        (existing.labels[labels_1.LABEL.modelDigest] ?? '') === (modelDigest ?? '');
-    logger.info(same
-        ? `${repository}:${tag} already holds revision ${revision?.slice(0, 12)} with model ${modelDigest?.slice(0, 12) ?? '(none)'} (${existing.digest})`
-        : `${repository}:${tag} exists with other labels (revision ${existing.labels[labels_1.LABEL.revision] ?? '?'}, ` +
-            `model ${existing.labels[labels_1.LABEL.modelDigest] ?? '?'}); it will be replaced`);
-    return same ? existing : undefined;
-}
-/**
- * Model-layer mode: finds a model layer this repository already holds for the same model digest
- * and destination, by the labels of earlier images (tags ending in the model digest's first 12
- * characters, the default tag scheme, are looked at first). With it, neither reading nor
- * uploading the model is needed.
- */
-async function findModelLayer(client, repository, modelDigest, modelDest, preferredTags, logger) {
+async function findModelLayerClaim(client, repository, modelDigest, modelDest, preferredTags) {
     const tags = await client.listTags(repository);
     const suffix = `-${modelDigest.slice(0, 12)}`;
     const candidates = [
@@ -35065,21 +35247,44 @@ async function findModelLayer(client, repository, modelDigest, modelDest, prefer
             continue;
         seen.add(tag);
         const existing = await readExisting(client, repository, tag).catch(() => undefined);
-        if (!existing)
-            continue;
-        const labels = existing.labels;
-        if (labels[labels_1.LABEL.modelDigest] !== modelDigest ||
+        const labels = existing?.labels;
+        if (!labels ||
+            labels[labels_1.LABEL.modelDigest] !== modelDigest ||
             labels[labels_1.LABEL.modelDest] !== modelDest ||
             labels[labels_1.LABEL.modelLayerFormat] !== labels_1.LAYER_FORMAT) {
             continue;
         }
         const layer = existing.manifest.layers.find((candidate) => candidate.digest === labels[labels_1.LABEL.modelLayer]);
-        if (layer && (await client.hasBlob(repository, layer.digest))) {
-            logger.info(`model layer ${layer.digest} found in ${repository}:${tag}`);
-            return { digest: layer.digest, size: layer.size, from: tag };
-        }
+        if (layer)
+            return { digest: layer.digest, from: tag };
     }
     return undefined;
+}
+/** Why an existing image is not the one this run would push, for the log; undefined when it is. */
+function differenceFrom(existing, expected) {
+    if (existing.digest === expected.digest)
+        return undefined;
+    const layers = (manifest) => manifest.layers.map((layer) => layer.digest);
+    const theirs = layers(existing.manifest);
+    const ours = layers(expected.manifest);
+    if (theirs.at(-1) !== expected.modelLayer && theirs.length === ours.length) {
+        return `its last layer is ${theirs.at(-1)}, the model layer computed here is ${expected.modelLayer}`;
+    }
+    if (theirs.join() !== ours.join()) {
+        return 'its layers are not the base image layers plus the model layer computed here';
+    }
+    return 'its config differs from the one this run would write (labels, base image config)';
+}
+/** Logs the outcome of a skip-existing check. */
+function logExisting(logger, reference, existing, difference) {
+    if (!existing)
+        logger.info(`${reference} does not exist yet`);
+    else if (!difference) {
+        logger.info(`${reference} (${existing.digest}) is exactly the image this run would push: same base ` +
+            'layers, the model layer computed here from the verified files, the same config');
+    }
+    else
+        logger.info(`${reference} exists but is not this run's image (${difference}); it will be replaced`);
 }
 
 
@@ -35180,11 +35385,14 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MODES = void 0;
 exports.readSettings = readSettings;
+exports.parseTags = parseTags;
+exports.parseLabels = parseLabels;
 const node_fs_1 = __nccwpck_require__(3024);
 const path = __importStar(__nccwpck_require__(6760));
 const credential_1 = __nccwpck_require__(6324);
 const errors_1 = __nccwpck_require__(1922);
 const image_reference_1 = __nccwpck_require__(648);
+const labels_1 = __nccwpck_require__(8068);
 exports.MODES = ['dockerfile', 'model-layer'];
 const MiB = 1024 * 1024;
 function readSettings(inputs, env, logger) {
@@ -35241,14 +35449,8 @@ function readSettings(inputs, env, logger) {
     const baseImage = baseImageText
         ? withDefaultTag((0, image_reference_1.parseImageReference)(baseImageText, 'base-image', registry))
         : undefined;
-    const tags = inputs.list('tags').map((tag) => (0, image_reference_1.validateTag)(tag));
-    const labels = {};
-    for (const line of inputs.lines('labels')) {
-        const at = line.indexOf('=');
-        if (at <= 0)
-            throw new errors_1.ConfigurationError(`Invalid labels line ${(0, errors_1.quote)(line)}. Expected key=value, one per line.`);
-        labels[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-    }
+    const tags = parseTags(inputs.list('tags'), registry, repository);
+    const labels = parseLabels(inputs.lines('labels'));
     const smokePort = inputs.optional('smoke-port');
     let smoke;
     const smokePath = inputs.string('smoke-path', '/health');
@@ -35322,6 +35524,51 @@ function readSettings(inputs, env, logger) {
         chunkSize: inputs.byteSize('chunk-size', 64 * MiB, 1 * MiB, 4096 * MiB),
     };
 }
+/**
+ * `tags` entries: bare tags (`1.2`), or full references as docker/metadata-action writes them
+ * (`myacr.azurecr.io/ai/app:1.2`), which must name this registry and repository.
+ */
+function parseTags(entries, registry, repository) {
+    const tags = [];
+    for (const entry of entries) {
+        if (!/[/:@]/.test(entry)) {
+            tags.push((0, image_reference_1.validateTag)(entry));
+            continue;
+        }
+        const reference = (0, image_reference_1.parseImageReference)(entry, 'tags', registry);
+        if (reference.registry !== registry || reference.repository !== repository) {
+            throw new errors_1.ConfigurationError(`Invalid tags entry ${(0, errors_1.quote)(entry)}: it names ${(0, errors_1.quote)(`${reference.registry}/${reference.repository}`)}, ` +
+                `but this step pushes to ${(0, errors_1.quote)(`${registry}/${repository}`)}. Expected a bare tag such as ` +
+                `1.2, or a reference to this registry and repository such as ${registry}/${repository}:1.2.`);
+        }
+        if (reference.digest || !reference.tag) {
+            throw new errors_1.ConfigurationError(`Invalid tags entry ${(0, errors_1.quote)(entry)}: expected a tag to push, such as ` +
+                `${registry}/${repository}:1.2${reference.digest ? ', not a digest' : ''}.`);
+        }
+        tags.push(reference.tag);
+    }
+    return [...new Set(tags)];
+}
+/**
+ * `labels`: `key=value` per line, as docker/metadata-action writes them (a value may be empty or
+ * hold `=`). Keys under `ai.model.` are this action's own and may not be replaced.
+ */
+function parseLabels(lines) {
+    const labels = {};
+    for (const line of lines) {
+        const at = line.indexOf('=');
+        const key = at > 0 ? line.slice(0, at).trim() : '';
+        if (!key || /\s/.test(key)) {
+            throw new errors_1.ConfigurationError(`Invalid labels line ${(0, errors_1.quote)(line)}. Expected key=value, one per line.`);
+        }
+        if (key.startsWith(labels_1.RESERVED_LABEL_PREFIX)) {
+            throw new errors_1.ConfigurationError(`Invalid labels line ${(0, errors_1.quote)(line)}: labels under '${labels_1.RESERVED_LABEL_PREFIX}' are set by ` +
+                'build-push from the model it verified. Expected other keys.');
+        }
+        labels[key] = line.slice(at + 1).trim();
+    }
+    return labels;
+}
 function parseModelDigest(value) {
     if (value === undefined)
         return undefined;
@@ -35361,7 +35608,7 @@ function withDefaultTag(reference) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.LAYER_FORMAT = exports.LABEL = void 0;
+exports.RESERVED_LABEL_PREFIX = exports.LAYER_FORMAT = exports.LABEL = void 0;
 exports.defaultTag = defaultTag;
 exports.imageLabels = imageLabels;
 /** Label keys this action sets; the OCI ones plus model provenance. */
@@ -35385,18 +35632,21 @@ function defaultTag(revision, modelDigest) {
         ? `${revision.slice(0, 12)}-${modelDigest.slice(0, 12)}`
         : revision.slice(0, 12);
 }
+/** Label keys only this action sets; a user label may not replace them. */
+exports.RESERVED_LABEL_PREFIX = 'ai.model.';
 /**
- * Every label the image gets: source, revision, creation time, the model digest and, per model
- * file, its name, path, blob URI, ETag/version and sha256 (from fetch-model's `files` output when
- * given, else what is known locally), then the user's own labels, which win.
+ * Every label the image gets: source, revision, creation time (`created`, the settings' unless
+ * another is given), the model digest and, per model file, its name, path, blob URI,
+ * ETag/version and sha256 (from fetch-model's `files` output when given, else the state file's
+ * path, size and sha256), then the user's own labels, which win.
  */
-function imageLabels(settings, modelDigest, files) {
+function imageLabels(settings, modelDigest, files, created = settings.created) {
     const labels = {};
     if (settings.source)
         labels[exports.LABEL.source] = settings.source;
     if (settings.revision)
         labels[exports.LABEL.revision] = settings.revision;
-    labels[exports.LABEL.created] = settings.created;
+    labels[exports.LABEL.created] = created;
     if (modelDigest)
         labels[exports.LABEL.modelDigest] = modelDigest;
     if (settings.modelFiles) {
@@ -35411,7 +35661,7 @@ function imageLabels(settings, modelDigest, files) {
         })));
     }
     else if (files) {
-        labels[exports.LABEL.modelFiles] = JSON.stringify(files.map((file) => ({ path: file.relative, size: file.size })));
+        labels[exports.LABEL.modelFiles] = JSON.stringify(files.map((file) => ({ path: file.relative, size: file.size, sha256: file.sha256 })));
     }
     return { ...labels, ...settings.labels };
 }
@@ -35462,7 +35712,6 @@ exports.STATE_REGISTRY = exports.STATE_DOCKER_CONFIG = void 0;
 exports.run = run;
 const node_fs_1 = __nccwpck_require__(3024);
 const node_os_1 = __nccwpck_require__(8161);
-const path = __importStar(__nccwpck_require__(6760));
 const core = __importStar(__nccwpck_require__(7484));
 const actions_logger_1 = __nccwpck_require__(5563);
 const credential_1 = __nccwpck_require__(6324);
@@ -35470,30 +35719,43 @@ const errors_1 = __nccwpck_require__(1922);
 const inputs_1 = __nccwpck_require__(9184);
 const build_push_1 = __nccwpck_require__(2048);
 const docker_1 = __nccwpck_require__(555);
+const docker_config_1 = __nccwpck_require__(5222);
 const inputs_2 = __nccwpck_require__(8146);
 const client_1 = __nccwpck_require__(7146);
 const credentials_1 = __nccwpck_require__(75);
 const report_1 = __nccwpck_require__(933);
-/** State shared with the post step, which logs out if the main step could not. */
+const result_1 = __nccwpck_require__(8070);
+/** State shared with the post step, which removes the step's docker config if this could not. */
 exports.STATE_DOCKER_CONFIG = 'docker-config';
 exports.STATE_REGISTRY = 'registry';
 /** The action: inputs → build, smoke test, push → outputs and summary. */
 async function run(env = process.env) {
     const logger = (0, actions_logger_1.actionsLogger)();
-    // docker login writes into a private config directory, removed at the end (or by the post step).
-    const dockerConfig = (0, node_fs_1.mkdtempSync)(path.join(env.RUNNER_TEMP || (0, node_os_1.tmpdir)(), 'build-push-docker-'));
-    core.saveState(exports.STATE_DOCKER_CONFIG, dockerConfig);
+    let dockerConfig;
     try {
         const settings = (0, inputs_2.readSettings)(new inputs_1.Inputs((0, inputs_1.envInputSource)(env)), env, logger);
+        // One docker config for the whole step, layered over the user's; removed at the end (or by
+        // the post step when the job is cancelled first).
+        const config = (0, docker_config_1.createStepDockerConfig)(env.RUNNER_TEMP || (0, node_os_1.tmpdir)(), env, settings.registry, logger);
+        dockerConfig = config.directory;
+        core.saveState(exports.STATE_DOCKER_CONFIG, config.directory);
         core.saveState(exports.STATE_REGISTRY, settings.registry);
+        if (config.carried.length > 0) {
+            logger.info(`docker sign-ins kept from ${(0, docker_config_1.userDockerConfigDir)(env)}: ${config.carried.join(', ')}`);
+        }
         let client;
+        const identity = settings.auth.kind === 'oidc' ? settings.auth.identity : undefined;
         const result = await (0, build_push_1.buildPush)(settings, {
             logger,
-            docker: new docker_1.DockerCli(logger, dockerConfig),
+            docker: new docker_1.DockerCli(logger, config.env),
             client: () => (client ??= registryClient(settings, env, logger)),
+            canSignIn: settings.auth.kind === 'password' ||
+                Boolean(env.ACTIONS_ID_TOKEN_REQUEST_URL && identity?.clientId && identity.tenantId),
         });
         core.setOutput('image', result.image);
         core.setOutput('digest', result.digest ?? '');
+        core.setOutput('imageid', result.imageId ?? '');
+        core.setOutput('metadata', (0, result_1.metadataOutput)(result, `${settings.registry}/${settings.repository}`));
         core.setOutput('tags', JSON.stringify(result.tags));
         core.setOutput('skipped', String(result.skipped));
         core.setOutput('bytes-uploaded', String(result.bytesUploaded));
@@ -35505,7 +35767,8 @@ async function run(env = process.env) {
         core.setFailed((0, errors_1.errorMessage)(error));
     }
     finally {
-        (0, node_fs_1.rmSync)(dockerConfig, { recursive: true, force: true });
+        if (dockerConfig)
+            (0, node_fs_1.rmSync)(dockerConfig, { recursive: true, force: true });
     }
 }
 function registryClient(settings, env, logger) {
@@ -35572,52 +35835,247 @@ var __importStar = (this && this.__importStar) || (function () {
     };
 })();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.listModelFiles = listModelFiles;
+exports.EMPTY_SHA256 = void 0;
+exports.resolveModelFiles = resolveModelFiles;
 exports.compareBytes = compareBytes;
-exports.computeModelDigest = computeModelDigest;
+exports.openModelFile = openModelFile;
+exports.digestMismatch = digestMismatch;
+exports.readVerified = readVerified;
+const node_crypto_1 = __nccwpck_require__(7598);
+const node_fs_1 = __nccwpck_require__(3024);
 const promises_1 = __nccwpck_require__(1455);
 const path = __importStar(__nccwpck_require__(6760));
 const errors_1 = __nccwpck_require__(1922);
 const model_1 = __nccwpck_require__(5376);
-/** fetch-model's bookkeeping, which describes the download and does not belong in the image. */
-const EXCLUDED = new Set([model_1.LOCK_FILE]);
-/** Every regular file under `dir` (symlinks followed), sorted by relative path byte order. */
-async function listModelFiles(dir, input = 'model-path') {
+/** SHA-256 of no bytes: what an empty file must be expected to hash to. */
+exports.EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+const SHA256_HEX = /^[a-f0-9]{64}$/;
+/** How many names of each kind an error lists. */
+const SHOWN = 10;
+/**
+ * The files to ship from `dir`: exactly those `provenance` (fetch-model's `files` output, the
+ * `model-files` input) names, or without it the files fetch-model's state file names, each
+ * with the sha256 its bytes must have. Anything else in the directory is an error that names
+ * it: a symbolic link (which would ship whatever it points at), a device, FIFO or socket, a
+ * regular file outside the set, and a named file that is missing or has another size.
+ */
+async function resolveModelFiles(dir, provenance, input = 'model-path') {
     const top = await (0, promises_1.stat)(dir).catch(() => undefined);
     if (!top?.isDirectory()) {
         throw new errors_1.ConfigurationError(`${input} ${(0, errors_1.quote)(dir)} is not a directory. Expected the directory fetch-model wrote ` +
             `(its 'path' output).`);
     }
-    const files = [];
+    const source = provenance ? 'model-files' : `fetch-model's state file ${model_1.LOCK_FILE}`;
+    const expected = provenance
+        ? expectedFromProvenance(dir, provenance)
+        : await expectedFromLock(dir, input);
+    const found = new Map();
+    const extra = [];
+    const links = [];
+    const special = [];
+    const notRegular = new Set();
     const walk = async (current) => {
-        for (const entry of await (0, promises_1.readdir)(current, { withFileTypes: true })) {
+        const entries = await (0, promises_1.readdir)(current, { withFileTypes: true });
+        entries.sort((a, b) => compareBytes(a.name, b.name));
+        for (const entry of entries) {
             const absolute = path.join(current, entry.name);
             const relative = path.relative(dir, absolute).split(path.sep).join('/');
-            if (current === dir && EXCLUDED.has(entry.name))
+            if (current === dir && entry.name === model_1.LOCK_FILE && entry.isFile())
                 continue;
-            const info = await (0, promises_1.stat)(absolute);
-            if (info.isDirectory())
+            if (entry.isSymbolicLink()) {
+                const target = await (0, promises_1.readlink)(absolute).catch(() => '?');
+                links.push(`${(0, errors_1.quote)(relative)} → ${(0, errors_1.quote)(target)}`);
+                notRegular.add(relative);
+            }
+            else if (entry.isDirectory()) {
                 await walk(absolute);
-            else if (info.isFile()) {
-                files.push({ relative, absolute, size: info.size, executable: (info.mode & 0o111) !== 0 });
+            }
+            else if (entry.isFile()) {
+                if (expected.has(relative))
+                    found.set(relative, await (0, promises_1.stat)(absolute));
+                else
+                    extra.push((0, errors_1.quote)(relative));
+            }
+            else {
+                special.push(`${(0, errors_1.quote)(relative)} (${kindOf(entry)})`);
+                notRegular.add(relative);
             }
         }
     };
     await walk(dir);
-    if (files.length === 0) {
-        throw new errors_1.ConfigurationError(`${input} ${(0, errors_1.quote)(dir)} holds no files; expected the model.`);
+    const missing = [];
+    const resized = [];
+    for (const [relative, want] of expected) {
+        const info = found.get(relative);
+        if (!info) {
+            if (!notRegular.has(relative))
+                missing.push((0, errors_1.quote)(relative));
+        }
+        else if (want.size !== undefined && info.size !== want.size)
+            resized.push(`${(0, errors_1.quote)(relative)} (${info.size} bytes, ${source} says ${want.size})`);
+        else if (info.size === 0 && want.sha256 !== exports.EMPTY_SHA256)
+            resized.push(`${(0, errors_1.quote)(relative)} (empty, but ${source} gives a sha256 of content)`);
     }
-    return files.sort((a, b) => compareBytes(a.relative, b.relative));
+    const problems = [
+        listed('symbolic links (build-push ships no link, it would copy what the link points at)', links),
+        listed('devices, FIFOs or sockets', special),
+        listed(`files ${source} does not name`, extra),
+        listed(`files ${source} names that are missing`, missing),
+        listed('files with another size than expected', resized),
+    ].filter(Boolean);
+    if (problems.length > 0) {
+        throw new errors_1.ConfigurationError(`${input} ${(0, errors_1.quote)(dir)} does not hold exactly the model ${source} describes: ` +
+            `${problems.join('; ')}. Expected only the regular files ${source} names, as fetch-model ` +
+            'wrote them; remove anything else, or fetch the model again.');
+    }
+    const files = [...expected].map(([relative, want]) => {
+        const info = found.get(relative);
+        return {
+            relative,
+            absolute: path.join(dir, ...relative.split('/')),
+            size: info.size,
+            sha256: want.sha256,
+            executable: (info.mode & 0o111) !== 0,
+            from: source,
+        };
+    });
+    files.sort((a, b) => compareBytes(a.relative, b.relative));
+    return {
+        files,
+        digest: (0, model_1.modelDigest)(files.map((file) => ({ path: file.relative, sha256: file.sha256 }))),
+        source,
+    };
+}
+function expectedFromProvenance(dir, provenance) {
+    const expected = new Map();
+    for (const entry of provenance) {
+        const relative = relativeName(dir, entry.path ?? entry.name, entry.name);
+        const sha256 = (entry.sha256 ?? '').toLowerCase();
+        if (!SHA256_HEX.test(sha256)) {
+            throw new errors_1.ConfigurationError(`model-files entry ${(0, errors_1.quote)(entry.name)} has sha256 ${(0, errors_1.quote)(String(entry.sha256 ?? ''))}. ` +
+                "Expected fetch-model's files output, which gives each file's sha256 as 64 hex digits.");
+        }
+        if (expected.has(relative)) {
+            throw new errors_1.ConfigurationError(`model-files names ${(0, errors_1.quote)(relative)} twice. Expected fetch-model's files output, one entry per file.`);
+        }
+        expected.set(relative, {
+            sha256,
+            size: typeof entry.size === 'number' ? entry.size : undefined,
+        });
+    }
+    if (expected.size === 0) {
+        throw new errors_1.ConfigurationError("model-files is an empty list. Expected fetch-model's files output, naming every model file.");
+    }
+    return expected;
+}
+async function expectedFromLock(dir, input) {
+    const lock = await (0, model_1.readLock)(dir);
+    const expected = new Map();
+    for (const [name, entry] of Object.entries(lock.files)) {
+        const sha256 = String(entry?.sha256 ?? '').toLowerCase();
+        if (!SHA256_HEX.test(sha256))
+            continue;
+        expected.set(relativeName(dir, name, name, model_1.LOCK_FILE), {
+            sha256,
+            size: typeof entry.size === 'number' ? entry.size : undefined,
+        });
+    }
+    if (expected.size === 0) {
+        throw new errors_1.ConfigurationError(`${input} ${(0, errors_1.quote)(dir)} has no fetch-model state file (${model_1.LOCK_FILE}) naming its files, and ` +
+            "'model-files' is not set. Pass fetch-model's files output as model-files, so build-push " +
+            'knows which files to ship and which sha256 each must have.');
+    }
+    return expected;
+}
+/** A file's path relative to the model directory, refusing one that would leave it. */
+function relativeName(dir, value, name, from = 'model-files') {
+    const relative = path.isAbsolute(value)
+        ? path.relative(path.resolve(dir), path.resolve(value))
+        : value;
+    const parts = relative.split(/[\\/]/);
+    if (relative === '' ||
+        path.isAbsolute(relative) ||
+        parts.some((part) => part === '' || part === '.' || part === '..') ||
+        relative === model_1.LOCK_FILE) {
+        throw new errors_1.ConfigurationError(`${from} names ${(0, errors_1.quote)(name)} at ${(0, errors_1.quote)(value)}, which is not a file inside the model ` +
+            `directory ${(0, errors_1.quote)(dir)}. Expected paths inside model-path, as fetch-model writes them.`);
+    }
+    return parts.join('/');
+}
+function listed(what, names) {
+    if (names.length === 0)
+        return '';
+    const shown = names.slice(0, SHOWN).join(', ');
+    return `${what}: ${shown}${names.length > SHOWN ? ` and ${names.length - SHOWN} more` : ''}`;
+}
+function kindOf(entry) {
+    if (entry.isBlockDevice())
+        return 'block device';
+    if (entry.isCharacterDevice())
+        return 'character device';
+    if (entry.isFIFO())
+        return 'FIFO';
+    if (entry.isSocket())
+        return 'socket';
+    return 'not a regular file';
 }
 function compareBytes(a, b) {
     return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
-/** The model digest fetch-model would report for these files, for when none was passed in. */
-async function computeModelDigest(files) {
-    const hashed = [];
-    for (const file of files)
-        hashed.push({ path: file.relative, sha256: await (0, model_1.hashFile)(file.absolute) });
-    return (0, model_1.modelDigest)(hashed);
+/**
+ * Opens a model file for reading without following a symbolic link, and checks it is still the
+ * regular file of the size it was listed with.
+ */
+async function openModelFile(file) {
+    let handle;
+    try {
+        handle = await (0, promises_1.open)(file.absolute, node_fs_1.constants.O_RDONLY | node_fs_1.constants.O_NOFOLLOW);
+    }
+    catch (error) {
+        if (error.code === 'ELOOP') {
+            throw new errors_1.ConfigurationError(`model file ${(0, errors_1.quote)(file.relative)} became a symbolic link after it was listed; ` +
+                'build-push ships no link. Fetch the model again.');
+        }
+        throw error;
+    }
+    const info = await handle.stat();
+    if (!info.isFile() || info.size !== file.size) {
+        await handle.close();
+        throw new errors_1.ConfigurationError(`model file ${(0, errors_1.quote)(file.relative)} changed after it was listed ` +
+            `(${info.isFile() ? `${info.size} bytes, expected ${file.size}` : 'no longer a regular file'}).`);
+    }
+    return handle;
+}
+/** The error for a file whose bytes are not the ones its sha256 names. */
+function digestMismatch(file, actual) {
+    return new errors_1.ConfigurationError(`model file ${(0, errors_1.quote)(file.relative)} does not match its sha256 in ${file.from}: expected ` +
+        `${file.sha256}, read ${actual}. Its bytes changed after fetch-model verified them; ` +
+        'nothing was shipped. Fetch the model again.');
+}
+/**
+ * Reads a whole model file through `handle`, passing each chunk to `each` (to copy it) and
+ * checking the sha256 as the bytes go by, in one pass.
+ */
+async function readVerified(file, handle, each, chunkSize = 4 * 1024 * 1024) {
+    const hash = (0, node_crypto_1.createHash)('sha256');
+    let position = 0;
+    while (position < file.size) {
+        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, file.size - position));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+        if (bytesRead === 0)
+            break;
+        const chunk = buffer.subarray(0, bytesRead);
+        hash.update(chunk);
+        if (each)
+            await each(chunk);
+        position += bytesRead;
+    }
+    if (position !== file.size) {
+        throw new errors_1.ConfigurationError(`model file ${(0, errors_1.quote)(file.relative)} shrank while it was read (${position} of ${file.size} bytes).`);
+    }
+    const actual = hash.digest('hex');
+    if (actual !== file.sha256)
+        throw digestMismatch(file, actual);
 }
 
 
@@ -35633,19 +36091,24 @@ exports.modelLayerMode = modelLayerMode;
 const node_crypto_1 = __nccwpck_require__(7598);
 const errors_1 = __nccwpck_require__(1922);
 const format_1 = __nccwpck_require__(6950);
+const image_reference_1 = __nccwpck_require__(648);
 const existing_1 = __nccwpck_require__(9921);
 const labels_1 = __nccwpck_require__(8068);
 const image_1 = __nccwpck_require__(1128);
-const image_reference_1 = __nccwpck_require__(648);
 const tar_layer_1 = __nccwpck_require__(2734);
 const smoke_1 = __nccwpck_require__(8790);
 /**
  * Model-layer mode, no Docker daemon: the base image's manifest and config come from the
- * registry, the model becomes one uncompressed reproducible tar layer, each blob is uploaded
- * only when the repository lacks it (mounted from the base's repository when possible), and the
- * manifest goes last: first by digest (so the smoke test can pull it), then under each tag.
+ * registry, the model becomes one uncompressed reproducible tar layer (each file checked against
+ * its sha256 as it is read), each blob is uploaded only when the repository lacks it (mounted
+ * from the base's repository when possible), and the manifest goes last: first by digest (so
+ * the smoke test can pull it), then under each tag.
+ *
+ * Nothing the registry says about an image is taken on trust but its digests: an existing tag is
+ * skipped only when it is exactly the image this run would push, and a model layer is reused
+ * only when its digest is the one computed here from the verified files.
  */
-async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, phase, result) {
+async function modelLayerMode(settings, model, tags, deps, phase, result) {
     const { logger } = deps;
     const client = deps.client();
     const base = settings.baseImage;
@@ -35660,42 +36123,107 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
         logger.info(`${(0, image_reference_1.formatReference)(base)}: ${image.digest}, ${image.manifest.layers.length} layer(s), ${image.mediaType}`);
         return image;
     });
+    const layer = new tar_layer_1.TarLayer(model.files, settings.modelDest);
+    /** The model layer's digest, once computed here by reading (and so checking) every file. */
+    let localDigest;
+    const computeDigest = async (why) => {
+        logger.info(`hashing the model layer (${(0, format_1.formatBytes)(layer.size)}) ${why}`);
+        const started = Date.now();
+        localDigest = await layer.digest();
+        logger.info(`model layer ${localDigest}, computed in ${(0, format_1.formatDuration)(Date.now() - started)}`);
+        return localDigest;
+    };
+    const compose = (layerDigest, created) => composeImageFor(settings, model, baseImage, { digest: layerDigest, size: layer.size }, created);
+    if (settings.skipExisting && settings.push) {
+        const reference = `${settings.registry}/${repository}:${tags[0]}`;
+        const same = await phase('Existing image', async () => {
+            const existing = await (0, existing_1.readExisting)(client, repository, tags[0]);
+            if (!existing) {
+                (0, existing_1.logExisting)(logger, reference, undefined, undefined);
+                return undefined;
+            }
+            const digest = await computeDigest(`to compare with ${reference}`);
+            // The creation time is the one part of the image a re-run cannot reproduce: take theirs.
+            const expected = compose(digest, existing.config.created ?? '');
+            const difference = (0, existing_1.differenceFrom)(existing, {
+                digest: expected.digest,
+                manifest: expected.manifest,
+                modelLayer: digest,
+            });
+            (0, existing_1.logExisting)(logger, reference, existing, difference);
+            return difference ? undefined : existing;
+        });
+        if (same) {
+            result.skipped = true;
+            result.digest = same.digest;
+            result.imageId = same.manifest.config.digest;
+            result.manifest = { mediaType: same.mediaType, size: same.size };
+            result.image = `${settings.registry}/${repository}@${same.digest}`;
+            logger.info(`skip-existing: nothing to build or push, ${result.image} is current`);
+            return;
+        }
+    }
     await phase('Base layers', async () => {
-        for (const [index, layer] of [...baseImage.manifest.layers].entries()) {
+        for (const [index, baseLayer] of [...baseImage.manifest.layers].entries()) {
             const what = `base layer ${index + 1}`;
-            if (await client.hasBlob(repository, layer.digest)) {
-                result.blobs.push({ what, digest: layer.digest, size: layer.size, status: 'exists' });
+            if (await client.hasBlob(repository, baseLayer.digest)) {
+                result.blobs.push({
+                    what,
+                    digest: baseLayer.digest,
+                    size: baseLayer.size,
+                    status: 'exists',
+                });
             }
             else if (base.repository !== repository &&
-                (await client.mountBlob(repository, layer.digest, base.repository))) {
-                result.blobs.push({ what, digest: layer.digest, size: layer.size, status: 'mounted' });
+                (await client.mountBlob(repository, baseLayer.digest, base.repository))) {
+                result.blobs.push({
+                    what,
+                    digest: baseLayer.digest,
+                    size: baseLayer.size,
+                    status: 'mounted',
+                });
             }
             else {
-                throw new Error(`${what} ${layer.digest} is not in ${repository} and the registry would not mount it from ${base.repository}`);
+                throw new Error(`${what} ${baseLayer.digest} is not in ${repository} and the registry would not mount it from ${base.repository}`);
             }
-            logger.info(`${what} ${layer.digest.slice(7, 19)}: ${result.blobs.at(-1).status}`);
+            logger.info(`${what} ${baseLayer.digest.slice(7, 19)}: ${result.blobs.at(-1).status}`);
         }
     });
-    const layer = new tar_layer_1.TarLayer(files, settings.modelDest);
     const modelLayer = await phase('Model layer', async () => {
-        const reusable = await (0, existing_1.findModelLayer)(client, repository, modelDigest, settings.modelDest, tags, logger);
-        if (reusable && reusable.size === layer.size) {
+        if (!localDigest) {
+            const claim = await (0, existing_1.findModelLayerClaim)(client, repository, model.digest, settings.modelDest, tags);
+            if (claim) {
+                await computeDigest(`to check the layer :${claim.from} labels as this model's`);
+                if (localDigest !== claim.digest) {
+                    logger.info(`:${claim.from} labels ${claim.digest} as this model's layer, but the layer computed ` +
+                        'here differs; that layer is not reused');
+                }
+            }
+        }
+        if (localDigest && (await client.hasBlob(repository, localDigest))) {
             result.blobs.push({
                 what: 'model layer',
-                digest: reusable.digest,
-                size: reusable.size,
+                digest: localDigest,
+                size: layer.size,
                 status: 'reused',
             });
-            logger.info(`model layer already in ${repository} (from :${reusable.from}); 0 model bytes to upload`);
-            return reusable;
+            logger.info(`model layer ${localDigest} (computed here) is already in ${repository}; 0 model bytes to upload`);
+            return { digest: localDigest, size: layer.size };
         }
-        logger.info(`uploading the model as an uncompressed tar layer: ${files.length} file(s), ${(0, format_1.formatBytes)(layer.size)}, ` +
+        logger.info(`uploading the model as an uncompressed tar layer: ${model.files.length} file(s), ${(0, format_1.formatBytes)(layer.size)}, ` +
             `chunks of ${(0, format_1.formatBytes)(client.chunkSize)}`);
         const started = Date.now();
-        const upload = await client.uploadBlob(repository, {
-            size: layer.size,
-            read: (start, end) => layer.read(start, end),
-        });
+        let upload;
+        try {
+            upload = await client.uploadBlob(repository, { size: layer.size, read: (start, end) => layer.read(start, end) }, localDigest);
+        }
+        catch (error) {
+            // A file that failed its sha256 check ends the upload however the transport reports it.
+            throw layer.failure ?? error;
+        }
+        if (!layer.verified) {
+            throw new Error('the model layer was uploaded without every file being checked; not used');
+        }
         const elapsed = Date.now() - started;
         result.bytesUploaded += upload.bytesSent;
         result.blobs.push({
@@ -35709,46 +36237,33 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
             `(${(0, format_1.formatRate)(layer.size, elapsed)})${upload.resumes ? `, resumed ${upload.resumes} time(s)` : ''}`);
         return { digest: upload.digest, size: layer.size };
     });
-    const fullLabels = {
-        ...labels,
-        [labels_1.LABEL.modelDest]: settings.modelDest,
-        [labels_1.LABEL.modelLayer]: modelLayer.digest,
-        [labels_1.LABEL.modelLayerFormat]: labels_1.LAYER_FORMAT,
-    };
-    const image = (0, image_1.composeImage)(baseImage, modelLayer, fullLabels, settings.created, `action-build-push: model ${modelDigest.slice(0, 12)} in ${settings.modelDest}`);
-    const manifestDigest = await phase('Config and manifest', async () => {
-        const configDigest = `sha256:${sha256(image.config)}`;
-        const configExists = await client.hasBlob(repository, configDigest);
+    const image = compose(modelLayer.digest, settings.created);
+    await phase('Config and manifest', async () => {
+        const configExists = await client.hasBlob(repository, image.configDigest);
         if (!configExists) {
             await client.uploadSmallBlob(repository, image.config);
             result.bytesUploaded += image.config.length;
         }
         result.blobs.push({
             what: 'config',
-            digest: configDigest,
+            digest: image.configDigest,
             size: image.config.length,
             status: configExists ? 'exists' : 'uploaded',
         });
-        const manifest = image.manifestFor(configDigest);
         // By digest first: no tag points at the image until the smoke test has passed.
-        const digest = await client.putManifest(repository, `sha256:${sha256(manifest)}`, image.mediaType, manifest);
-        result.bytesUploaded += manifest.length;
-        return digest;
+        await client.putManifest(repository, image.digest, image.mediaType, image.manifestBytes);
+        result.bytesUploaded += image.manifestBytes.length;
     });
-    result.digest = manifestDigest;
-    result.image = `${settings.registry}/${repository}@${manifestDigest}`;
+    result.digest = image.digest;
+    result.imageId = image.configDigest;
+    result.manifest = { mediaType: image.mediaType, size: image.manifestBytes.length };
+    result.image = `${settings.registry}/${repository}@${image.digest}`;
     if (settings.smoke) {
         const smoke = settings.smoke;
         const docker = deps.docker;
         result.smoke = await phase('Smoke test', async () => {
-            const login = await client.dockerLogin();
-            await docker.login(settings.registry, login.username, login.password);
-            try {
-                await docker.run(['pull', '--quiet', result.image]);
-            }
-            finally {
-                await docker.logout(settings.registry);
-            }
+            await deps.signIn();
+            await docker.run(['pull', '--quiet', result.image]);
             try {
                 return await (0, smoke_1.smokeTest)(docker, result.image, smoke, logger);
             }
@@ -35758,20 +36273,43 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
         });
         if (!result.smoke.passed) {
             throw new Error(`Smoke test failed: ${result.smoke.reason}. No tag was pushed (the untagged manifest ` +
-                `${manifestDigest} is left for the registry's garbage collection).`);
+                `${image.digest} is left for the registry's garbage collection).`);
         }
     }
     if (!settings.push)
         return;
     await phase('Tags', async () => {
-        const manifest = image.manifestFor(result.blobs.find((blob) => blob.what === 'config').digest);
         for (const tag of tags) {
-            await client.putManifest(repository, tag, image.mediaType, manifest);
-            result.bytesUploaded += manifest.length;
-            logger.info(`${settings.registry}/${repository}:${tag} → ${manifestDigest}`);
+            await client.putManifest(repository, tag, image.mediaType, image.manifestBytes);
+            result.bytesUploaded += image.manifestBytes.length;
+            logger.info(`${settings.registry}/${repository}:${tag} → ${image.digest}`);
         }
         result.pushed = true;
     });
+}
+/**
+ * The image this run pushes for a model layer and a creation time: the base's layers plus the
+ * model layer, the base's config with this run's labels. The same inputs give the same bytes,
+ * which is what lets a re-run recognise its own image.
+ */
+function composeImageFor(settings, model, base, modelLayer, created) {
+    const labels = {
+        ...(0, labels_1.imageLabels)(settings, model.digest, model.files, created),
+        [labels_1.LABEL.modelDest]: settings.modelDest,
+        [labels_1.LABEL.modelLayer]: modelLayer.digest,
+        [labels_1.LABEL.modelLayerFormat]: labels_1.LAYER_FORMAT,
+    };
+    const image = (0, image_1.composeImage)(base, modelLayer, labels, created, `action-build-push: model ${model.digest.slice(0, 12)} in ${settings.modelDest}`);
+    const configDigest = `sha256:${sha256(image.config)}`;
+    const manifestBytes = image.manifestFor(configDigest);
+    return {
+        config: image.config,
+        configDigest,
+        mediaType: image.mediaType,
+        manifestBytes,
+        manifest: JSON.parse(manifestBytes.toString('utf8')),
+        digest: `sha256:${sha256(manifestBytes)}`,
+    };
 }
 function sha256(data) {
     return (0, node_crypto_1.createHash)('sha256').update(data).digest('hex');
@@ -35824,11 +36362,11 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RegistryClient = exports.MANIFEST_TYPES = void 0;
 const node_crypto_1 = __nccwpck_require__(7598);
 const errors_1 = __nccwpck_require__(1922);
+const http_error_1 = __nccwpck_require__(2962);
 const http_1 = __nccwpck_require__(5069);
 const retry_1 = __nccwpck_require__(9183);
 const challenge_1 = __nccwpck_require__(8332);
 const credentials_1 = __nccwpck_require__(75);
-const transport_1 = __nccwpck_require__(4792);
 exports.MANIFEST_TYPES = {
     ociManifest: 'application/vnd.oci.image.manifest.v1+json',
     ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -35838,6 +36376,10 @@ exports.MANIFEST_TYPES = {
 const ACCEPT_MANIFESTS = Object.values(exports.MANIFEST_TYPES).join(', ');
 /** Times a blob upload may start again from byte 0 after the registry dropped its session. */
 const MAX_RESTARTS = 5;
+/** Redirect hops a blob read may take (ACR sends blob GETs and HEADs to its data endpoint). */
+const MAX_REDIRECTS = 5;
+/** A socket idle this long fails a registry request (transient: it is retried). */
+const IDLE_TIMEOUT_MS = 120_000;
 /**
  * The OCI distribution API over HTTPS, authenticated by following the registry's
  * WWW-Authenticate challenge. Transient failures (5xx, 429, resets) are retried with backoff;
@@ -35870,7 +36412,7 @@ class RegistryClient {
     /** The user name and password for `docker login`, from the same credentials. */
     async dockerLogin() {
         const challenge = (await this.ping()) ?? { scheme: 'basic' };
-        return this.options.credentials.dockerLogin(challenge);
+        return this.options.credentials.dockerLogin(challenge, this.options.registry);
     }
     async getManifest(repository, reference) {
         const response = await this.send({
@@ -35889,7 +36431,7 @@ class RegistryClient {
             throw new Error(`manifest ${repository}@${reference} arrived with digest ${digest}`);
         }
         const declared = JSON.parse(body.toString('utf8')).mediaType;
-        const mediaType = ((0, transport_1.header)(response, 'content-type') ?? declared ?? '').split(';')[0].trim();
+        const mediaType = ((0, http_1.header)(response, 'content-type') ?? declared ?? '').split(';')[0].trim();
         return { digest, mediaType: declared ?? mediaType, body };
     }
     /** A small blob (an image config), verified against its digest. */
@@ -35898,6 +36440,7 @@ class RegistryClient {
             method: 'GET',
             path: `/v2/${repository}/blobs/${digest}`,
             expect: [200],
+            followRedirects: true,
         });
         const body = await (0, http_1.readBody)(response.body, 32 * 1024 * 1024);
         const actual = `sha256:${(0, node_crypto_1.createHash)('sha256').update(body).digest('hex')}`;
@@ -35910,6 +36453,7 @@ class RegistryClient {
             method: 'HEAD',
             path: `/v2/${repository}/blobs/${digest}`,
             expect: [200, 404],
+            followRedirects: true,
         });
         (0, http_1.discardBody)(response.body);
         return response.status === 200;
@@ -35927,7 +36471,7 @@ class RegistryClient {
         if (response.status === 201)
             return true;
         // 202: the registry opened an upload session instead; close it, the caller uploads.
-        const location = (0, transport_1.header)(response, 'location');
+        const location = (0, http_1.header)(response, 'location');
         if (location) {
             await this.send({ method: 'DELETE', url: this.resolve(location), expect: [204, 404] })
                 .then((answer) => (0, http_1.discardBody)(answer.body))
@@ -35972,7 +36516,7 @@ class RegistryClient {
                     expect: [202],
                 }, false);
                 (0, http_1.discardBody)(response.body);
-                location = this.resolve((0, transport_1.header)(response, 'location') ?? location.toString());
+                location = this.resolve((0, http_1.header)(response, 'location') ?? location.toString());
                 offset = end;
                 failures = 0;
             }
@@ -35981,7 +36525,7 @@ class RegistryClient {
                     throw error;
                 resumes++;
                 hash = atStart;
-                const retryAfter = error instanceof retry_1.HttpStatusError ? error.retryAfterMs : undefined;
+                const retryAfter = error instanceof http_error_1.HttpError ? error.retryAfterMs : undefined;
                 await (0, retry_1.sleep)((0, retry_1.backoffDelay)(failures - 1, this.retry, retryAfter));
                 const status = await this.uploadStatus(location);
                 if ('received' in status && status.received >= start && status.received <= end) {
@@ -36055,7 +36599,7 @@ class RegistryClient {
         });
         this.bytesSent += body.length;
         (0, http_1.discardBody)(response.body);
-        return ((0, transport_1.header)(response, 'docker-content-digest') ??
+        return ((0, http_1.header)(response, 'docker-content-digest') ??
             `sha256:${(0, node_crypto_1.createHash)('sha256').update(body).digest('hex')}`);
     }
     /** Every tag of a repository (following Link pagination); none when it does not exist. */
@@ -36074,7 +36618,7 @@ class RegistryClient {
             }
             const body = JSON.parse((await (0, http_1.readBody)(response.body)).toString('utf8'));
             tags.push(...(body.tags ?? []));
-            const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec((0, transport_1.header)(response, 'link') ?? '');
+            const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec((0, http_1.header)(response, 'link') ?? '');
             next = link ? this.resolve(link[1]) : undefined;
         }
         return tags;
@@ -36087,7 +36631,7 @@ class RegistryClient {
             expect: [202],
         });
         (0, http_1.discardBody)(response.body);
-        const location = (0, transport_1.header)(response, 'location');
+        const location = (0, http_1.header)(response, 'location');
         if (!location)
             throw new Error('the registry opened an upload without a Location');
         return this.resolve(location);
@@ -36097,11 +36641,11 @@ class RegistryClient {
         try {
             const response = await this.send({ method: 'GET', url: location, expect: [204] });
             (0, http_1.discardBody)(response.body);
-            const range = /^(?:bytes=)?0-(\d+)$/.exec((0, transport_1.header)(response, 'range') ?? '');
+            const range = /^(?:bytes=)?0-(\d+)$/.exec((0, http_1.header)(response, 'range') ?? '');
             const received = range ? Number(range[1]) + 1 : 0;
             return {
                 received,
-                location: this.resolve((0, transport_1.header)(response, 'location') ?? location.toString()),
+                location: this.resolve((0, http_1.header)(response, 'location') ?? location.toString()),
             };
         }
         catch (error) {
@@ -36115,17 +36659,20 @@ class RegistryClient {
     }
     /**
      * Sends a request with authentication: on 401 it answers the challenge (renewing once if a
-     * token was already sent) and sends again. With `retry`, transient failures are retried.
+     * token was already sent) and sends again. With `retry`, transient failures are retried. The
+     * registry token goes only to the registry's own origin: an absolute Location or Link on
+     * another host, and any redirect hop that leaves the origin, gets none.
      */
     async send(request, retry = true) {
         const url = request.url ?? this.resolve(request.path);
+        const ownOrigin = url.origin === this.base.origin;
         const attempt = async () => {
             let renewed = false;
             for (;;) {
-                const sentAuthorization = this.authorization;
+                const sentAuthorization = ownOrigin ? this.authorization : undefined;
                 let response;
                 try {
-                    response = await (0, transport_1.sendRequest)({
+                    response = await (0, http_1.send)({
                         method: request.method,
                         url,
                         headers: {
@@ -36134,13 +36681,20 @@ class RegistryClient {
                             ...(sentAuthorization ? { authorization: sentAuthorization } : {}),
                         },
                         body: request.body,
+                        pool: (0, http_1.sharedPool)(8),
+                        idleTimeoutMs: IDLE_TIMEOUT_MS,
+                        maxRedirects: request.followRedirects ? MAX_REDIRECTS : 0,
                     });
                 }
                 catch (error) {
                     throw unreachable(error, this.options.registry);
                 }
-                if (response.status === 401 && (!sentAuthorization || !renewed)) {
-                    const challenge = (0, challenge_1.parseChallenge)((0, transport_1.header)(response, 'www-authenticate'));
+                const answeredByRegistry = response.url.origin === this.base.origin;
+                if (response.status === 401 &&
+                    ownOrigin &&
+                    answeredByRegistry &&
+                    (!sentAuthorization || !renewed)) {
+                    const challenge = (0, challenge_1.parseChallenge)((0, http_1.header)(response, 'www-authenticate'));
                     (0, http_1.discardBody)(response.body);
                     if (!challenge)
                         throw await this.authError(response, request.method, url);
@@ -36150,15 +36704,18 @@ class RegistryClient {
                         this.options.logger.info('  the registry answered 401; renewing the token once');
                     }
                     this.challenge = challenge;
-                    this.authorization = await this.options.credentials.authorization(challenge, this.options.scopes);
+                    this.authorization = await this.options.credentials.authorization(challenge, this.options.scopes, this.options.registry);
                     continue;
                 }
                 if (request.expect.includes(response.status))
                     return response;
-                if (response.status === 401 || response.status === 403) {
+                if ((response.status === 401 || response.status === 403) && answeredByRegistry) {
                     throw await this.authError(response, request.method, url);
                 }
-                throw await this.statusError(response, `${request.method} ${url.pathname}`);
+                const where = answeredByRegistry
+                    ? url.pathname
+                    : `${url.pathname} (redirected to ${response.url.host})`;
+                throw await (0, http_1.statusError)(response, `${request.method} ${where}`, credentials_1.registryErrorBody, credentials_1.registryError);
             }
         };
         if (!retry)
@@ -36169,22 +36726,14 @@ class RegistryClient {
             policy: this.retry,
         });
     }
-    async statusError(response, what) {
-        let text = '';
-        try {
-            text = (await (0, http_1.readBody)(response.body, 64 * 1024)).toString('utf8');
-        }
-        catch {
-            // The status alone still says what failed.
-        }
-        const retryAfter = (0, transport_1.header)(response, 'retry-after');
-        const code = /"code"\s*:\s*"([A-Z_]+)"/.exec(text)?.[1];
-        return new retry_1.HttpStatusError(`${what} failed: HTTP ${response.status}${text ? `: ${(0, credentials_1.registryErrorText)(text)}` : ''}`, response.status, code, retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined);
-    }
     async authError(response, method, url) {
         const text = (await (0, http_1.readBody)(response.body, 64 * 1024).catch(() => Buffer.alloc(0))).toString('utf8');
+        const service = text ? (0, credentials_1.registryErrorBody)(text) : {};
+        const detail = service.message
+            ? `${service.code ? `${service.code} ` : ''}${service.message}`
+            : '';
         return new errors_1.ConfigurationError(`Registry ${(0, errors_1.quote)(this.options.registry)} refused ${method} ${url.pathname} ` +
-            `(HTTP ${response.status}${text ? `: ${(0, credentials_1.registryErrorText)(text)}` : ''}) with ` +
+            `(HTTP ${response.status}${detail ? `: ${detail}` : ''}) with ` +
             `${this.options.credentials.description}. The identity needs the AcrPush role on the ` +
             `registry to push (AcrPull to read a base image), or, outside ACR, a user allowed to ` +
             `push to ${this.options.scopes.map((scope) => scope.split(':')[1]).join(' and ')}.`);
@@ -36217,12 +36766,11 @@ async function* counted(source, observe) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.AnonymousCredentials = exports.PasswordCredentials = exports.AcrOidcCredentials = exports.ACR_ENTRA_SCOPE = exports.ACR_REFRESH_TOKEN_USER = void 0;
-exports.registryErrorText = registryErrorText;
+exports.registryError = exports.RegistryError = exports.PasswordCredentials = exports.AcrOidcCredentials = exports.ACR_ENTRA_SCOPE = exports.ACR_REFRESH_TOKEN_USER = void 0;
+exports.registryErrorBody = registryErrorBody;
 const errors_1 = __nccwpck_require__(1922);
 const http_1 = __nccwpck_require__(5069);
-const retry_1 = __nccwpck_require__(9183);
-const transport_1 = __nccwpck_require__(4792);
+const http_error_1 = __nccwpck_require__(2962);
 /** The user name ACR's token service takes with a refresh token as the password. */
 exports.ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
 /** The Entra resource whose tokens ACR exchanges for its own. */
@@ -36248,8 +36796,8 @@ class AcrOidcCredentials {
         this.refreshToken = undefined;
         this.accessTokens.clear();
     }
-    async authorization(challenge, scopes) {
-        const { realm, service } = bearerChallenge(challenge);
+    async authorization(challenge, scopes, registry) {
+        const { realm, service } = bearerChallenge(challenge, registry);
         const key = `${realm} ${service} ${scopes.join(' ')}`;
         let token = this.accessTokens.get(key);
         if (!token) {
@@ -36259,8 +36807,8 @@ class AcrOidcCredentials {
         }
         return `Bearer ${await token}`;
     }
-    async dockerLogin(challenge) {
-        const { realm, service } = bearerChallenge(challenge);
+    async dockerLogin(challenge, registry) {
+        const { realm, service } = bearerChallenge(challenge, registry);
         return { username: exports.ACR_REFRESH_TOKEN_USER, password: await this.refresh(realm, service) };
     }
     refresh(realm, service) {
@@ -36317,12 +36865,12 @@ class PasswordCredentials {
     renew() {
         this.tokens.clear();
     }
-    async authorization(challenge, scopes) {
+    async authorization(challenge, scopes, registry) {
         const basic = `Basic ${Buffer.from(`${this.username}:${this.password}`).toString('base64')}`;
         this.logger.mask(basic.slice(6));
         if (challenge.scheme === 'basic')
             return basic;
-        const { realm, service } = bearerChallenge(challenge);
+        const { realm, service } = bearerChallenge(challenge, registry);
         const key = `${realm} ${service} ${scopes.join(' ')}`;
         let token = this.tokens.get(key);
         if (!token) {
@@ -36337,47 +36885,40 @@ class PasswordCredentials {
     }
 }
 exports.PasswordCredentials = PasswordCredentials;
-/** No credentials: anonymous tokens, for public or test registries. */
-class AnonymousCredentials {
-    logger;
-    description = 'anonymous';
-    constructor(logger) {
-        this.logger = logger;
-    }
-    renew() { }
-    async authorization(challenge, scopes) {
-        if (challenge.scheme === 'basic') {
-            throw new errors_1.ConfigurationError('The registry asks for a user name and password; set username and password, or ' +
-                'client-id and tenant-id for ACR.');
-        }
-        const { realm, service } = bearerChallenge(challenge);
-        return `Bearer ${await getToken(realm, service, scopes, undefined, this.logger)}`;
-    }
-    async dockerLogin() {
-        throw new errors_1.ConfigurationError('docker login needs credentials: set username and password, or client-id and tenant-id.');
-    }
-}
-exports.AnonymousCredentials = AnonymousCredentials;
-function bearerChallenge(challenge) {
+/**
+ * The realm and service of a bearer challenge, once the realm is known to be the registry's own
+ * token endpoint: on the registry's host, over https (plain http only for a loopback registry).
+ * A registry that names another host would receive the Entra token or the password, so it is
+ * refused rather than followed.
+ */
+function bearerChallenge(challenge, registry) {
     if (challenge.scheme !== 'bearer' || !challenge.realm) {
         throw new Error(`The registry's WWW-Authenticate challenge (${challenge.scheme}) names no token realm`);
     }
-    return { realm: challenge.realm, service: challenge.service ?? new URL(challenge.realm).host };
+    let realm;
+    try {
+        realm = new URL(challenge.realm);
+    }
+    catch {
+        throw new errors_1.ConfigurationError(`Registry ${(0, errors_1.quote)(registry)} names an invalid token realm ${(0, errors_1.quote)(challenge.realm)}.`);
+    }
+    if (realm.host !== registry.toLowerCase() ||
+        (realm.protocol !== 'https:' && realm.protocol !== 'http:')) {
+        throw new errors_1.ConfigurationError(`Registry ${(0, errors_1.quote)(registry)} names the token realm ${(0, errors_1.quote)(challenge.realm)}, which is not ` +
+            `on the registry's own host. Credentials are sent only to the registry itself (ACR's ` +
+            `realm is https://<registry>/oauth2/token); check the 'registry' input.`);
+    }
+    (0, http_1.assertSecureForCredentials)(realm);
+    return { realm: challenge.realm, service: challenge.service ?? registry };
 }
-/** GET realm?service=&scope= as Docker does, with basic credentials or none. */
+/** GET realm?service=&scope= as Docker does, with basic credentials. */
 async function getToken(realm, service, scopes, basic, logger) {
     const url = new URL(realm);
     url.searchParams.set('service', service);
     for (const scope of scopes)
         url.searchParams.append('scope', scope);
-    const answer = await (0, retry_1.withRetry)(async () => {
-        const response = await (0, transport_1.sendRequest)({
-            method: 'GET',
-            url,
-            headers: basic ? { authorization: basic } : {},
-        });
-        return parseTokenAnswer(response, url, 'registry token');
-    }, { description: 'registry token', logger, retryable: retry_1.isTransient });
+    const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)({ method: 'GET', url, headers: { authorization: basic }, idleTimeoutMs: 30_000 }), 'registry token', { logger, parse: registryErrorBody, create: exports.registryError });
+    const answer = await parseTokenAnswer(response, url, 'registry token');
     const token = answer.token ?? answer.access_token;
     if (typeof token !== 'string')
         throw new Error(`${url.origin}${url.pathname} answered without a token`);
@@ -36385,45 +36926,57 @@ async function getToken(realm, service, scopes, basic, logger) {
     return token;
 }
 async function tokenRequest(url, form, logger, what) {
-    return (0, retry_1.withRetry)(async () => {
-        const response = await (0, transport_1.sendRequest)({
-            method: 'POST',
-            url,
-            headers: { 'content-type': 'application/x-www-form-urlencoded' },
-            body: form.toString(),
-        });
-        return parseTokenAnswer(response, url, what);
-    }, { description: what, logger, retryable: retry_1.isTransient });
+    const where = `${what} at ${url.origin}${url.pathname}`;
+    const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)((0, http_1.credentialForm)(url, form)), where, {
+        logger,
+        parse: registryErrorBody,
+        create: exports.registryError,
+    });
+    return parseTokenAnswer(response, url, what);
 }
 async function parseTokenAnswer(response, url, what) {
-    const text = (await (0, http_1.readBody)(response.body, 1024 * 1024)).toString('utf8');
-    if (response.status === 200)
-        return JSON.parse(text);
     const where = `${url.origin}${url.pathname}`;
+    if (response.status === 200) {
+        const text = (await (0, http_1.readBody)(response.body, 1024 * 1024)).toString('utf8');
+        return JSON.parse(text);
+    }
+    const error = await (0, http_1.statusError)(response, `${what} at ${where}`, registryErrorBody, exports.registryError);
     if (response.status === 401 || response.status === 403 || response.status === 400) {
-        throw new errors_1.ConfigurationError(`${what} refused at ${where} (HTTP ${response.status}): ${registryErrorText(text)}. ` +
+        throw new errors_1.ConfigurationError(`${what} refused at ${where} (HTTP ${response.status}): ` +
+            `${error.serviceMessage ?? error.code ?? 'no details'}. ` +
             'For ACR with OIDC, the app registration (client-id) needs a role assignment on the ' +
             'registry (AcrPush to push), and the registry must allow Entra authentication.');
     }
-    throw new retry_1.HttpStatusError(`${what} at ${where} failed: HTTP ${response.status}`, response.status, undefined);
+    throw error;
 }
-/** The message of a registry's `{"errors":[{code,message}]}` body, or the raw text. */
-function registryErrorText(text) {
+/** An answer of the registry or its token service with a status the client did not expect. */
+class RegistryError extends http_error_1.HttpError {
+    name = 'RegistryError';
+}
+exports.RegistryError = RegistryError;
+exports.registryError = (0, http_1.errorFactory)(RegistryError);
+/**
+ * A registry's `{"errors":[{code,message}]}` body, or a token service's OAuth
+ * `{"error","error_description"}`, or text.
+ */
+function registryErrorBody(text) {
     try {
         const parsed = JSON.parse(text);
         if (parsed.errors?.length) {
-            return parsed.errors
-                .map((error) => `${error.code ?? ''} ${error.message ?? ''}`.trim())
-                .join('; ');
+            return {
+                code: parsed.errors[0].code,
+                message: parsed.errors
+                    .map((error) => `${error.code ?? ''} ${error.message ?? ''}`.trim())
+                    .join('; '),
+            };
         }
-        const oauth = parsed;
-        if (oauth.error)
-            return `${oauth.error}${oauth.error_description ? `: ${oauth.error_description}` : ''}`;
+        if (parsed.error)
+            return { code: parsed.error, message: parsed.error_description ?? parsed.error };
     }
     catch {
         // Not JSON: show it as it is.
     }
-    return text.trim().slice(0, 300) || 'no details';
+    return { message: text.trim().slice(0, 300) || undefined };
 }
 
 
@@ -36545,7 +37098,8 @@ function composeImage(base, layer, labels, created, description) {
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TarLayer = exports.LAYER_MTIME = void 0;
-const node_fs_1 = __nccwpck_require__(3024);
+const node_crypto_1 = __nccwpck_require__(7598);
+const model_files_1 = __nccwpck_require__(7460);
 const BLOCK = 512;
 /** A fixed modification time for every entry, so the same files always give the same bytes. */
 exports.LAYER_MTIME = 0;
@@ -36553,12 +37107,15 @@ exports.LAYER_MTIME = 0;
  * The model as one uncompressed tar layer, reproducible byte for byte: entries sorted, the
  * destination's parent directories first, uid/gid 0, fixed mtime, modes 0755/0644. Its size is
  * known before a byte is read, and any byte range can be streamed again, which is what lets an
- * interrupted upload resume mid-layer.
+ * interrupted upload resume mid-layer. Each file's sha256 is checked the first time its bytes
+ * are read, in the same pass: a file that does not match fails the read before its last chunk
+ * is handed out, so a layer holding it is never completed.
  */
 class TarLayer {
     files;
     destination;
     segments = [];
+    checks = new Map();
     size;
     constructor(files, 
     /** Absolute directory in the image, e.g. /app/model. */
@@ -36587,6 +37144,15 @@ class TarLayer {
         };
         addDirectory(root);
         for (const file of files) {
+            this.checks.set(file, {
+                hash: (0, node_crypto_1.createHash)('sha256'),
+                position: 0,
+                verified: file.size === 0 && file.sha256 === model_files_1.EMPTY_SHA256,
+                // An empty file is never read: it matches only the sha256 of no bytes.
+                failure: file.size === 0 && file.sha256 !== model_files_1.EMPTY_SHA256
+                    ? (0, model_files_1.digestMismatch)(file, model_files_1.EMPTY_SHA256)
+                    : undefined,
+            });
             const name = `${root}/${file.relative}`;
             addDirectory(name.split('/').slice(0, -1).join('/'));
             const header = entryHeader(name, file.size, file.executable ? 0o755 : 0o644, '0');
@@ -36612,22 +37178,79 @@ class TarLayer {
                 yield Buffer.alloc(to - from);
             }
             else {
-                let read = 0;
-                const stream = (0, node_fs_1.createReadStream)(segment.file.absolute, {
-                    start: within,
-                    end: within + (to - from) - 1,
-                    highWaterMark: chunkSize,
-                });
-                for await (const chunk of stream) {
-                    read += chunk.length;
-                    yield chunk;
-                }
-                if (read !== to - from) {
-                    throw new Error(`${segment.file.absolute} changed while the layer was being written ` +
-                        `(expected ${segment.file.size} bytes)`);
-                }
+                yield* this.readFile(segment.file, within, within + (to - from), chunkSize);
             }
         }
+    }
+    /** The layer's digest, `sha256:<hex>`, computed by reading it whole (checking every file). */
+    async digest() {
+        const hash = (0, node_crypto_1.createHash)('sha256');
+        for await (const chunk of this.read())
+            hash.update(chunk);
+        if (this.failure)
+            throw this.failure;
+        return `sha256:${hash.digest('hex')}`;
+    }
+    /** The first file that failed its sha256 check, if any did. */
+    get failure() {
+        for (const check of this.checks.values())
+            if (check.failure)
+                return check.failure;
+        return undefined;
+    }
+    /** Whether every file's bytes have been read and matched their sha256. */
+    get verified() {
+        return [...this.checks.values()].every((check) => check.verified);
+    }
+    async *readFile(file, start, end, chunkSize) {
+        const check = this.checks.get(file);
+        if (check.failure)
+            throw check.failure;
+        const handle = await (0, model_files_1.openModelFile)(file);
+        try {
+            for (let position = start; position < end;) {
+                const buffer = Buffer.allocUnsafe(Math.min(chunkSize, end - position));
+                const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+                if (bytesRead === 0) {
+                    throw new Error(`${file.absolute} changed while the layer was being written (expected ${file.size} bytes)`);
+                }
+                const chunk = buffer.subarray(0, bytesRead);
+                await this.advance(file, check, handle, position, chunk);
+                position += bytesRead;
+                yield chunk;
+            }
+        }
+        finally {
+            await handle.close();
+        }
+    }
+    /** Feeds the file's check with the bytes at `position` it has not hashed yet; throws on a mismatch. */
+    async advance(file, check, handle, position, chunk) {
+        if (check.verified)
+            return;
+        while (position > check.position) {
+            // A read that starts past the hashed bytes: hash the gap first.
+            const gap = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, position - check.position));
+            const { bytesRead } = await handle.read(gap, 0, gap.length, check.position);
+            if (bytesRead === 0)
+                return;
+            check.hash.update(gap.subarray(0, bytesRead));
+            check.position += bytesRead;
+        }
+        const fresh = position + chunk.length - check.position;
+        if (fresh <= 0)
+            return;
+        check.hash.update(chunk.subarray(chunk.length - fresh));
+        check.position += fresh;
+        if (check.position < file.size)
+            return;
+        const actual = check.hash.digest('hex');
+        if (actual === file.sha256) {
+            check.verified = true;
+            return;
+        }
+        check.failure = (0, model_files_1.digestMismatch)(file, actual);
+        throw check.failure;
     }
 }
 exports.TarLayer = TarLayer;
@@ -36704,114 +37327,6 @@ function octal(header, offset, length, value) {
 
 /***/ }),
 
-/***/ 4792:
-/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
-
-"use strict";
-
-var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
-    if (k2 === undefined) k2 = k;
-    var desc = Object.getOwnPropertyDescriptor(m, k);
-    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-      desc = { enumerable: true, get: function() { return m[k]; } };
-    }
-    Object.defineProperty(o, k2, desc);
-}) : (function(o, m, k, k2) {
-    if (k2 === undefined) k2 = k;
-    o[k2] = m[k];
-}));
-var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
-    Object.defineProperty(o, "default", { enumerable: true, value: v });
-}) : function(o, v) {
-    o["default"] = v;
-});
-var __importStar = (this && this.__importStar) || (function () {
-    var ownKeys = function(o) {
-        ownKeys = Object.getOwnPropertyNames || function (o) {
-            var ar = [];
-            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
-            return ar;
-        };
-        return ownKeys(o);
-    };
-    return function (mod) {
-        if (mod && mod.__esModule) return mod;
-        var result = {};
-        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
-        __setModuleDefault(result, mod);
-        return result;
-    };
-})();
-Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.sendRequest = sendRequest;
-exports.header = header;
-const http = __importStar(__nccwpck_require__(7067));
-const https = __importStar(__nccwpck_require__(4708));
-const http_1 = __nccwpck_require__(5069);
-/**
- * Sends one request and resolves when the response headers arrive. A streamed body is written
- * with back-pressure; when the server answers before the body is complete (a 401, a 4xx), the
- * rest is not sent.
- */
-function sendRequest(request) {
-    const { url } = request;
-    const transport = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-        let answered = false;
-        const req = transport.request(url, {
-            method: request.method,
-            headers: request.headers,
-            agent: (0, http_1.keepAliveAgent)(url.protocol, 8),
-        }, (res) => {
-            answered = true;
-            (0, http_1.watchBodyIdle)(res, request.idleTimeoutMs ?? 120_000);
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
-        });
-        const timeout = request.idleTimeoutMs ?? 120_000;
-        req.setTimeout(timeout, () => req.destroy((0, http_1.timeoutError)(timeout)));
-        req.on('error', (error) => {
-            if (!answered)
-                reject(error);
-        });
-        const body = request.body;
-        if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
-            req.end(body);
-            return;
-        }
-        void (async () => {
-            try {
-                for await (const chunk of body()) {
-                    if (answered || req.destroyed)
-                        return;
-                    if (!req.write(chunk)) {
-                        await new Promise((done) => {
-                            const finish = () => {
-                                req.off('drain', finish);
-                                req.off('close', finish);
-                                done();
-                            };
-                            req.on('drain', finish);
-                            req.on('close', finish);
-                        });
-                    }
-                }
-                if (!req.destroyed)
-                    req.end();
-            }
-            catch (error) {
-                req.destroy(error);
-            }
-        })();
-    });
-}
-function header(response, name) {
-    const value = response.headers[name];
-    return Array.isArray(value) ? value[0] : value;
-}
-
-
-/***/ }),
-
 /***/ 3705:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
@@ -36852,21 +37367,20 @@ var __importStar = (this && this.__importStar) || (function () {
 })();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.post = post;
-const node_child_process_1 = __nccwpck_require__(1421);
 const node_fs_1 = __nccwpck_require__(3024);
 const core = __importStar(__nccwpck_require__(7484));
 const main_1 = __nccwpck_require__(9062);
 /**
- * The post step: when the main step was cancelled between `docker login` and its own logout,
- * this logs out and removes the private docker config. Normally there is nothing left to do.
+ * The post step: when the main step was cancelled before it could remove this step's private
+ * docker config (which holds its sign-in to the registry), this removes it. The credentials live
+ * only in that file, so removing it is the whole sign-out; the user's own config was never
+ * written. Normally there is nothing left to do.
  */
 function post() {
     const dockerConfig = core.getState(main_1.STATE_DOCKER_CONFIG);
     const registry = core.getState(main_1.STATE_REGISTRY);
     if (!dockerConfig || !(0, node_fs_1.existsSync)(dockerConfig))
         return;
-    if (registry)
-        (0, node_child_process_1.spawnSync)('docker', ['--config', dockerConfig, 'logout', registry], { stdio: 'ignore' });
     (0, node_fs_1.rmSync)(dockerConfig, { recursive: true, force: true });
     core.info(`removed the docker login for ${registry || 'the registry'}`);
 }
@@ -36929,7 +37443,29 @@ function renderSummary(result) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.metadataOutput = metadataOutput;
 exports.phaseRunner = phaseRunner;
+/**
+ * The `metadata` output, in the shape docker/build-push-action gives it: the manifest digest
+ * and descriptor, the config digest, and the image names (comma-separated).
+ */
+function metadataOutput(result, repository) {
+    const metadata = {};
+    if (result.digest) {
+        metadata['containerimage.digest'] = result.digest;
+        if (result.manifest) {
+            metadata['containerimage.descriptor'] = {
+                mediaType: result.manifest.mediaType,
+                digest: result.digest,
+                size: result.manifest.size,
+            };
+        }
+    }
+    if (result.imageId)
+        metadata['containerimage.config.digest'] = result.imageId;
+    metadata['image.name'] = result.tags.map((tag) => `${repository}:${tag}`).join(',');
+    return JSON.stringify(metadata);
+}
 /** Runs a phase inside a log group and records how long it took. */
 function phaseRunner(group, phases) {
     return async (name, fn) => {
@@ -37089,11 +37625,14 @@ exports.stageModel = stageModel;
 const promises_1 = __nccwpck_require__(1455);
 const path = __importStar(__nccwpck_require__(6760));
 const errors_1 = __nccwpck_require__(1922);
+const model_files_1 = __nccwpck_require__(7460);
 /**
- * Puts the model files into the build context (hard links when the model is on the same file
- * system, copies otherwise) so the Dockerfile can `COPY model/ /app/model/`. Returns a function
- * that removes the staging again; it refuses a directory that already exists, so it never
- * deletes something it did not create.
+ * Puts the model files into the build context so the Dockerfile can `COPY model/ /app/model/`:
+ * a hard link when the model is on the same file system, a copy otherwise, and either way each
+ * file's bytes are read once and checked against their sha256 (for a link, the bytes of the very
+ * inode that was linked). A file that does not match removes the whole staging and fails.
+ * Returns a function that removes the staging again; it refuses a directory that already exists,
+ * so it never deletes something it did not create.
  */
 async function stageModel(context, contextDir, files) {
     const directory = path.resolve(context, contextDir);
@@ -37109,16 +37648,32 @@ async function stageModel(context, contextDir, files) {
     let linked = 0;
     let copied = 0;
     try {
+        await (0, promises_1.mkdir)(directory);
         for (const file of files) {
             const target = path.join(directory, ...file.relative.split('/'));
             await (0, promises_1.mkdir)(path.dirname(target), { recursive: true });
+            const source = await (0, model_files_1.openModelFile)(file);
             try {
-                await (0, promises_1.link)(file.absolute, target);
-                linked++;
+                const info = await source.stat();
+                if (await linkSameInode(file.absolute, target, info)) {
+                    await (0, model_files_1.readVerified)(file, source);
+                    linked++;
+                }
+                else {
+                    const copy = await (0, promises_1.open)(target, 'wx', file.executable ? 0o755 : 0o644);
+                    try {
+                        await (0, model_files_1.readVerified)(file, source, async (chunk) => {
+                            await copy.write(chunk);
+                        });
+                    }
+                    finally {
+                        await copy.close();
+                    }
+                    copied++;
+                }
             }
-            catch {
-                await (0, promises_1.copyFile)(file.absolute, target);
-                copied++;
+            finally {
+                await source.close();
             }
         }
     }
@@ -37127,6 +37682,21 @@ async function stageModel(context, contextDir, files) {
         throw error;
     }
     return { directory, linked, copied, remove };
+}
+/** Hard-links `source` to `target` when that gives the inode already opened; false otherwise. */
+async function linkSameInode(source, target, opened) {
+    try {
+        await (0, promises_1.link)(source, target);
+    }
+    catch {
+        return false; // another file system, or links not allowed: copy instead
+    }
+    const staged = await (0, promises_1.lstat)(target);
+    if (staged.ino === opened.ino && staged.dev === opened.dev)
+        return true;
+    // The path was replaced between opening and linking: stage the opened file's bytes instead.
+    await (0, promises_1.unlink)(target);
+    return false;
 }
 
 
@@ -37190,6 +37760,97 @@ function actionsLogger() {
 
 /***/ }),
 
+/***/ 9703:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.transportHttpClient = transportHttpClient;
+const node_stream_1 = __nccwpck_require__(7075);
+const core_rest_pipeline_1 = __nccwpck_require__(778);
+const http_1 = __nccwpck_require__(5069);
+/** Bodies the SDK reads as text (token answers, XML listings) are small; bytes are streamed. */
+const TEXT_BODY_LIMIT = 64 * 1024 * 1024;
+/**
+ * The Azure SDK's HttpClient over this project's one transport, so Entra (through
+ * @azure/identity) and the storage SDK get the same proxy routing, https-only credential rule,
+ * keep-alive pool and idle timeouts as every other request. The SDK's own pipeline keeps its
+ * policies (retries, bearer tokens, redirects); only the wire is ours.
+ */
+function transportHttpClient(pool = (0, http_1.sharedPool)()) {
+    return {
+        async sendRequest(request) {
+            const headers = request.headers.toJSON();
+            const body = await requestBody(request.body);
+            if (body !== undefined && headers['content-length'] === undefined) {
+                headers['content-length'] = String(Buffer.byteLength(body));
+            }
+            const response = await (0, http_1.send)({
+                method: request.method,
+                url: new URL(request.url),
+                headers,
+                body,
+                pool,
+                idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
+                signal: abortSignal(request.abortSignal),
+            });
+            const responseHeaders = (0, core_rest_pipeline_1.createHttpHeaders)();
+            for (const [name, value] of Object.entries(response.headers)) {
+                if (value !== undefined) {
+                    responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
+                }
+            }
+            const streams = request.streamResponseStatusCodes;
+            if (streams?.has(response.status) || streams?.has(Number.POSITIVE_INFINITY)) {
+                return {
+                    request,
+                    status: response.status,
+                    headers: responseHeaders,
+                    readableStreamBody: response.body,
+                };
+            }
+            const text = (await (0, http_1.readBody)(response.body, TEXT_BODY_LIMIT)).toString('utf8');
+            return { request, status: response.status, headers: responseHeaders, bodyAsText: text };
+        },
+    };
+}
+/** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */
+async function requestBody(body) {
+    if (body === undefined || body === null)
+        return undefined;
+    if (typeof body === 'string')
+        return body;
+    if (Buffer.isBuffer(body))
+        return body;
+    if (body instanceof ArrayBuffer)
+        return Buffer.from(body);
+    if (ArrayBuffer.isView(body))
+        return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const stream = typeof body === 'function' ? body() : body;
+    if (stream instanceof node_stream_1.Readable) {
+        const chunks = [];
+        for await (const chunk of stream)
+            chunks.push(Buffer.from(chunk));
+        return Buffer.concat(chunks);
+    }
+    throw new Error('This HTTP client sends text, bytes and Node streams only.');
+}
+/** A Node AbortSignal that follows the SDK's AbortSignalLike. */
+function abortSignal(like) {
+    if (!like)
+        return undefined;
+    const controller = new AbortController();
+    if (like.aborted)
+        controller.abort();
+    else
+        like.addEventListener('abort', () => controller.abort(), { once: true });
+    return controller.signal;
+}
+
+
+/***/ }),
+
 /***/ 9707:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -37246,6 +37907,7 @@ exports.TokenSource = exports.DEFAULT_OIDC_AUDIENCE = void 0;
 exports.readAzureIdentity = readAzureIdentity;
 exports.createOidcCredential = createOidcCredential;
 const identity_1 = __nccwpck_require__(5261);
+const azure_http_client_1 = __nccwpck_require__(9703);
 const clouds_1 = __nccwpck_require__(9707);
 const errors_1 = __nccwpck_require__(1922);
 exports.DEFAULT_OIDC_AUDIENCE = 'api://AzureADTokenExchange';
@@ -37304,6 +37966,9 @@ function createOidcCredential(settings, idToken, env, logger) {
     }, {
         authorityHost: settings.authorityHost,
         disableInstanceDiscovery: settings.customAuthority,
+        // Entra is reached like every other service: proxy, timeouts, https only.
+        httpClient: (0, azure_http_client_1.transportHttpClient)(),
+        retryOptions: { maxRetries: 3 },
     });
 }
 /**
@@ -37448,6 +38113,76 @@ function formatDuration(milliseconds) {
 
 /***/ }),
 
+/***/ 2962:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.jsonErrorBody = exports.xmlErrorBody = exports.HttpError = void 0;
+exports.parseRetryAfter = parseRetryAfter;
+/**
+ * An HTTP answer with a status the caller did not expect. Every service's errors (storage,
+ * registry, Kubernetes, ARM) are this class or a subclass of it, so the retry policy and the
+ * messages treat them alike, and each keeps the service's own code and message.
+ */
+class HttpError extends Error {
+    status;
+    code;
+    retryAfterMs;
+    serviceMessage;
+    constructor(message, status, 
+    /** The service's own error code (x-ms-error-code, a registry's errors[].code, Status.reason). */
+    code, 
+    /** Retry-After in milliseconds, when the server sent one. */
+    retryAfterMs, 
+    /** The service's own message, as it wrote it. */
+    serviceMessage) {
+        super(message);
+        this.status = status;
+        this.code = code;
+        this.retryAfterMs = retryAfterMs;
+        this.serviceMessage = serviceMessage;
+        this.name = 'HttpError';
+    }
+}
+exports.HttpError = HttpError;
+/** Parses Retry-After, either seconds or an HTTP date, into milliseconds from `now`. */
+function parseRetryAfter(value, now = Date.now()) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim()) * 1000;
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+/** Azure Storage and S3: `<Error><Code>…</Code><Message>…</Message></Error>`. */
+const xmlErrorBody = (body) => ({
+    code: /<Code>([^<]+)<\/Code>/.exec(body)?.[1],
+    message: /<Message>([^<]+)<\/Message>/.exec(body)?.[1]?.split('\n')[0],
+});
+exports.xmlErrorBody = xmlErrorBody;
+/** ARM and Entra style: `{"error":{"code":…,"message":…}}` or `{"error":…,"error_description":…}`. */
+const jsonErrorBody = (body) => {
+    try {
+        const parsed = JSON.parse(body);
+        if (typeof parsed.error === 'object' && parsed.error) {
+            return { code: parsed.error.code, message: parsed.error.message };
+        }
+        if (typeof parsed.error === 'string') {
+            return { code: parsed.error, message: parsed.error_description };
+        }
+        return { code: parsed.code, message: parsed.message };
+    }
+    catch {
+        return { message: body.trim().slice(0, 300) || undefined };
+    }
+};
+exports.jsonErrorBody = jsonErrorBody;
+
+
+/***/ }),
+
 /***/ 5069:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
@@ -37487,50 +38222,253 @@ var __importStar = (this && this.__importStar) || (function () {
     };
 })();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.keepAliveAgent = keepAliveAgent;
+exports.InsecureTransportError = exports.ConnectionPool = void 0;
+exports.sharedPool = sharedPool;
+exports.credentialForm = credentialForm;
+exports.errorFactory = errorFactory;
 exports.send = send;
-exports.watchBodyIdle = watchBodyIdle;
-exports.timeoutError = timeoutError;
+exports.assertSecureForCredentials = assertSecureForCredentials;
+exports.header = header;
 exports.readBody = readBody;
 exports.discardBody = discardBody;
-exports.redactUrl = redactUrl;
 exports.statusError = statusError;
+exports.isRetryableStatus = isRetryableStatus;
 exports.sendWithRetry = sendWithRetry;
 const http = __importStar(__nccwpck_require__(7067));
 const https = __importStar(__nccwpck_require__(4708));
+const errors_1 = __nccwpck_require__(1922);
+const http_error_1 = __nccwpck_require__(2962);
+const proxy_1 = __nccwpck_require__(1709);
 const retry_1 = __nccwpck_require__(9183);
-/** One keep-alive agent per protocol and connection limit, shared by every request. */
-const agents = new Map();
-function keepAliveAgent(protocol, maxSockets) {
-    const key = `${protocol}${maxSockets}`;
-    let agent = agents.get(key);
-    if (!agent) {
-        const options = { keepAlive: true, maxSockets, scheduling: 'lifo' };
-        agent = protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-        agents.set(key, agent);
+/**
+ * Keep-alive agents, one per way of reaching a target (direct, tunnelled through a proxy, or
+ * forwarded by it), created when first needed. The proxy is read from the environment on each
+ * request, so a process that changes HTTPS_PROXY or NO_PROXY sees the change.
+ */
+class ConnectionPool {
+    options;
+    agents = new Map();
+    constructor(options) {
+        this.options = options;
     }
-    return agent;
-}
-/** Sends a request and resolves once the response headers arrive. */
-function send(request) {
-    const { url } = request;
-    const transport = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-        const req = transport.request(url, {
-            method: request.method,
-            headers: request.headers,
-            agent: request.agent ?? keepAliveAgent(url.protocol, 16),
-        }, (res) => {
-            if (request.idleTimeoutMs)
-                watchBodyIdle(res, request.idleTimeoutMs);
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
-        });
-        if (request.idleTimeoutMs) {
-            req.setTimeout(request.idleTimeoutMs, () => req.destroy(timeoutError(request.idleTimeoutMs)));
+    route(target, env = process.env) {
+        const proxy = (0, proxy_1.proxyFor)(target, env);
+        const secure = target.protocol === 'https:';
+        if (!proxy)
+            return { agent: this.agent(secure ? 'https' : 'http', undefined) };
+        if (secure)
+            return { agent: this.agent('tunnel', proxy) };
+        return {
+            agent: this.agent(proxy.protocol === 'https:' ? 'https' : 'http', proxy),
+            forwardProxy: proxy,
+        };
+    }
+    agent(kind, proxy) {
+        const key = `${kind} ${proxy?.href ?? ''}`;
+        let agent = this.agents.get(key);
+        if (!agent) {
+            const common = {
+                keepAlive: true,
+                maxSockets: this.options.maxSockets,
+                scheduling: 'lifo',
+            };
+            if (kind === 'tunnel') {
+                agent = new proxy_1.TunnelAgent(proxy, { ...common, ...this.options.tls }, this.options.connectTimeoutMs ?? 30_000);
+            }
+            else if (kind === 'https') {
+                // A forwarding proxy reached over https is verified with the default trust, not the
+                // target's: only tunnelled targets get this pool's own TLS options.
+                agent = new https.Agent(proxy ? common : { ...common, ...this.options.tls });
+            }
+            else {
+                agent = new http.Agent(common);
+            }
+            this.agents.set(key, agent);
         }
-        req.on('error', reject);
-        req.end(request.body);
+        return agent;
+    }
+    destroy() {
+        for (const agent of this.agents.values())
+            agent.destroy();
+        this.agents.clear();
+    }
+}
+exports.ConnectionPool = ConnectionPool;
+const sharedPools = new Map();
+/** The pool shared by every request that has no TLS needs of its own. */
+function sharedPool(maxSockets = 16) {
+    let pool = sharedPools.get(maxSockets);
+    if (!pool) {
+        pool = new ConnectionPool({ maxSockets });
+        sharedPools.set(maxSockets, pool);
+    }
+    return pool;
+}
+/**
+ * A form POST that carries a credential in its body (a token exchange, STS): refused over
+ * plain http like an Authorization header, and timed out like any short request.
+ */
+function credentialForm(url, form) {
+    const body = form.toString();
+    return {
+        method: 'POST',
+        url,
+        headers: {
+            'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+            'content-length': String(Buffer.byteLength(body)),
+        },
+        body,
+        idleTimeoutMs: 30_000,
+        carriesCredential: true,
+    };
+}
+/** Builds a service's error class from the shared mapping. */
+function errorFactory(ErrorClass) {
+    return (message, status, service, retryAfterMs) => new ErrorClass(message, status, service.code, retryAfterMs, service.message);
+}
+/** A credential would cross the network in the clear. */
+class InsecureTransportError extends errors_1.ConfigurationError {
+    constructor(url) {
+        super(`Refusing to send a credential to ${url.origin} over plain http: tokens, passwords and ` +
+            `SAS signatures go only over https (plain http only to a loopback address). Use an ` +
+            `https:// endpoint.`);
+        this.name = 'InsecureTransportError';
+    }
+}
+exports.InsecureTransportError = InsecureTransportError;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Headers that carry a credential for one origin; dropped when a redirect leaves it. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'x-ms-copy-source-authorization']);
+/**
+ * Sends a request and resolves once the response headers arrive. With `maxRedirects`, GETs and
+ * HEADs follow redirects; a hop to another origin carries no credential header (the bytes are
+ * checked against their digest wherever they come from).
+ */
+async function send(request) {
+    let current = request;
+    for (let hop = 0;; hop++) {
+        const response = await sendOnce(current);
+        const follow = REDIRECTS.has(response.status) &&
+            (request.maxRedirects ?? 0) > 0 &&
+            (request.method === 'GET' || request.method === 'HEAD');
+        const location = header(response, 'location');
+        if (!follow || !location)
+            return response;
+        discardBody(response.body);
+        if (hop >= request.maxRedirects) {
+            throw new Error(`${request.method} ${request.url.origin}${request.url.pathname}: more than ` +
+                `${request.maxRedirects} redirects`);
+        }
+        const next = new URL(location, current.url);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') {
+            throw new Error(`${current.url.origin} redirected to an unsupported URL scheme ${next.protocol}`);
+        }
+        const headers = next.origin === current.url.origin
+            ? current.headers
+            : withoutCredentials(current.headers ?? {});
+        current = { ...current, url: next, headers, carriesCredential: false };
+    }
+}
+function withoutCredentials(headers) {
+    return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
+}
+function carriesCredential(request) {
+    if (request.carriesCredential)
+        return true;
+    return Object.keys(request.headers ?? {}).some((name) => CREDENTIAL_HEADERS.has(name.toLowerCase()));
+}
+/** Refuses a credential over plain http to anything but this machine. */
+function assertSecureForCredentials(url) {
+    if (url.protocol !== 'https:' && !(0, proxy_1.isLoopback)(url.hostname))
+        throw new InsecureTransportError(url);
+}
+function sendOnce(request) {
+    const { url } = request;
+    if (carriesCredential(request))
+        assertSecureForCredentials(url);
+    const route = (request.pool ?? sharedPool()).route(url);
+    const idle = request.idleTimeoutMs ?? 60_000;
+    const bodyIdle = request.bodyIdleTimeoutMs ?? idle;
+    return new Promise((resolve, reject) => {
+        let answered = false;
+        const onResponse = (res) => {
+            answered = true;
+            if (bodyIdle > 0)
+                watchBodyIdle(res, bodyIdle);
+            else
+                res.socket.setTimeout(0);
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+        };
+        let req;
+        if (route.forwardProxy) {
+            // Plain http through a proxy: the request line names the whole URL.
+            const proxy = route.forwardProxy;
+            const headers = { ...request.headers, host: url.host };
+            const authorization = (0, proxy_1.proxyAuthorization)(proxy);
+            if (authorization)
+                headers['proxy-authorization'] = authorization;
+            const transport = proxy.protocol === 'https:' ? https : http;
+            req = transport.request({
+                method: request.method,
+                hostname: proxy.hostname.replace(/^\[|\]$/g, ''),
+                port: proxy.port || (proxy.protocol === 'https:' ? 443 : 80),
+                path: url.href,
+                headers,
+                agent: route.agent,
+                signal: request.signal,
+            }, onResponse);
+        }
+        else {
+            const transport = url.protocol === 'https:' ? https : http;
+            req = transport.request(url, {
+                method: request.method,
+                headers: request.headers,
+                agent: route.agent,
+                signal: request.signal,
+            }, onResponse);
+        }
+        if (idle > 0)
+            req.setTimeout(idle, () => req.destroy(timeoutError(idle)));
+        req.on('error', (error) => {
+            if (!answered)
+                reject(error);
+        });
+        writeBody(req, request.body, () => answered);
     });
+}
+/**
+ * Writes a body with back-pressure. When the server answers before the body is complete (a
+ * 401, a 4xx), the rest is not sent.
+ */
+function writeBody(req, body, answered) {
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+        req.end(body);
+        return;
+    }
+    void (async () => {
+        try {
+            for await (const chunk of body()) {
+                if (answered() || req.destroyed)
+                    return;
+                if (!req.write(chunk)) {
+                    await new Promise((done) => {
+                        const finish = () => {
+                            req.off('drain', finish);
+                            req.off('close', finish);
+                            done();
+                        };
+                        req.on('drain', finish);
+                        req.on('close', finish);
+                    });
+                }
+            }
+            if (!req.destroyed)
+                req.end();
+        }
+        catch (error) {
+            req.destroy(error);
+        }
+    })();
 }
 /**
  * Fails a response whose body stalls for `ms`. The listener comes off the socket when the
@@ -37552,6 +38490,11 @@ function timeoutError(ms) {
     error.code = 'ETIMEDOUT';
     return error;
 }
+/** One response header, the first when it was sent more than once. */
+function header(response, name) {
+    const value = response.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value[0] : value;
+}
 /** Reads a (small) body whole; refuses bodies over `limit` bytes. */
 async function readBody(res, limit = 4 * 1024 * 1024) {
     const chunks = [];
@@ -37570,35 +38513,41 @@ async function readBody(res, limit = 4 * 1024 * 1024) {
 function discardBody(res) {
     res.resume();
 }
-/** A URL without its query string: what may be logged when a SAS or token rides in the query. */
-function redactUrl(url) {
-    const parsed = new URL(url.toString());
-    return `${parsed.origin}${parsed.pathname}${parsed.search ? '?…' : ''}`;
-}
-/** Turns an unexpected status into an error that carries the service's code and Retry-After. */
-async function statusError(response, what, codeFromBody = () => undefined) {
+const plainHttpError = errorFactory(http_error_1.HttpError);
+/**
+ * Turns an unexpected status into an error that keeps the service's code and message (from
+ * x-ms-error-code or the body) and its Retry-After, as seconds or an HTTP date.
+ */
+async function statusError(response, what, parse = () => ({}), create = plainHttpError) {
     let text = '';
-    try {
-        text = (await readBody(response.body, 64 * 1024)).toString('utf8');
+    if (response.body.readable) {
+        try {
+            text = (await readBody(response.body, 64 * 1024)).toString('utf8');
+        }
+        catch {
+            // A body we cannot read does not change the status we report.
+        }
     }
-    catch {
-        // A body we cannot read does not change the status we report.
-    }
-    const headerCode = response.headers['x-ms-error-code'];
-    const code = (Array.isArray(headerCode) ? headerCode[0] : headerCode) ?? codeFromBody(text);
-    const retryAfter = response.headers['retry-after'];
-    return new retry_1.HttpStatusError(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}`, response.status, code, (0, retry_1.parseRetryAfter)(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
+    const service = text ? parse(text) : {};
+    const code = header(response, 'x-ms-error-code') ?? service.code;
+    const detail = service.message ? `: ${service.message}` : '';
+    return create(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`, response.status, { ...service, code }, (0, http_error_1.parseRetryAfter)(header(response, 'retry-after')));
+}
+/** Whether an answer is worth another try: 408, 429 and 5xx. */
+function isRetryableStatus(status) {
+    return status === 408 || status === 429 || status >= 500;
 }
 /**
- * Sends a short request (metadata, listings) with retries: 408, 429 and 5xx answers become
- * retryable errors carrying the service's code and Retry-After, as do dropped connections.
- * Long transfers retry in their own loops, from the bytes they already have.
+ * Sends a short request (metadata, listings, tokens) with the retry policy: 408, 429 and 5xx
+ * answers become retryable errors carrying the service's code and Retry-After, as do dropped
+ * connections. Other answers are returned. Long transfers retry in their own loops, from the
+ * bytes they already have.
  */
-function sendWithRetry(sendOnce, description, options) {
+function sendWithRetry(sendOnceFn, description, options) {
     return (0, retry_1.withRetry)(async () => {
-        const response = await sendOnce();
-        if (response.status === 408 || response.status === 429 || response.status >= 500) {
-            throw await statusError(response, description, options.codeFromBody);
+        const response = await sendOnceFn();
+        if (isRetryableStatus(response.status)) {
+            throw await statusError(response, description, options.parse, options.create);
         }
         return response;
     }, { policy: options.retry, logger: options.logger, description });
@@ -37721,7 +38670,9 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Inputs = void 0;
 exports.envInputSource = envInputSource;
 exports.parseByteSize = parseByteSize;
+exports.requireSecureEndpoint = requireSecureEndpoint;
 const errors_1 = __nccwpck_require__(1922);
+const proxy_1 = __nccwpck_require__(1709);
 /**
  * The runner passes input `some-name` as the environment variable `INPUT_SOME-NAME`
  * (spaces become underscores, letters upper-cased); this reads it the way @actions/core does.
@@ -37835,6 +38786,17 @@ function parseByteSize(value) {
         return undefined;
     return Math.round(Number(match[1]) * unit);
 }
+/**
+ * Checks an endpoint that will receive a credential (a token, a password, a SAS): https, or
+ * plain http only to a loopback address, as docker treats a localhost registry.
+ */
+function requireSecureEndpoint(input, url, example) {
+    if (url.protocol === 'https:' || (url.protocol === 'http:' && (0, proxy_1.isLoopback)(url.hostname))) {
+        return url;
+    }
+    throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(url.origin)}: credentials are sent to it, so it must be an ` +
+        `https:// URL (plain http only for a loopback address), such as ${example}.`);
+}
 
 
 /***/ }),
@@ -37933,43 +38895,223 @@ function modelDigest(files) {
 
 /***/ }),
 
+/***/ 1709:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.TunnelAgent = void 0;
+exports.proxyFor = proxyFor;
+exports.bypassesProxy = bypassesProxy;
+exports.isLoopback = isLoopback;
+exports.proxyAuthorization = proxyAuthorization;
+exports.describeProxy = describeProxy;
+const http = __importStar(__nccwpck_require__(7067));
+const https = __importStar(__nccwpck_require__(4708));
+const net = __importStar(__nccwpck_require__(7030));
+const tls = __importStar(__nccwpck_require__(1692));
+const errors_1 = __nccwpck_require__(1922);
+const http_error_1 = __nccwpck_require__(2962);
+/**
+ * Which forward proxy a request goes through, read from the environment the way the runner's
+ * own tools read it (@actions/http-client): HTTPS_PROXY / https_proxy for https targets,
+ * HTTP_PROXY / http_proxy for http ones; NO_PROXY / no_proxy lists hosts that go direct. Loopback
+ * targets never use a proxy.
+ */
+function proxyFor(target, env = process.env) {
+    if (isLoopback(target.hostname))
+        return undefined;
+    const https = target.protocol === 'https:';
+    const value = https ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
+    if (!value || value.trim() === '')
+        return undefined;
+    if (bypassesProxy(target, env.NO_PROXY ?? env.no_proxy))
+        return undefined;
+    return parseProxyUrl(value.trim(), https ? 'HTTPS_PROXY' : 'HTTP_PROXY');
+}
+/**
+ * NO_PROXY entries, comma-separated, case-insensitive: `*` (everything), a host name or IP,
+ * `host:port`, or a domain that matches itself and its subdomains (`example.com` and
+ * `.example.com` both match `a.example.com`).
+ */
+function bypassesProxy(target, noProxy) {
+    if (!noProxy)
+        return false;
+    const host = target.hostname.toLowerCase().replace(/^\[|\]$/g, '');
+    const port = target.port || (target.protocol === 'https:' ? '443' : '80');
+    const candidates = [host, `${host}:${port}`];
+    return noProxy
+        .split(',')
+        .map((entry) => entry.trim().toLowerCase())
+        .filter((entry) => entry !== '')
+        .some((entry) => entry === '*' ||
+        candidates.some((candidate) => candidate === entry || candidate.endsWith(entry.startsWith('.') ? entry : `.${entry}`)));
+}
+/** localhost, 127.0.0.0/8 and ::1: addresses that never leave this machine. */
+function isLoopback(hostname) {
+    const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+    return (host === 'localhost' ||
+        host.endsWith('.localhost') ||
+        host === '::1' ||
+        (net.isIPv4(host) && host.startsWith('127.')));
+}
+function parseProxyUrl(value, variable) {
+    let url;
+    try {
+        // A proxy given as host:port means http://host:port, as curl reads it.
+        url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+    }
+    catch {
+        throw new errors_1.ConfigurationError(`Invalid ${variable} ${(0, errors_1.quote)(value)}. Expected a proxy URL such as http://proxy.corp:3128.`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        throw new errors_1.ConfigurationError(`Invalid ${variable} ${(0, errors_1.quote)(value)}. Expected an http:// or https:// proxy URL ` +
+            `(SOCKS proxies are not supported).`);
+    }
+    return url;
+}
+/** The Proxy-Authorization header for a proxy URL with user:password, if any. */
+function proxyAuthorization(proxy) {
+    if (!proxy.username)
+        return undefined;
+    const user = decodeURIComponent(proxy.username);
+    const password = decodeURIComponent(proxy.password);
+    return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+/** A proxy URL as it may be logged: without its password. */
+function describeProxy(proxy) {
+    return `${proxy.protocol}//${proxy.host}`;
+}
+/**
+ * An https agent whose connections are tunnels through a forward proxy: CONNECT host:port, then
+ * TLS with the target (its name, its certificate) over the tunnel. Connections are kept alive and
+ * reused like any other agent's; the proxy never sees the requests or their credentials.
+ */
+class TunnelAgent extends https.Agent {
+    proxy;
+    connectTimeoutMs;
+    constructor(proxy, options, connectTimeoutMs) {
+        super(options);
+        this.proxy = proxy;
+        this.connectTimeoutMs = connectTimeoutMs;
+    }
+    createConnection(options, callback) {
+        const host = options.host ?? 'localhost';
+        const port = options.port ?? 443;
+        const authority = `${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+        const headers = { host: authority };
+        const authorization = proxyAuthorization(this.proxy);
+        if (authorization)
+            headers['proxy-authorization'] = authorization;
+        const transport = this.proxy.protocol === 'https:' ? https : http;
+        const request = transport.request({
+            host: this.proxy.hostname.replace(/^\[|\]$/g, ''),
+            port: this.proxy.port || (this.proxy.protocol === 'https:' ? 443 : 80),
+            method: 'CONNECT',
+            path: authority,
+            headers,
+            agent: false,
+        });
+        let settled = false;
+        const fail = (error) => {
+            if (settled)
+                return;
+            settled = true;
+            request.destroy();
+            callback(error);
+        };
+        request.setTimeout(this.connectTimeoutMs, () => fail(Object.assign(new Error(`proxy ${describeProxy(this.proxy)} did not answer CONNECT ${authority} ` +
+            `within ${this.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
+        request.once('error', (error) => fail(Object.assign(new Error(`cannot reach proxy ${describeProxy(this.proxy)}: ${(0, errors_1.errorMessage)(error)}. Check ` +
+            `HTTPS_PROXY and NO_PROXY.`), { code: error.code })));
+        request.once('connect', (response, socket, head) => {
+            if (response.statusCode !== 200) {
+                socket.destroy();
+                fail(proxyRefusal(this.proxy, authority, response.statusCode ?? 0));
+                return;
+            }
+            settled = true;
+            request.setTimeout(0);
+            if (head.length > 0)
+                socket.unshift(head);
+            const secure = tls.connect({
+                ...options,
+                socket,
+                servername: options.servername ?? (net.isIP(host) ? undefined : host),
+            });
+            callback(null, secure);
+        });
+        request.end();
+        return undefined;
+    }
+}
+exports.TunnelAgent = TunnelAgent;
+function proxyRefusal(proxy, authority, status) {
+    if (status === 407) {
+        return new errors_1.ConfigurationError(`The proxy ${describeProxy(proxy)} requires authentication (HTTP 407) for CONNECT ` +
+            `${authority}. Put the proxy's user and password in HTTPS_PROXY ` +
+            `(http://user:password@host:port), or list the host in NO_PROXY.`);
+    }
+    // A 502/503/504 from a proxy is often passing: the retry policy treats it as transient.
+    return new http_error_1.HttpError(`the proxy ${describeProxy(proxy)} refused CONNECT ${authority}: HTTP ${status}`, status, 'ProxyRefused');
+}
+
+
+/***/ }),
+
 /***/ 9183:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.sleep = exports.HttpStatusError = exports.DEFAULT_RETRY = void 0;
+exports.sleep = exports.DEFAULT_RETRY = void 0;
 exports.isTransient = isTransient;
 exports.backoffDelay = backoffDelay;
-exports.parseRetryAfter = parseRetryAfter;
 exports.withRetry = withRetry;
 exports.errorCodeOf = errorCodeOf;
 const errors_1 = __nccwpck_require__(1922);
+const http_error_1 = __nccwpck_require__(2962);
 exports.DEFAULT_RETRY = {
     maxAttempts: 6,
     baseDelayMs: 250,
     maxDelayMs: 8_000,
     maxRetryAfterMs: 60_000,
 };
-/** An HTTP answer with a status that the caller did not expect. */
-class HttpStatusError extends Error {
-    status;
-    code;
-    retryAfterMs;
-    constructor(message, status, 
-    /** The service's own error code (x-ms-error-code, or the body's Code). */
-    code, 
-    /** Retry-After in milliseconds, when the server sent one. */
-    retryAfterMs) {
-        super(message);
-        this.status = status;
-        this.code = code;
-        this.retryAfterMs = retryAfterMs;
-        this.name = 'HttpStatusError';
-    }
-}
-exports.HttpStatusError = HttpStatusError;
 const TRANSIENT_CODES = new Set([
     'ECONNRESET',
     'ECONNREFUSED',
@@ -37985,7 +39127,7 @@ const TRANSIENT_CODES = new Set([
 ]);
 /** Timeouts, dropped connections, 408, 429 and 5xx are worth another try; nothing else is. */
 function isTransient(error) {
-    if (error instanceof HttpStatusError) {
+    if (error instanceof http_error_1.HttpError) {
         return error.status === 408 || error.status === 429 || error.status >= 500;
     }
     if (error instanceof Error) {
@@ -38008,15 +39150,6 @@ function backoffDelay(retry, policy, retryAfterMs, random = Math.random) {
     }
     return jittered;
 }
-/** Parses Retry-After, either seconds or an HTTP date, into milliseconds from `now`. */
-function parseRetryAfter(value, now = Date.now()) {
-    if (!value)
-        return undefined;
-    if (/^\d+$/.test(value.trim()))
-        return Number(value.trim()) * 1000;
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 exports.sleep = sleep;
 /** Runs `operation`, retrying transient failures with backoff, a bounded number of times. */
@@ -38031,7 +39164,7 @@ async function withRetry(operation, options) {
         catch (error) {
             if (attempt >= policy.maxAttempts || !retryable(error))
                 throw error;
-            const retryAfter = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+            const retryAfter = error instanceof http_error_1.HttpError ? error.retryAfterMs : undefined;
             const delay = backoffDelay(attempt - 1, policy, retryAfter);
             options.logger?.info(`${options.description}: ${(0, errors_1.errorMessage)(error)}; retrying in ${delay} ms ` +
                 `(attempt ${attempt + 1} of ${policy.maxAttempts})`);
@@ -38041,7 +39174,7 @@ async function withRetry(operation, options) {
 }
 /** A short name for an error in retry log lines: its code, its HTTP status, or its message. */
 function errorCodeOf(error) {
-    if (error instanceof HttpStatusError)
+    if (error instanceof http_error_1.HttpError)
         return `HTTP ${error.status}${error.code ? ` ${error.code}` : ''}`;
     const code = error?.code;
     return code ?? (error instanceof Error ? error.message : String(error));
@@ -38198,14 +39331,6 @@ module.exports = require("net");
 
 /***/ }),
 
-/***/ 4573:
-/***/ ((module) => {
-
-"use strict";
-module.exports = require("node:buffer");
-
-/***/ }),
-
 /***/ 1421:
 /***/ ((module) => {
 
@@ -38262,6 +39387,14 @@ module.exports = require("node:https");
 
 /***/ }),
 
+/***/ 7030:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:net");
+
+/***/ }),
+
 /***/ 8161:
 /***/ ((module) => {
 
@@ -38294,11 +39427,11 @@ module.exports = require("node:stream");
 
 /***/ }),
 
-/***/ 3136:
+/***/ 1692:
 /***/ ((module) => {
 
 "use strict";
-module.exports = require("node:url");
+module.exports = require("node:tls");
 
 /***/ }),
 
@@ -38315,6 +39448,14 @@ module.exports = require("node:util");
 
 "use strict";
 module.exports = require("node:zlib");
+
+/***/ }),
+
+/***/ 2895:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("open");
 
 /***/ }),
 
@@ -47921,7 +49062,7 @@ function createMsalClient(clientId, tenantId, createMsalClientOptions = {}) {
     function createBaseInteractiveRequest(scopes, options) {
         return {
             openBrowser: async (url) => {
-                const open = await __nccwpck_require__.e(/* import() */ 935).then(__nccwpck_require__.bind(__nccwpck_require__, 6935));
+                const open = await Promise.resolve(/* import() */).then(__nccwpck_require__.t.bind(__nccwpck_require__, 2895, 23));
                 await open.default(url, { newInstance: true });
             },
             scopes,
@@ -69484,10 +70625,37 @@ exports.version = version;
 /******/ 		return module.exports;
 /******/ 	}
 /******/ 	
-/******/ 	// expose the modules object (__webpack_modules__)
-/******/ 	__nccwpck_require__.m = __webpack_modules__;
-/******/ 	
 /************************************************************************/
+/******/ 	/* webpack/runtime/create fake namespace object */
+/******/ 	(() => {
+/******/ 		var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
+/******/ 		var leafPrototypes;
+/******/ 		// create a fake namespace object
+/******/ 		// mode & 1: value is a module id, require it
+/******/ 		// mode & 2: merge all properties of value into the ns
+/******/ 		// mode & 4: return value when already ns object
+/******/ 		// mode & 16: return value when it's Promise-like
+/******/ 		// mode & 8|1: behave like require
+/******/ 		__nccwpck_require__.t = function(value, mode) {
+/******/ 			if(mode & 1) value = this(value);
+/******/ 			if(mode & 8) return value;
+/******/ 			if(typeof value === 'object' && value) {
+/******/ 				if((mode & 4) && value.__esModule) return value;
+/******/ 				if((mode & 16) && typeof value.then === 'function') return value;
+/******/ 			}
+/******/ 			var ns = Object.create(null);
+/******/ 			__nccwpck_require__.r(ns);
+/******/ 			var def = {};
+/******/ 			leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
+/******/ 			for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
+/******/ 				Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
+/******/ 			}
+/******/ 			def['default'] = () => (value);
+/******/ 			__nccwpck_require__.d(ns, def);
+/******/ 			return ns;
+/******/ 		};
+/******/ 	})();
+/******/ 	
 /******/ 	/* webpack/runtime/define property getters */
 /******/ 	(() => {
 /******/ 		// define getter functions for harmony exports
@@ -69497,28 +70665,6 @@ exports.version = version;
 /******/ 					Object.defineProperty(exports, key, { enumerable: true, get: definition[key] });
 /******/ 				}
 /******/ 			}
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/ensure chunk */
-/******/ 	(() => {
-/******/ 		__nccwpck_require__.f = {};
-/******/ 		// This file contains only the entry chunk.
-/******/ 		// The chunk loading function for additional chunks
-/******/ 		__nccwpck_require__.e = (chunkId) => {
-/******/ 			return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
-/******/ 				__nccwpck_require__.f[key](chunkId, promises);
-/******/ 				return promises;
-/******/ 			}, []));
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/get javascript chunk filename */
-/******/ 	(() => {
-/******/ 		// This function allow to reference async chunks
-/******/ 		__nccwpck_require__.u = (chunkId) => {
-/******/ 			// return url for filenames based on template
-/******/ 			return "" + chunkId + ".index.js";
 /******/ 		};
 /******/ 	})();
 /******/ 	
@@ -69541,48 +70687,6 @@ exports.version = version;
 /******/ 	/* webpack/runtime/compat */
 /******/ 	
 /******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
-/******/ 	
-/******/ 	/* webpack/runtime/require chunk loading */
-/******/ 	(() => {
-/******/ 		// no baseURI
-/******/ 		
-/******/ 		// object to store loaded chunks
-/******/ 		// "1" means "loaded", otherwise not loaded yet
-/******/ 		var installedChunks = {
-/******/ 			792: 1
-/******/ 		};
-/******/ 		
-/******/ 		// no on chunks loaded
-/******/ 		
-/******/ 		var installChunk = (chunk) => {
-/******/ 			var moreModules = chunk.modules, chunkIds = chunk.ids, runtime = chunk.runtime;
-/******/ 			for(var moduleId in moreModules) {
-/******/ 				if(__nccwpck_require__.o(moreModules, moduleId)) {
-/******/ 					__nccwpck_require__.m[moduleId] = moreModules[moduleId];
-/******/ 				}
-/******/ 			}
-/******/ 			if(runtime) runtime(__nccwpck_require__);
-/******/ 			for(var i = 0; i < chunkIds.length; i++)
-/******/ 				installedChunks[chunkIds[i]] = 1;
-/******/ 		
-/******/ 		};
-/******/ 		
-/******/ 		// require() chunk loading for javascript
-/******/ 		__nccwpck_require__.f.require = (chunkId, promises) => {
-/******/ 			// "1" is the signal for "already loaded"
-/******/ 			if(!installedChunks[chunkId]) {
-/******/ 				if(true) { // all chunks have JS
-/******/ 					installChunk(require("./" + __nccwpck_require__.u(chunkId)));
-/******/ 				} else installedChunks[chunkId] = 1;
-/******/ 			}
-/******/ 		};
-/******/ 		
-/******/ 		// no external install chunk
-/******/ 		
-/******/ 		// no HMR
-/******/ 		
-/******/ 		// no HMR manifest
-/******/ 	})();
 /******/ 	
 /************************************************************************/
 /******/ 	

@@ -1,12 +1,23 @@
-import {
-  AssumeRoleWithWebIdentityCommand,
-  STSClient,
-  type AssumeRoleWithWebIdentityCommandOutput,
-} from '@aws-sdk/client-sts';
-import { DEFAULT_AWS_AUDIENCE, type AwsWebIdentitySettings } from './aws-identity';
+import { XMLParser } from 'fast-xml-parser';
 import type { IdTokenProvider } from './credential';
-import { ConfigurationError, errorMessage } from './errors';
+import { ConfigurationError, errorMessage, quote } from './errors';
+import { credentialForm, readBody, send, sendWithRetry, statusError } from './http';
+import { HttpError, xmlErrorBody } from './http-error';
 import type { Logger } from './logger';
+
+/** How to trade this job's GitHub OIDC token for temporary AWS credentials. */
+export interface AwsWebIdentitySettings {
+  /** ARN of the IAM role whose trust policy admits GitHub's OIDC provider for this repository. */
+  roleArn: string;
+  /** Names the session in CloudTrail and in the assumed-role ARN. */
+  roleSessionName: string;
+  /** Audience of the GitHub OIDC token; the IAM OIDC provider lists it as a client id. */
+  audience: string;
+  /** Region of the STS endpoint (the regional endpoint is used, as the SDK does by default). */
+  region: string;
+  /** STS endpoint override (a VPC endpoint, or a local double in tests). */
+  stsEndpoint?: URL;
+}
 
 /** Temporary credentials of the assumed role. */
 export interface AwsCredentials {
@@ -16,18 +27,101 @@ export interface AwsCredentials {
   expiration?: Date;
 }
 
-/** The part of STS the credential source uses; the SDK's STSClient in the action. */
-export interface StsApi {
-  send(command: AssumeRoleWithWebIdentityCommand): Promise<AssumeRoleWithWebIdentityCommandOutput>;
+export const DEFAULT_AWS_AUDIENCE = 'sts.amazonaws.com';
+
+const ROLE_ARN = /^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
+
+/** Checks a role ARN the way IAM writes it. */
+export function checkRoleArn(value: string): string {
+  if (!ROLE_ARN.test(value)) {
+    throw new ConfigurationError(
+      `Invalid role-to-assume ${quote(value)}. Expected an IAM role ARN such as ` +
+        `arn:aws:iam::123456789012:role/fetch-model (the role the GitHub OIDC provider may assume).`,
+    );
+  }
+  return value;
 }
 
-export function createStsClient(settings: AwsWebIdentitySettings): StsApi {
-  return new STSClient({
-    region: settings.region,
-    endpoint: settings.stsEndpoint?.toString(),
-    // AssumeRoleWithWebIdentity is an unsigned call: no credentials are looked up for it.
-    maxAttempts: 4,
-  });
+export function checkRoleSessionName(value: string): string {
+  if (!SESSION_NAME.test(value)) {
+    throw new ConfigurationError(
+      `Invalid role-session-name ${quote(value)}. Expected 2 to 64 letters, digits or any of ` +
+        `_+=,.@- characters.`,
+    );
+  }
+  return value;
+}
+
+/** The parameters of AssumeRoleWithWebIdentity, named as STS names them. */
+export interface AssumeRoleInput {
+  RoleArn: string;
+  RoleSessionName: string;
+  WebIdentityToken: string;
+  DurationSeconds: number;
+}
+
+/** What AssumeRoleWithWebIdentity answers, named as STS names it. */
+export interface AssumeRoleOutput {
+  Credentials?: {
+    AccessKeyId?: string;
+    SecretAccessKey?: string;
+    SessionToken?: string;
+    Expiration?: Date;
+  };
+  AssumedRoleUser?: { Arn?: string };
+}
+
+/** The part of STS the credential source uses. */
+export interface StsApi {
+  assumeRoleWithWebIdentity(input: AssumeRoleInput): Promise<AssumeRoleOutput>;
+}
+
+/** `https://sts.<region>.amazonaws.com` (`.com.cn` in China), the regional endpoint. */
+export function stsEndpoint(settings: AwsWebIdentitySettings): URL {
+  if (settings.stsEndpoint) return settings.stsEndpoint;
+  const suffix = settings.region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return new URL(`https://sts.${settings.region}.${suffix}/`);
+}
+
+/**
+ * STS's query API over the shared transport: a form POST, an XML answer. The call is unsigned
+ * (the web identity token is the credential), so no SDK is needed for it; it gets the same
+ * proxy, timeout and retry rules as every other request.
+ */
+export function createStsClient(settings: AwsWebIdentitySettings, logger: Logger): StsApi {
+  const url = stsEndpoint(settings);
+  const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false });
+  return {
+    async assumeRoleWithWebIdentity(input) {
+      const form = new URLSearchParams({
+        Action: 'AssumeRoleWithWebIdentity',
+        Version: '2011-06-15',
+        ...Object.fromEntries(Object.entries(input).map(([key, value]) => [key, String(value)])),
+      });
+      const response = await sendWithRetry(
+        () => send(credentialForm(url, form)),
+        'AWS STS AssumeRoleWithWebIdentity',
+        { logger, parse: xmlErrorBody },
+      );
+      if (response.status !== 200) {
+        throw await statusError(response, 'AWS STS AssumeRoleWithWebIdentity', xmlErrorBody);
+      }
+      const xml = (await readBody(response.body, 1024 * 1024)).toString('utf8');
+      const result =
+        parser.parse(xml)?.AssumeRoleWithWebIdentityResponse?.AssumeRoleWithWebIdentityResult ?? {};
+      const credentials = result.Credentials ?? {};
+      return {
+        Credentials: {
+          AccessKeyId: credentials.AccessKeyId,
+          SecretAccessKey: credentials.SecretAccessKey,
+          SessionToken: credentials.SessionToken,
+          Expiration: credentials.Expiration ? new Date(credentials.Expiration) : undefined,
+        },
+        AssumedRoleUser: { Arn: result.AssumedRoleUser?.Arn },
+      };
+    },
+  };
 }
 
 /**
@@ -70,16 +164,14 @@ export class WebIdentityCredentials {
     }
     const token = await this.idToken(this.settings.audience);
     this.logger.mask(token);
-    let output: AssumeRoleWithWebIdentityCommandOutput;
+    let output: AssumeRoleOutput;
     try {
-      output = await this.sts.send(
-        new AssumeRoleWithWebIdentityCommand({
-          RoleArn: this.settings.roleArn,
-          RoleSessionName: this.settings.roleSessionName,
-          WebIdentityToken: token,
-          DurationSeconds: 3600,
-        }),
-      );
+      output = await this.sts.assumeRoleWithWebIdentity({
+        RoleArn: this.settings.roleArn,
+        RoleSessionName: this.settings.roleSessionName,
+        WebIdentityToken: token,
+        DurationSeconds: 3600,
+      });
     } catch (error) {
       throw explainStsFailure(error, this.settings, token);
     }
@@ -119,9 +211,10 @@ function trustClaims(token: string): { sub?: string; aud?: string; iss?: string 
 
 /** STS's answer, turned into what to change in the role's trust policy or the OIDC provider. */
 function explainStsFailure(error: unknown, settings: AwsWebIdentitySettings, token: string): Error {
-  // The SDK names modelled errors with an Exception suffix; AccessDenied is not modelled.
-  const name = ((error as { name?: string }).name ?? '').replace(/Exception$/, '');
-  const message = errorMessage(error);
+  // STS names some codes with an Exception suffix (ExpiredTokenException); AccessDenied has none.
+  const name = (error instanceof HttpError ? (error.code ?? '') : '').replace(/Exception$/, '');
+  const message =
+    error instanceof HttpError ? (error.serviceMessage ?? error.message) : errorMessage(error);
   const claims = trustClaims(token);
   const issuer = claims.iss ?? 'https://token.actions.githubusercontent.com';
   const host = issuer.replace(/^https:\/\//, '');

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { readAzureIdentity, type AzureIdentitySettings } from '../common/credential';
 import { ConfigurationError, quote } from '../common/errors';
-import type { Inputs } from '../common/inputs';
+import { requireSecureEndpoint, type Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
 import type { AksCluster } from './aks';
 import { parseImageInputs, type ImageEntry } from './images';
@@ -13,10 +13,17 @@ export type ClusterSource =
   | { kind: 'aks'; cluster: AksCluster; armEndpoint: string }
   | { kind: 'kubeconfig'; text: string; origin: string; baseDir: string };
 
+/** How much of a kubeconfig's TLS settings to honour. */
+export interface ClusterTrust {
+  /** Accept a kubeconfig that turns off certificate verification (insecure-skip-tls-verify). */
+  allowInsecureTls: boolean;
+}
+
 /** Everything action-deploy-aks was asked to do, checked and typed. */
 export interface DeploySettings {
   /** AKS through ARM (resource-group + cluster-name), or a kubeconfig. */
   cluster: ClusterSource;
+  trust: ClusterTrust;
   /** Azure sign-in by OIDC: ARM, and the AKS server app for Entra-enabled clusters. */
   identity: AzureIdentitySettings;
   /** The namespace input; undefined lets the manifests decide (else default). */
@@ -25,12 +32,16 @@ export interface DeploySettings {
   manifests: string[];
   /** Replacement images, one per repository. */
   images: ImageEntry[];
+  /** Warn instead of failing when an `images` entry matches no container. */
+  allowUnmatchedImages: boolean;
   /** Extra labels for every resource. */
   labels: Record<string, string>;
   /** Extra annotations for every resource. */
   annotations: Record<string, string>;
-  /** Commit, run URL and model digest recorded in annotations. */
+  /** Commit, run URL and id, and model digest recorded in annotations. */
   provenance: Provenance;
+  /** Replace workloads that a later run deployed (a rollback by hand). */
+  allowOlderRelease: boolean;
   /** How long to wait for the rollout (and again for a rollback). */
   timeoutMs: number;
   /** How long a pod may show a failing reason (ImagePullBackOff, ...) before the rollout fails. */
@@ -132,15 +143,23 @@ export function readSettings(
 
   return {
     cluster,
+    trust: { allowInsecureTls: inputs.boolean('insecure-skip-tls-verify', false) },
     identity,
     namespace,
     manifests,
     images: parseImageInputs(inputs.lines('images')),
+    allowUnmatchedImages: inputs.boolean('allow-unmatched-images', false),
     labels: parseKeyValues('labels', inputs.lines('labels')),
     annotations: parseKeyValues('annotations', inputs.lines('annotations')),
-    provenance: { commit: env.GITHUB_SHA || undefined, runUrl, modelDigest },
+    provenance: {
+      commit: env.GITHUB_SHA || undefined,
+      runUrl,
+      runId: /^\d+$/.test(env.GITHUB_RUN_ID ?? '') ? env.GITHUB_RUN_ID : undefined,
+      modelDigest,
+    },
+    allowOlderRelease: inputs.boolean('allow-older-release', false),
     timeoutMs: duration('timeout', inputs.string('timeout', '10m'), 1_000, 6 * 3600_000),
-    failureGraceMs: duration('failure-grace', inputs.string('failure-grace', '3s'), 0, 600_000),
+    failureGraceMs: duration('failure-grace', inputs.string('failure-grace', '60s'), 0, 600_000),
     rollbackOnFailure: inputs.boolean('rollback-on-failure', true),
     dryRun: inputs.boolean('dry-run', false),
     forceConflicts: inputs.boolean('force-conflicts', false),
@@ -178,11 +197,15 @@ function readKubeconfig(value: string, workspace: string): ClusterSource {
 }
 
 function parseHttpsUrl(name: string, value: string): string {
-  if (!/^https?:\/\/[^/\s]+/.test(value)) {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
     throw new ConfigurationError(
       `Invalid ${name} ${quote(value)}. Expected a URL such as https://management.azure.com.`,
     );
   }
+  requireSecureEndpoint(name, url, 'https://management.azure.com');
   return value.replace(/\/+$/, '');
 }
 

@@ -1,5 +1,6 @@
 import * as core from '@actions/core';
 import { actionsLogger } from '../common/actions-logger';
+import { createStsClient, WebIdentityCredentials } from '../common/aws-credentials';
 import { createOidcCredential, TokenSource } from '../common/credential';
 import { ConfigurationError, errorMessage } from '../common/errors';
 import { envInputSource, Inputs } from '../common/inputs';
@@ -8,6 +9,7 @@ import { AzureBlobStore, type BlobAuth } from './azure-blob';
 import { fetchModel } from './fetch';
 import { readSettings, type AzureBlobSettings, type FetchSettings } from './inputs';
 import { filesOutput, renderSummary } from './report';
+import { S3Store } from './s3';
 import type { ObjectStore } from './store';
 
 /** The action: inputs → store → fetch → outputs and summary. */
@@ -15,7 +17,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const logger = actionsLogger();
   try {
     const settings = readSettings(new Inputs(envInputSource(env)), env, logger);
-    const store = await createStore(settings, env, logger);
+    const store = createStore(settings, env, logger);
     const result = await logger.group(`Fetching model from ${store.description}`, () =>
       fetchModel(settings, store, logger),
     );
@@ -32,23 +34,13 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   }
 }
 
-async function createStore(
-  settings: FetchSettings,
-  env: NodeJS.ProcessEnv,
-  logger: Logger,
-): Promise<ObjectStore> {
+function createStore(settings: FetchSettings, env: NodeJS.ProcessEnv, logger: Logger): ObjectStore {
   const { store } = settings;
   if (store.provider === 's3') {
-    // Loaded only for S3: the AWS SDK's STS client costs about 0.25 s of CPU to load, which
-    // an Azure run need not pay.
-    const [{ createStsClient, WebIdentityCredentials }, { S3Store }] = await Promise.all([
-      import('../common/aws-credentials'),
-      import('./s3'),
-    ]);
     const credentials = new WebIdentityCredentials(
       store.identity,
       (audience) => core.getIDToken(audience),
-      createStsClient(store.identity),
+      createStsClient(store.identity, logger),
       logger,
       env,
     );

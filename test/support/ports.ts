@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import type * as http from 'node:http';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
@@ -31,9 +32,22 @@ export async function waitForPort(port: number, timeoutMs = 30_000): Promise<voi
   }
 }
 
-/** Starts `server` on a free port of 127.0.0.1 and returns the port. */
-export async function listenOnLoopback(server: http.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+/**
+ * Starts `server` on a loopback address (127.0.0.1 unless another 127.x address plays another
+ * host) and returns the port: a free one, or `port` when given.
+ */
+export async function listenOnLoopback(
+  server: http.Server | net.Server,
+  address = '127.0.0.1',
+  port = 0,
+): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   return (server.address() as net.AddressInfo).port;
 }
 
@@ -42,4 +56,13 @@ export async function closeServer(server: http.Server | undefined): Promise<void
   if (!server) return;
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/** Stops a child process with SIGTERM and resolves once it exited (at once if it already had). */
+export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
 }

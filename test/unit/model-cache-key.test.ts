@@ -24,10 +24,13 @@ const save = steps.find((step) => step.uses?.startsWith('actions/cache/save'))!;
 
 /** The reusable workflow's inputs that name a model set, as a caller might pass them. */
 const SET = {
+  'model-provider': 'azure-blob',
   cloud: 'AzurePublicCloud',
   'storage-account': 'mymodels',
   'blob-endpoint': '',
   'model-container': 'models',
+  'model-bucket': '',
+  'aws-region': '',
   'model-blobs': 'ResNet_152.model\nsynset.txt',
   'model-prefix': '',
 };
@@ -65,7 +68,7 @@ function cacheKey(inputs: Record<string, string>): string {
 }
 
 describe("the reusable workflow's model cache", () => {
-  it('is keyed by a hash of the cloud, account, endpoint, container, blob list and prefix', () => {
+  it('is keyed by a hash of the provider, cloud, account, endpoint, container, bucket, region, blob list and prefix', () => {
     expect(Object.values(keyStep.env ?? {}).sort()).toEqual(
       Object.keys(SET)
         .map((name) => `\${{ inputs.${name} }}`)
