@@ -45800,6 +45800,7 @@ const fast_xml_parser_1 = __nccwpck_require__(591);
 const errors_1 = __nccwpck_require__(1922);
 const http_1 = __nccwpck_require__(5069);
 const http_error_1 = __nccwpck_require__(2962);
+const proxy_1 = __nccwpck_require__(1709);
 exports.DEFAULT_AWS_AUDIENCE = 'sts.amazonaws.com';
 const ROLE_ARN = /^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
@@ -45944,6 +45945,13 @@ function trustClaims(token) {
 }
 /** STS's answer, turned into what to change in the role's trust policy or the OIDC provider. */
 function explainStsFailure(error, settings, token) {
+    if (error instanceof errors_1.ConfigurationError)
+        return error;
+    // No answer at all: a system error (ENOTFOUND, ECONNREFUSED...), directly or from the proxy.
+    if (!(error instanceof http_error_1.HttpError) && typeof error?.code === 'string') {
+        return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ` +
+            (0, proxy_1.unreachable)(stsEndpoint(settings).origin, error));
+    }
     // STS names some codes with an Exception suffix (ExpiredTokenException); AccessDenied has none.
     const name = (error instanceof http_error_1.HttpError ? (error.code ?? '') : '').replace(/Exception$/, '');
     const message = error instanceof http_error_1.HttpError ? (error.serviceMessage ?? error.message) : (0, errors_1.errorMessage)(error);
@@ -45968,7 +45976,7 @@ function explainStsFailure(error, settings, token) {
     if (name === 'ExpiredToken') {
         return new Error(`AWS STS found the GitHub OIDC token expired (${message}). Run again.`);
     }
-    return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ${name} ${message}`);
+    return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ${name ? `${name}: ` : ''}${message}`);
 }
 
 
@@ -45993,22 +46001,30 @@ const TEXT_BODY_LIMIT = 64 * 1024 * 1024;
  * policies (retries, bearer tokens, redirects); only the wire is ours.
  */
 function transportHttpClient(pool = (0, http_1.sharedPool)()) {
-    return {
+    const client = {
         async sendRequest(request) {
             const headers = request.headers.toJSON();
             const body = await requestBody(request.body);
             if (body !== undefined && headers['content-length'] === undefined) {
                 headers['content-length'] = String(Buffer.byteLength(body));
             }
-            const response = await (0, http_1.send)({
-                method: request.method,
-                url: new URL(request.url),
-                headers,
-                body,
-                pool,
-                idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
-                signal: abortSignal(request.abortSignal),
-            });
+            const url = new URL(request.url);
+            let response;
+            try {
+                response = await (0, http_1.send)({
+                    method: request.method,
+                    url,
+                    headers,
+                    body,
+                    pool,
+                    idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
+                    signal: abortSignal(request.abortSignal),
+                });
+            }
+            catch (error) {
+                client.lastFailure = { url, error: error, at: Date.now() };
+                throw error;
+            }
             const responseHeaders = (0, core_rest_pipeline_1.createHttpHeaders)();
             for (const [name, value] of Object.entries(response.headers)) {
                 if (value !== undefined) {
@@ -46028,6 +46044,7 @@ function transportHttpClient(pool = (0, http_1.sharedPool)()) {
             return { request, status: response.status, headers: responseHeaders, bodyAsText: text };
         },
     };
+    return client;
 }
 /** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */
 async function requestBody(body) {
@@ -46124,6 +46141,7 @@ const identity_1 = __nccwpck_require__(5261);
 const azure_http_client_1 = __nccwpck_require__(9703);
 const clouds_1 = __nccwpck_require__(9707);
 const errors_1 = __nccwpck_require__(1922);
+const proxy_1 = __nccwpck_require__(1709);
 exports.DEFAULT_OIDC_AUDIENCE = 'api://AzureADTokenExchange';
 function readAzureIdentity(inputs, env) {
     const cloud = (0, clouds_1.cloudByName)(inputs.string('cloud', 'AzurePublicCloud'));
@@ -46173,17 +46191,45 @@ function createOidcCredential(settings, idToken, env, logger) {
             'for checkout). Workflows triggered from forks never get one.');
     }
     const audience = settings.audience;
-    return new identity_1.ClientAssertionCredential(settings.tenantId, settings.clientId, async () => {
+    // Entra is reached like every other service: proxy, timeouts, https only.
+    const httpClient = (0, azure_http_client_1.transportHttpClient)();
+    const credential = new identity_1.ClientAssertionCredential(settings.tenantId, settings.clientId, async () => {
         const token = await idToken(audience);
         logger.mask(token);
         return token;
     }, {
         authorityHost: settings.authorityHost,
         disableInstanceDiscovery: settings.customAuthority,
-        // Entra is reached like every other service: proxy, timeouts, https only.
-        httpClient: (0, azure_http_client_1.transportHttpClient)(),
+        httpClient,
         retryOptions: { maxRetries: 3 },
     });
+    return withNetworkCause(credential, httpClient);
+}
+/**
+ * @azure/identity turns a token request that got no answer into `network_error: See
+ * https://aka.ms/msal.js.errors#network_error`, dropping why: a host name that does not resolve
+ * (no proxy set on a runner that needs one), a proxy that refused or wants a password. This puts
+ * the transport's own error back: a ConfigurationError from the proxy as it is, anything else
+ * naming the authority that could not be reached.
+ */
+function withNetworkCause(credential, httpClient) {
+    return {
+        async getToken(scopes, options) {
+            const started = Date.now();
+            try {
+                return await credential.getToken(scopes, options);
+            }
+            catch (error) {
+                const failure = httpClient.lastFailure;
+                if (!failure || failure.at < started || !/network_error/.test((0, errors_1.errorMessage)(error))) {
+                    throw error;
+                }
+                if (failure.error instanceof errors_1.ConfigurationError)
+                    throw failure.error;
+                throw new Error((0, proxy_1.unreachable)(failure.url.origin, failure.error));
+            }
+        },
+    };
 }
 /**
  * Hands out bearer tokens per scope, cached until five minutes before they expire, each
@@ -46229,6 +46275,9 @@ exports.TokenSource = TokenSource;
 /** Entra's AADSTS codes for a federated credential that does not match, with the fix. */
 function explainTokenFailure(error, scope) {
     const message = (0, errors_1.errorMessage)(error);
+    if (error instanceof errors_1.ConfigurationError) {
+        return new errors_1.ConfigurationError(`Could not get an Entra token for ${scope}: ${message}`);
+    }
     if (/AADSTS700213|AADSTS70021|AADSTS700211|AADSTS700212/.test(message)) {
         return new errors_1.ConfigurationError(`Entra rejected this workflow's GitHub OIDC token while asking for ${scope}: ` +
             `${firstLine(message)} The app registration needs a federated credential whose issuer is ` +
@@ -47095,6 +47144,7 @@ exports.proxyFor = proxyFor;
 exports.bypassesProxy = bypassesProxy;
 exports.isLoopback = isLoopback;
 exports.proxyAuthorization = proxyAuthorization;
+exports.unreachable = unreachable;
 exports.describeProxy = describeProxy;
 const http = __importStar(__nccwpck_require__(7067));
 const https = __importStar(__nccwpck_require__(4708));
@@ -47167,6 +47217,14 @@ function proxyAuthorization(proxy) {
     const user = decodeURIComponent(proxy.username);
     const password = decodeURIComponent(proxy.password);
     return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+/**
+ * Why a request got no answer at all (a name that does not resolve, a refused connection, a
+ * proxy that would not tunnel), and what to check.
+ */
+function unreachable(origin, error) {
+    return (`${origin} did not answer (${(0, errors_1.errorMessage)(error)}). Check that this runner reaches it, ` +
+        `directly or through the proxy HTTPS_PROXY names (hosts in NO_PROXY go direct).`);
 }
 /** A proxy URL as it may be logged: without its password. */
 function describeProxy(proxy) {

@@ -83,6 +83,17 @@ export function proxyAuthorization(proxy: URL): string | undefined {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
+/**
+ * Why a request got no answer at all (a name that does not resolve, a refused connection, a
+ * proxy that would not tunnel), and what to check.
+ */
+export function unreachable(origin: string, error: unknown): string {
+  return (
+    `${origin} did not answer (${errorMessage(error)}). Check that this runner reaches it, ` +
+    `directly or through the proxy HTTPS_PROXY names (hosts in NO_PROXY go direct).`
+  );
+}
+
 /** A proxy URL as it may be logged: without its password. */
 export function describeProxy(proxy: URL): string {
   return `${proxy.protocol}//${proxy.host}`;
