@@ -35715,6 +35715,7 @@ const node_os_1 = __nccwpck_require__(8161);
 const core = __importStar(__nccwpck_require__(7484));
 const actions_logger_1 = __nccwpck_require__(5563);
 const credential_1 = __nccwpck_require__(6324);
+const github_id_token_1 = __nccwpck_require__(4706);
 const errors_1 = __nccwpck_require__(1922);
 const inputs_1 = __nccwpck_require__(9184);
 const build_push_1 = __nccwpck_require__(2048);
@@ -35789,7 +35790,7 @@ function registryCredentials(settings, env, logger) {
         return new credentials_1.PasswordCredentials(settings.auth.username, settings.auth.password, logger);
     }
     const identity = settings.auth.identity;
-    const credential = (0, credential_1.createOidcCredential)(identity, (audience) => core.getIDToken(audience), env, logger);
+    const credential = (0, credential_1.createOidcCredential)(identity, github_id_token_1.githubIdToken, env, logger);
     return new credentials_1.AcrOidcCredentials(new credential_1.TokenSource(credential, logger), identity.tenantId, logger);
 }
 
@@ -38154,6 +38155,83 @@ function formatDuration(milliseconds) {
 
 /***/ }),
 
+/***/ 4706:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.githubIdToken = githubIdToken;
+const core = __importStar(__nccwpck_require__(7484));
+const errors_1 = __nccwpck_require__(1922);
+const proxy_1 = __nccwpck_require__(1709);
+/**
+ * The job's GitHub OIDC token for an audience (core.getIDToken), with a failure said on one line
+ * that names the endpoint. The toolkit's own message spreads over lines ("Failed to get ID
+ * Token. / Error Code : ... / Error Message: ..."), of which an error line keeps only the first,
+ * dropping the cause; when no answer came at all (a proxy that refused to tunnel, a host that
+ * does not resolve), it also says what to check.
+ */
+async function githubIdToken(audience, env = process.env) {
+    try {
+        return await core.getIDToken(audience);
+    }
+    catch (error) {
+        const detail = (0, errors_1.errorMessage)(error)
+            .replace(/\s+/g, ' ')
+            .replace(/^Error message: /, '')
+            .trim();
+        let origin = 'ACTIONS_ID_TOKEN_REQUEST_URL';
+        try {
+            origin = new URL(env.ACTIONS_ID_TOKEN_REQUEST_URL ?? '').origin;
+        }
+        catch {
+            // Not a URL: the toolkit's message says so.
+        }
+        const cause = /Error Message: (.*)$/.exec(detail)?.[1]?.trim();
+        if (cause && /Error Code : undefined/.test(detail)) {
+            throw new Error(`Could not get a GitHub OIDC token: ${(0, proxy_1.unreachable)(origin, cause)}`);
+        }
+        throw new Error(`Could not get a GitHub OIDC token from ${origin}: ${detail}`);
+    }
+}
+
+
+/***/ }),
+
 /***/ 2962:
 /***/ ((__unused_webpack_module, exports) => {
 
@@ -39059,8 +39137,9 @@ function proxyAuthorization(proxy) {
  * proxy that would not tunnel), and what to check.
  */
 function unreachable(origin, error) {
+    const variable = origin.startsWith('http:') ? 'HTTP_PROXY' : 'HTTPS_PROXY';
     return (`${origin} did not answer (${(0, errors_1.errorMessage)(error)}). Check that this runner reaches it, ` +
-        `directly or through the proxy HTTPS_PROXY names (hosts in NO_PROXY go direct).`);
+        `directly or through the proxy ${variable} names (hosts in NO_PROXY go direct).`);
 }
 /** A proxy URL as it may be logged: without its password. */
 function describeProxy(proxy) {

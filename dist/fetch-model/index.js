@@ -46376,6 +46376,83 @@ function formatDuration(milliseconds) {
 
 /***/ }),
 
+/***/ 4706:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.githubIdToken = githubIdToken;
+const core = __importStar(__nccwpck_require__(7484));
+const errors_1 = __nccwpck_require__(1922);
+const proxy_1 = __nccwpck_require__(1709);
+/**
+ * The job's GitHub OIDC token for an audience (core.getIDToken), with a failure said on one line
+ * that names the endpoint. The toolkit's own message spreads over lines ("Failed to get ID
+ * Token. / Error Code : ... / Error Message: ..."), of which an error line keeps only the first,
+ * dropping the cause; when no answer came at all (a proxy that refused to tunnel, a host that
+ * does not resolve), it also says what to check.
+ */
+async function githubIdToken(audience, env = process.env) {
+    try {
+        return await core.getIDToken(audience);
+    }
+    catch (error) {
+        const detail = (0, errors_1.errorMessage)(error)
+            .replace(/\s+/g, ' ')
+            .replace(/^Error message: /, '')
+            .trim();
+        let origin = 'ACTIONS_ID_TOKEN_REQUEST_URL';
+        try {
+            origin = new URL(env.ACTIONS_ID_TOKEN_REQUEST_URL ?? '').origin;
+        }
+        catch {
+            // Not a URL: the toolkit's message says so.
+        }
+        const cause = /Error Message: (.*)$/.exec(detail)?.[1]?.trim();
+        if (cause && /Error Code : undefined/.test(detail)) {
+            throw new Error(`Could not get a GitHub OIDC token: ${(0, proxy_1.unreachable)(origin, cause)}`);
+        }
+        throw new Error(`Could not get a GitHub OIDC token from ${origin}: ${detail}`);
+    }
+}
+
+
+/***/ }),
+
 /***/ 2962:
 /***/ ((__unused_webpack_module, exports) => {
 
@@ -47223,8 +47300,9 @@ function proxyAuthorization(proxy) {
  * proxy that would not tunnel), and what to check.
  */
 function unreachable(origin, error) {
+    const variable = origin.startsWith('http:') ? 'HTTP_PROXY' : 'HTTPS_PROXY';
     return (`${origin} did not answer (${(0, errors_1.errorMessage)(error)}). Check that this runner reaches it, ` +
-        `directly or through the proxy HTTPS_PROXY names (hosts in NO_PROXY go direct).`);
+        `directly or through the proxy ${variable} names (hosts in NO_PROXY go direct).`);
 }
 /** A proxy URL as it may be logged: without its password. */
 function describeProxy(proxy) {
@@ -48433,6 +48511,7 @@ const core = __importStar(__nccwpck_require__(7484));
 const actions_logger_1 = __nccwpck_require__(5563);
 const aws_credentials_1 = __nccwpck_require__(707);
 const credential_1 = __nccwpck_require__(6324);
+const github_id_token_1 = __nccwpck_require__(4706);
 const errors_1 = __nccwpck_require__(1922);
 const inputs_1 = __nccwpck_require__(9184);
 const azure_blob_1 = __nccwpck_require__(8704);
@@ -48463,7 +48542,7 @@ async function run(env = process.env) {
 function createStore(settings, env, logger) {
     const { store } = settings;
     if (store.provider === 's3') {
-        const credentials = new aws_credentials_1.WebIdentityCredentials(store.identity, (audience) => core.getIDToken(audience), (0, aws_credentials_1.createStsClient)(store.identity, logger), logger, env);
+        const credentials = new aws_credentials_1.WebIdentityCredentials(store.identity, github_id_token_1.githubIdToken, (0, aws_credentials_1.createStsClient)(store.identity, logger), logger, env);
         return new s3_1.S3Store({
             bucket: store.bucket,
             region: store.identity.region,
@@ -48489,7 +48568,7 @@ function blobAuth(store, env, logger) {
         throw new errors_1.ConfigurationError(`blob-endpoint '${store.endpoint}' is plain http, and Azure Storage accepts OIDC ` +
             `tokens only over https. Use an https endpoint, or a 'sas-token'.`);
     }
-    const credential = (0, credential_1.createOidcCredential)(store.identity, (audience) => core.getIDToken(audience), env, logger);
+    const credential = (0, credential_1.createOidcCredential)(store.identity, github_id_token_1.githubIdToken, env, logger);
     return { kind: 'oidc', tokens: new credential_1.TokenSource(credential, logger) };
 }
 

@@ -88,9 +88,10 @@ export function proxyAuthorization(proxy: URL): string | undefined {
  * proxy that would not tunnel), and what to check.
  */
 export function unreachable(origin: string, error: unknown): string {
+  const variable = origin.startsWith('http:') ? 'HTTP_PROXY' : 'HTTPS_PROXY';
   return (
     `${origin} did not answer (${errorMessage(error)}). Check that this runner reaches it, ` +
-    `directly or through the proxy HTTPS_PROXY names (hosts in NO_PROXY go direct).`
+    `directly or through the proxy ${variable} names (hosts in NO_PROXY go direct).`
   );
 }
 

@@ -280,6 +280,12 @@ spec:
       { env: stack.jobEnv('localhost,127.0.0.1'), cwd: workspace },
     );
     expect(run.exitCode).toBe(1);
+    expect(errorLines(run).join('\n')).toContain(
+      `Could not get a GitHub OIDC token: ${new URL(stack.oidc.requestUrl).origin} did not ` +
+        'answer (tunneling socket could not be established, statusCode=403). Check that this ' +
+        'runner reaches it, directly or through the proxy HTTP_PROXY names (hosts in NO_PROXY ' +
+        'go direct).',
+    );
     expect(stack.oidc.issuedTokens.length).toBe(tokensBefore);
     const tunnels = (await stack.network.tunnels()).slice(tunnelsBefore);
     expect(tunnels.map((tunnel) => tunnel.target)).toContainEqual(
