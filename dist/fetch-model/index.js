@@ -47239,10 +47239,12 @@ function proxyFor(target, env = process.env) {
     if (isLoopback(target.hostname))
         return undefined;
     const https = target.protocol === 'https:';
-    const value = https ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
+    // Lower case first, an empty value as unset: as @actions/http-client reads them, so the actions
+    // and core.getIDToken take the same route when a runner sets both spellings.
+    const value = https ? env.https_proxy || env.HTTPS_PROXY : env.http_proxy || env.HTTP_PROXY;
     if (!value || value.trim() === '')
         return undefined;
-    if (bypassesProxy(target, env.NO_PROXY ?? env.no_proxy))
+    if (bypassesProxy(target, env.no_proxy || env.NO_PROXY))
         return undefined;
     return parseProxyUrl(value.trim(), https ? 'HTTPS_PROXY' : 'HTTP_PROXY');
 }
