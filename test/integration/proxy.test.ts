@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { AKS_SERVER_APP_ID } from '../servers/kube-api';
 import { RESOURCE_GROUP, CLUSTER_NAME, SUBSCRIPTION_ID } from '../support/deploy-stack';
+import type { ProxyTunnel } from '../support/proxied-network';
 import { ownHostName, PRODUCTION, ProxiedStack } from '../support/proxied-stack';
 import { errorLines, runAction, type ActionRun } from '../support/run-action';
 import { READER_ROLE } from '../support/s3-stack';
@@ -265,6 +266,32 @@ spec:
     expect(run.outputs['rolled-back']).toBe('false');
   });
 
+  it('a proxy that refuses the password is a clear error, and the password stays out of the log', async () => {
+    const tunnelsBefore = (await stack.network.tunnels()).length;
+    const wrong = new URL(stack.network.proxyUrl);
+    wrong.password = 'not-the-password';
+    const run = await runAction(
+      'fetch-model',
+      {
+        'storage-account': 'devstoreaccount1',
+        container: 'models',
+        blobs: 'labels.txt',
+        'sas-token': stack.azurite.containerSas('models', 'r'),
+      },
+      { env: { ...stack.jobEnv(), HTTPS_PROXY: wrong.href }, cwd: workspace },
+    );
+    expect(run.exitCode).toBe(1);
+    expect(errorLines(run).join('\n')).toContain(
+      `The proxy http://${wrong.host} requires authentication (HTTP 407) for CONNECT ` +
+        `${PRODUCTION.blob}:443. Put the proxy's user and password in HTTPS_PROXY`,
+    );
+    expect(`${run.stdout}${run.stderr}`).not.toContain('not-the-password');
+    const refused = (tunnel: ProxyTunnel) =>
+      tunnel.result === 'TCP_DENIED/407' && tunnel.target === `${PRODUCTION.blob}:443`;
+    const tunnels = await stack.network.tunnels((all) => all.slice(tunnelsBefore).some(refused));
+    expect(tunnels.slice(tunnelsBefore).filter(refused)).not.toEqual([]);
+  });
+
   it('without the OIDC host in NO_PROXY, the token request goes to the proxy, which cannot reach it', async () => {
     const tokensBefore = stack.oidc.issuedTokens.length;
     const tunnelsBefore = (await stack.network.tunnels()).length;
@@ -287,9 +314,12 @@ spec:
         'go direct).',
     );
     expect(stack.oidc.issuedTokens.length).toBe(tokensBefore);
-    const tunnels = (await stack.network.tunnels()).slice(tunnelsBefore);
-    expect(tunnels.map((tunnel) => tunnel.target)).toContainEqual(
-      expect.stringMatching(new RegExp(`^${stack.oidcHost.name}:\\d+$`)),
+    const oidcAuthority = new URL(stack.oidc.requestUrl).host;
+    const tunnels = await stack.network.tunnels((all) =>
+      all.slice(tunnelsBefore).some((tunnel) => tunnel.target === oidcAuthority),
+    );
+    expect(tunnels.slice(tunnelsBefore)).toContainEqual(
+      expect.objectContaining({ target: oidcAuthority, result: 'TCP_DENIED/403' }),
     );
   });
 });

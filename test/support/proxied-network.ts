@@ -198,14 +198,19 @@ http_access deny all
 
   /**
    * Every CONNECT squid logged. Squid logs a tunnel when it closes, a moment after the client
-   * hangs up, so this waits until the log accounts for every connection the forwarders took.
+   * hangs up, so this waits until the log accounts for every connection the forwarders took
+   * (and, given `until`, until the log satisfies it: a refusal the forwarders never saw).
    */
-  async tunnels(timeoutMs = 15_000): Promise<ProxyTunnel[]> {
+  async tunnels(
+    until: (tunnels: ProxyTunnel[]) => boolean = () => true,
+    timeoutMs = 15_000,
+  ): Promise<ProxyTunnel[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const tunnels = this.readAccessLog();
       const carried = tunnels.filter((tunnel) => tunnel.server !== '-:-').length;
-      if (carried >= this.connections.length || Date.now() > deadline) return tunnels;
+      const complete = carried >= this.connections.length && until(tunnels);
+      if (complete || Date.now() > deadline) return tunnels;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
