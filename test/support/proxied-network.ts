@@ -12,7 +12,7 @@ import {
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { listenOnLoopback, waitForPort } from './ports';
+import { listenOnLoopback, stopChild, waitForPort } from './ports';
 
 export const SQUID = '/usr/sbin/squid';
 const BASIC_AUTH_HELPER = '/usr/lib/squid/basic_ncsa_auth';
@@ -234,18 +234,9 @@ http_access deny all
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        child.once('exit', () => {
-          clearTimeout(kill);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      });
-    }
-    // Squid removes its shared memory segments when it exits normally; not when killed.
+    // shutdown_lifetime 0: squid exits at once on SIGTERM, closing the tunnels still open.
+    await stopChild(this.child);
+    // Squid removes its shared memory segments when it exits normally; not when it crashed.
     for (const name of existsSync('/dev/shm') ? readdirSync('/dev/shm') : []) {
       if (name.startsWith(`${this.service}-`)) rmSync(path.join('/dev/shm', name), { force: true });
     }
