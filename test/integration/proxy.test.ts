@@ -119,20 +119,22 @@ describe('the actions behind a forward proxy (squid), by production host names',
     return run;
   }
 
+  /** fetch-model's inputs for the Azure account, named as a user names it. */
+  const azureFetch = {
+    'storage-account': 'devstoreaccount1',
+    container: 'models',
+    blobs: 'digits.npz\nlabels.txt',
+    'block-size': '1MiB',
+    'client-id': CLIENT_ID,
+    'tenant-id': TENANT_ID,
+  };
+
   it('fetch-model from Azure Blob: the storage account by name, Entra by its default authority', async () => {
     const before = stack.entra.tokenRequests.length;
-    const run = await runBehindProxy(
-      'fetch-model',
-      {
-        'storage-account': 'devstoreaccount1',
-        container: 'models',
-        blobs: 'digits.npz\nlabels.txt',
-        'block-size': '1MiB',
-        'client-id': CLIENT_ID,
-        'tenant-id': TENANT_ID,
-      },
-      [PRODUCTION.entra, PRODUCTION.blob],
-    );
+    const run = await runBehindProxy('fetch-model', azureFetch, [
+      PRODUCTION.entra,
+      PRODUCTION.blob,
+    ]);
     expect(readFileSync(path.join(workspace, 'model', 'digits.npz')).equals(model)).toBe(true);
     expect(JSON.parse(run.outputs.files)[0]).toMatchObject({
       uri: `https://${PRODUCTION.blob}/models/digits.npz`,
@@ -171,9 +173,12 @@ describe('the actions behind a forward proxy (squid), by production host names',
   });
 
   it('build-push (model-layer) to ACR: token exchange on the login server, blob reads redirected to the data endpoint', async () => {
+    // The model as the pipeline hands it over: fetch-model's outputs, fetched behind the proxy.
+    const fetched = await runBehindProxy('fetch-model', azureFetch, [
+      PRODUCTION.entra,
+      PRODUCTION.blob,
+    ]);
     const dataBefore = stack.build.registry.data.requests.length;
-    mkdirSync(path.join(workspace, 'model'));
-    writeFileSync(path.join(workspace, 'model', 'digits.npz'), model);
     const sha = randomBytes(20).toString('hex');
     // No smoke test: it runs the image with dockerd, which has no route to myacr.azurecr.io.
     const run = await runBehindProxy(
@@ -183,7 +188,9 @@ describe('the actions behind a forward proxy (squid), by production host names',
         repository: 'ai/classifier',
         mode: 'model-layer',
         'base-image': 'ai/app-base:1',
-        'model-path': 'model',
+        'model-path': fetched.outputs.path,
+        'model-files': fetched.outputs.files,
+        'model-digest': fetched.outputs['model-digest'],
         'client-id': CLIENT_ID,
         'tenant-id': TENANT_ID,
       },
