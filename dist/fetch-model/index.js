@@ -46426,9 +46426,15 @@ const proxy_1 = __nccwpck_require__(1709);
  * dropping the cause; when no answer came at all (a proxy that refused to tunnel, a host that
  * does not resolve), it also says what to check.
  */
-async function githubIdToken(audience, env = process.env) {
+async function githubIdToken(audience, env = process.env, timeoutMs = ID_TOKEN_TIMEOUT_MS) {
+    let timer;
+    // The toolkit's client sets no timeout: an endpoint that accepts and never answers would
+    // hold the job until its own timeout-minutes.
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Error Code : undefined Error Message: waited ${timeoutMs / 1000} s`)), timeoutMs);
+    });
     try {
-        return await core.getIDToken(audience);
+        return await Promise.race([core.getIDToken(audience), timeout]);
     }
     catch (error) {
         const detail = (0, errors_1.errorMessage)(error)
@@ -46448,7 +46454,12 @@ async function githubIdToken(audience, env = process.env) {
         }
         throw new Error(`Could not get a GitHub OIDC token from ${origin}: ${detail}`);
     }
+    finally {
+        clearTimeout(timer);
+    }
 }
+/** How long the job waits for GitHub's OIDC token endpoint. */
+const ID_TOKEN_TIMEOUT_MS = 30_000;
 
 
 /***/ }),

@@ -12,9 +12,19 @@ import { unreachable } from './proxy';
 export async function githubIdToken(
   audience: string,
   env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = ID_TOKEN_TIMEOUT_MS,
 ): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  // The toolkit's client sets no timeout: an endpoint that accepts and never answers would
+  // hold the job until its own timeout-minutes.
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Error Code : undefined Error Message: waited ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
+  });
   try {
-    return await core.getIDToken(audience);
+    return await Promise.race([core.getIDToken(audience), timeout]);
   } catch (error) {
     const detail = errorMessage(error)
       .replace(/\s+/g, ' ')
@@ -31,5 +41,10 @@ export async function githubIdToken(
       throw new Error(`Could not get a GitHub OIDC token: ${unreachable(origin, cause)}`);
     }
     throw new Error(`Could not get a GitHub OIDC token from ${origin}: ${detail}`);
+  } finally {
+    clearTimeout(timer);
   }
 }
+
+/** How long the job waits for GitHub's OIDC token endpoint. */
+const ID_TOKEN_TIMEOUT_MS = 30_000;

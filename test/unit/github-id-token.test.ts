@@ -9,6 +9,8 @@ describe('githubIdToken', () => {
   };
   let refusing: http.Server;
   let refusingPort: number;
+  let silent: http.Server;
+  let silentPort: number;
 
   beforeAll(async () => {
     refusing = http.createServer((_req, res) => {
@@ -16,6 +18,9 @@ describe('githubIdToken', () => {
       res.end('{"message":"Bad credentials"}');
     });
     refusingPort = await listenOnLoopback(refusing);
+    // Accepts the request and never answers.
+    silent = http.createServer(() => undefined);
+    silentPort = await listenOnLoopback(silent);
     process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN = 'request-token';
   });
   afterAll(async () => {
@@ -26,7 +31,9 @@ describe('githubIdToken', () => {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
+    silent.closeAllConnections();
     await closeServer(refusing);
+    await closeServer(silent);
   });
   const at = (port: number) =>
     (process.env.ACTIONS_ID_TOKEN_REQUEST_URL = `http://127.0.0.1:${port}/_apis/actionstoken?api-version=2.0`);
@@ -51,5 +58,13 @@ describe('githubIdToken', () => {
       ),
     );
     await expect(failure).rejects.not.toThrow(/\n/);
+  });
+
+  it('gives up on an endpoint that never answers, saying how long it waited', async () => {
+    at(silentPort);
+    await expect(githubIdToken('api://AzureADTokenExchange', process.env, 300)).rejects.toThrow(
+      `Could not get a GitHub OIDC token: http://127.0.0.1:${silentPort} did not answer ` +
+        `(waited 0.3 s).`,
+    );
   });
 });
