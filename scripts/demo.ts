@@ -5,7 +5,7 @@
  * One embedded stack (test/support/pipeline-stack.ts): ONE GitHub OIDC issuer double and ONE
  * Entra double, trusted by a real Azurite (the model storage), a real Distribution registry
  * behind the ACR token double, ARM and the Kubernetes API double; a GitHub API double; the
- * local dockerd. It trains the example model (or reuses it from .local/demo-cache), uploads it
+ * local dockerd. It trains the example model (or reuses it from .local/model-cache), uploads it
  * as a data scientist would, sends the BlobCreated event through the model-upload dispatcher
  * over HTTP, reads the repository_dispatch GitHub received, then runs the committed action
  * bundles in order as the runner would (INPUT_* variables, GITHUB_OUTPUT, the job summary, the
@@ -17,11 +17,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   cpSync,
-  existsSync,
   mkdirSync,
   readFileSync,
   readdirSync,
-  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -35,20 +33,18 @@ import { formatBytes, formatDuration } from '../src/common/format';
 import { REGISTRY_USER } from '../test/support/build-stack';
 import { CLUSTER_NAME, RESOURCE_GROUP, SUBSCRIPTION_ID } from '../test/support/deploy-stack';
 import { ACCOUNT_ID, blobCreated, validationEvent } from '../test/support/event-grid';
+import { LABELS_FILE, MODEL_FILE, trainedModel } from '../test/support/models';
 import { PIPELINE_REPOSITORY, PipelineStack } from '../test/support/pipeline-stack';
 import { freePort } from '../test/support/ports';
 import { errorLines, REPO_ROOT, runAction, type ActionRun } from '../test/support/run-action';
 
 const exec = promisify(execFile);
 const DEMO_DIR = path.join(REPO_ROOT, '.local', 'demo');
-const CACHE_DIR = path.join(REPO_ROOT, '.local', 'demo-cache');
 /** The example app, as the caller workflow names it (paths relative to the repository root). */
 const APP_CONTEXT = 'examples/image-classifier';
 const APP_DIR = path.join(REPO_ROOT, APP_CONTEXT);
 /** What image-classifier.yml passes to the reusable workflow. */
 const MODEL_CONTAINER = 'models';
-const MODEL_FILE = 'digits.npz';
-const LABELS_FILE = 'labels.txt';
 const REPOSITORY = 'ai/image-classifier';
 const NAMESPACE = 'image-classifier';
 const SMOKE_REQUEST = `${APP_CONTEXT}/sample/request.json`;
@@ -130,38 +126,6 @@ function savedState(run: ActionRun): Record<string, string> {
 
 const sha256File = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-/**
- * The trained model, from .local/demo-cache/<key> when train.py and the code it imports are
- * unchanged, otherwise trained now with Debian's scikit-learn (/usr/bin/python3).
- */
-async function trainedModel(): Promise<{ dir: string; reused: boolean }> {
-  const inputs = ['train.py', 'classifier/features.py', 'classifier/model.py'];
-  const hash = createHash('sha256');
-  for (const name of inputs)
-    hash.update(`${name}\n`).update(readFileSync(path.join(APP_DIR, name)));
-  const key = hash.digest('hex').slice(0, 16);
-  const dir = path.join(CACHE_DIR, key);
-  console.log(`Cache key (sha256 of ${inputs.join(', ')}): ${key}`);
-  if (existsSync(path.join(dir, MODEL_FILE)) && existsSync(path.join(dir, LABELS_FILE))) {
-    return { dir, reused: true };
-  }
-  const partial = `${dir}.partial-${process.pid}`;
-  rmSync(partial, { recursive: true, force: true });
-  mkdirSync(CACHE_DIR, { recursive: true });
-  const { stdout, stderr } = await exec(
-    '/usr/bin/python3',
-    [path.join(APP_DIR, 'train.py'), '--output', partial],
-    { cwd: APP_DIR, maxBuffer: 16 * 1024 * 1024 },
-  ).catch((error: { stdout?: string; stderr?: string; message: string }) => {
-    rmSync(partial, { recursive: true, force: true });
-    throw new Error(`train.py failed: ${error.stderr || error.stdout || error.message}`);
-  });
-  console.log((stdout + stderr).trim().replace(/^/gm, '  '));
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(partial, dir);
-  return { dir, reused: false };
-}
-
 async function docker(args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
   const { stdout } = await exec('docker', args, { maxBuffer: 64 * 1024 * 1024, env });
   return stdout.trim();
@@ -233,7 +197,7 @@ async function main(): Promise<void> {
 
     let modelDir = '';
     await stage('Train the example model (or reuse it)', async () => {
-      const { dir, reused } = await trainedModel();
+      const { dir, reused } = await trainedModel({}, (line) => console.log(line));
       modelDir = dir;
       for (const name of [MODEL_FILE, LABELS_FILE]) {
         const file = path.join(dir, name);

@@ -242,8 +242,8 @@ export class KubeApiServer {
   }> = [];
   /** Every bearer token presented, so tests can check that none was printed. */
   readonly bearerTokens = new Set<string>();
-  /** When each pod first showed a failing reason (ErrImagePull, CrashLoopBackOff, ...). */
-  readonly podFailures: Array<{ pod: string; reason: string; at: number }> = [];
+  /** When each pod first showed a failing reason (ErrImagePull, CrashLoopBackOff, ...), and its message. */
+  readonly podFailures: Array<{ pod: string; reason: string; message?: string; at: number }> = [];
   /** Verbs and resources refused with 403, e.g. `patch deployments`. */
   readonly forbidden = new Set<string>();
   /** Requests to pods through the proxy subresource: forwarded, and refused with 429. */
@@ -1731,10 +1731,11 @@ export class KubeApiServer {
     if (!current || current.metadata.uid !== pod.metadata.uid) return;
     const next = structuredClone(current);
     change(next);
-    const reason = [
+    const waiting = [
       ...(next.status.initContainerStatuses ?? []),
       ...(next.status.containerStatuses ?? []),
-    ].find((c: Obj) => c.state?.waiting)?.state.waiting.reason;
+    ].find((c: Obj) => c.state?.waiting)?.state.waiting;
+    const reason = waiting?.reason;
     if (
       [
         'ErrImagePull',
@@ -1745,7 +1746,12 @@ export class KubeApiServer {
       ].includes(reason) &&
       !this.podFailures.some((f) => f.pod === pod.metadata.name)
     ) {
-      this.podFailures.push({ pod: pod.metadata.name, reason, at: Date.now() });
+      this.podFailures.push({
+        pod: pod.metadata.name,
+        reason,
+        message: waiting.message,
+        at: Date.now(),
+      });
     }
     this.write(podType, next);
   }
@@ -2283,7 +2289,9 @@ function applyJsonPatch(object: Obj, operations: Obj[]): Obj {
         );
     }
     if (op.op === 'test') {
-      if (!isDeepStrictEqual(node[last], op.value))
+      // Compared as JSON: under jest, stored objects (structuredClone) and parsed ones come
+      // from different realms, which isDeepStrictEqual tells apart.
+      if (JSON.stringify(sortKeys(node[last])) !== JSON.stringify(sortKeys(op.value)))
         throw new HttpError(
           422,
           'Invalid',

@@ -13,7 +13,7 @@ const ROOT = path.resolve(__dirname, '../..');
 const SUBSCRIPTION = '3f2c1a9e-5b7d-4e8f-a1c2-9d0e7f6b5a43';
 
 interface ActionYaml {
-  inputs: Record<string, { required?: boolean; default?: string }>;
+  inputs: Record<string, { required?: boolean; default?: string; description?: string }>;
   outputs: Record<string, unknown>;
   runs: { using: string; main: string };
 }
