@@ -10,19 +10,16 @@
  * over HTTP, reads the repository_dispatch GitHub received, then runs the committed action
  * bundles in order as the runner would (INPUT_* variables, GITHUB_OUTPUT, the job summary, the
  * OIDC token endpoint, the post step): fetch-model → build-push → deploy-aks. It pulls and runs
- * the pushed image and prints a real prediction, then runs the pipeline again with nothing
- * changed to show the skip path. Files it leaves for inspection go to .local/demo/.
+ * the pushed image and prints a real prediction. The cluster already runs yesterday's model
+ * (its pods are real containers), so deploy-aks deploys with strategy canary: the new model's
+ * canary and a baseline run beside it, the analysis sends sample/analysis.jsonl to both through
+ * the API server's pod proxy, and a pass promotes. A request to the Service's load balancer
+ * then shows the prediction the cluster's pods serve. A second run with nothing changed shows
+ * the skip path. Files it leaves for inspection go to .local/demo/.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  cpSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -50,6 +47,8 @@ const NAMESPACE = 'image-classifier';
 const SMOKE_REQUEST = `${APP_CONTEXT}/sample/request.json`;
 const SMOKE_EXPECT = readFileSync(path.join(APP_DIR, 'sample/expected.txt'), 'utf8').trim();
 const MANIFESTS = `${APP_CONTEXT}/k8s`;
+/** The model-quality gate's samples: 200 held-out digits with their labels. */
+const ANALYSIS_REQUESTS = `${APP_CONTEXT}/sample/analysis.jsonl`;
 
 interface Stage {
   name: string;
@@ -100,6 +99,10 @@ function printRun(run: ActionRun, options: { summary?: boolean } = {}): void {
   console.log(`Outputs (GITHUB_OUTPUT), after ${formatDuration(run.milliseconds)}:`);
   for (const [name, value] of Object.entries(run.outputs)) {
     let shown = value;
+    if (name === 'analysis' && value) {
+      console.log(`  ${name} = (${value.length} characters of JSON; the job summary shows it)`);
+      continue;
+    }
     if (value.startsWith('[') || value.startsWith('{')) {
       try {
         shown = JSON.stringify(JSON.parse(value), null, 2);
@@ -175,7 +178,7 @@ async function main(): Promise<void> {
   };
   let dispatcherServer: LocalDispatcherServer | undefined;
   const containers: string[] = [];
-  const pulledImages: string[] = [];
+  const localImages: string[] = [];
   try {
     await stage('Start the embedded stack', async () => {
       await stack.start();
@@ -297,6 +300,31 @@ async function main(): Promise<void> {
       return `repository_dispatch model-uploaded, ${MODEL_FILE} pinned to ETag ${etag}`;
     });
 
+    /** deploy-aks's inputs as ai-app-cicd.yml's deploy job passes them. */
+    const deployInputs = (images: string, modelDigest: string, extra: Record<string, string>) => ({
+      ...stack.identityInputs(),
+      cloud: 'AzurePublicCloud',
+      'subscription-id': SUBSCRIPTION_ID,
+      'resource-group': RESOURCE_GROUP,
+      'cluster-name': CLUSTER_NAME,
+      namespace: NAMESPACE,
+      manifests: MANIFESTS,
+      images,
+      'model-digest': modelDigest,
+      // Where the doubles stand in for management.azure.com (the cloud's ARM endpoint).
+      'arm-endpoint': stack.deploy.arm.endpoint,
+      ...extra,
+    });
+    const podsLine = () =>
+      stack.deploy.kube
+        .list('Pod', NAMESPACE)
+        .map(
+          (pod) =>
+            `${pod.metadata.name} (${pod.status?.containerStatuses?.[0]?.ready ? 'ready' : (pod.status?.phase ?? 'Pending')})`,
+        )
+        .join(', ');
+    let serviceEndpoint = '';
+
     let runNumber = 0;
     const pipeline = async (pass: 1 | 2) => {
       const env = { ...stack.jobEnv(sha, String(1000 + ++runNumber)), RUNNER_TEMP: runnerTemp };
@@ -391,7 +419,7 @@ async function main(): Promise<void> {
             );
             console.log(`docker pull ${image.image}`);
             await docker(['pull', '-q', image.image], dockerEnv);
-            pulledImages.push(image.image);
+            localImages.push(image.image);
           } finally {
             rmSync(config, { recursive: true, force: true });
           }
@@ -440,31 +468,80 @@ async function main(): Promise<void> {
           console.log(reason);
           return 'skipped: nothing new to deploy';
         }
+        // A canary beside yesterday's version, the model-quality gate, promotion on a pass.
         const run = await runAction(
           'deploy-aks',
-          {
-            ...stack.identityInputs(),
-            cloud: 'AzurePublicCloud',
-            'subscription-id': SUBSCRIPTION_ID,
-            'resource-group': RESOURCE_GROUP,
-            'cluster-name': CLUSTER_NAME,
-            namespace: NAMESPACE,
-            manifests: MANIFESTS,
-            images: image.image,
-            'model-digest': model['model-digest'],
-            // Where the doubles stand in for management.azure.com (the cloud's ARM endpoint).
-            'arm-endpoint': stack.deploy.arm.endpoint,
-          },
+          deployInputs(image.image, model['model-digest'], {
+            strategy: 'canary',
+            'analysis-requests': ANALYSIS_REQUESTS,
+            'analysis-field': 'results[0].label',
+            'auto-promote': 'true',
+          }),
           { env, cwd: workspace },
         );
         printRun(run);
+        check(run.outputs.verdict === 'pass', `the analysis verdict is ${run.outputs.verdict}`);
         check(run.outputs['rolled-back'] === 'false', 'the rollout was rolled back');
         const deployment = stack.deploy.kube.get('Deployment', NAMESPACE, 'image-classifier');
         const running = deployment?.spec.template.spec.containers[0].image;
         console.log(`The cluster's Deployment now runs ${running}`);
+        console.log(`Pods: ${podsLine()}`);
         check(running === image.image, 'the Deployment does not run the pushed image');
-        return `revision ${run.outputs.revision}, endpoint ${JSON.parse(run.outputs['service-endpoints'] || '[]').join(', ')}`;
+        check(
+          !stack.deploy.kube.get('Deployment', NAMESPACE, 'image-classifier-canary'),
+          'the canary is still there after the promotion',
+        );
+        const analysis = JSON.parse(run.outputs.analysis) as {
+          agreement: number;
+          candidate: { accuracy: number };
+          stable: { accuracy: number };
+        };
+        [serviceEndpoint] = JSON.parse(run.outputs['service-endpoints'] || '[]') as string[];
+        return (
+          `canary: verdict pass (agreement ${(analysis.agreement * 100).toFixed(1)} %, accuracy ` +
+          `${(analysis.candidate.accuracy * 100).toFixed(1)} % vs ${(analysis.stable.accuracy * 100).toFixed(1)} %), ` +
+          `promoted to revision ${run.outputs.revision}`
+        );
       });
+
+      if (pass === 1) {
+        await stage(
+          "POST the sample to the Service's endpoint (the cluster's pods answer)",
+          async () => {
+            check(serviceEndpoint, 'the LoadBalancer Service got no address');
+            const url = `http://${serviceEndpoint}`;
+            console.log(`Service image-classifier (LoadBalancer): ${url} → ${podsLine()}`);
+            const version = (await (await fetch(`${url}/version`)).json()) as {
+              model: { sha256: string };
+            };
+            const served = version.model.sha256;
+            const uploaded = sha256File(path.join(modelDir, MODEL_FILE));
+            console.log(`GET ${url}/version → model sha256 ${served}`);
+            check(
+              served === uploaded,
+              `the pods serve model ${served}, not the uploaded ${uploaded}`,
+            );
+            const response = await fetch(`${url}/score`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: readFileSync(path.join(workspace, SMOKE_REQUEST)),
+            });
+            const text = await response.text();
+            check(response.ok, `POST /score answered ${response.status}: ${text}`);
+            console.log(
+              `POST ${url}/score (${SMOKE_REQUEST}, a handwritten 7) → ${JSON.stringify(JSON.parse(text), null, 2)}`,
+            );
+            const best = (
+              JSON.parse(text) as { results?: Array<{ label: string; probability: number }> }
+            ).results?.[0];
+            check(
+              best && text.replace(/\s/g, '').includes(SMOKE_EXPECT.replace(/\s/g, '')),
+              `the prediction does not contain ${SMOKE_EXPECT}`,
+            );
+            return `predicted "${best.label}" (p=${best.probability.toFixed(3)}) by today's model, served by the cluster`;
+          },
+        );
+      }
     };
 
     // The example's Deployment names the registry it is deployed from (myacr.azurecr.io);
@@ -487,6 +564,41 @@ async function main(): Promise<void> {
     // namespace-scoped role the pipeline's app registration holds.
     stack.deploy.kube.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
 
+    console.log("\n##### Before: production runs yesterday's model");
+    await stage("Yesterday's release: build-push and deploy-aks (strategy basic)", async () => {
+      const yesterday = await trainedModel({ seed: 1 }, (line) => console.log(line));
+      console.log(`Yesterday's training run (another seed): ${yesterday.dir}`);
+      const env = {
+        ...stack.jobEnv(createHash('sha1').update(`yesterday ${sha}`).digest('hex'), '999'),
+        RUNNER_TEMP: runnerTemp,
+      };
+      const built = await runAction(
+        'build-push',
+        {
+          ...stack.identityInputs(),
+          cloud: 'AzurePublicCloud',
+          registry: stack.build.registry.host,
+          repository: REPOSITORY,
+          mode: 'dockerfile',
+          context: APP_CONTEXT,
+          'model-path': yesterday.dir,
+        },
+        { env, cwd: workspace },
+      );
+      check(built.exitCode === 0, `build-push failed: ${errorLines(built).join(' ')}`);
+      await runAction('build-push', {}, { env: { ...env, ...savedState(built) }, cwd: workspace });
+      localImages.push(built.outputs.image);
+      const deployed = await runAction(
+        'deploy-aks',
+        deployInputs(built.outputs.image, built.outputs['model-digest'], {}),
+        { env, cwd: workspace },
+      );
+      check(deployed.exitCode === 0, `deploy-aks failed: ${errorLines(deployed).join(' ')}`);
+      console.log(`Deployment/image-classifier runs ${built.outputs.image}`);
+      console.log(`Pods (real containers, pulled from the registry): ${podsLine()}`);
+      return `revision ${deployed.outputs.revision}, endpoint ${JSON.parse(deployed.outputs['service-endpoints']).join(', ')}`;
+    });
+
     console.log('\n##### Pass 1: the model-uploaded dispatch runs the pipeline');
     await pipeline(1);
     console.log('\n##### Pass 2: the nightly run, nothing changed (same commit, same model)');
@@ -501,11 +613,12 @@ async function main(): Promise<void> {
     for (const name of containers) {
       await timed(`removed container ${name}`, () => docker(['rm', '-f', name]));
     }
-    for (const image of pulledImages) {
-      await timed(`removed the pulled image`, () => docker(['image', 'rm', '-f', image]));
-    }
     await timed('stopped the dispatcher', async () => dispatcherServer?.stop());
-    await timed('stopped the stack', () => stack.stop());
+    // The stack first: its pods are containers that use the images.
+    await timed('stopped the stack and removed its pods', () => stack.stop());
+    for (const image of localImages) {
+      await timed(`removed ${image.split('@')[0]}`, () => docker(['image', 'rm', '-f', image]));
+    }
     const left = readdirSync(DEMO_DIR);
     console.log(
       `Stopped the stack and removed the demo containers; left for inspection: ${path.relative(REPO_ROOT, DEMO_DIR)}/{${left.join(',')}}`,

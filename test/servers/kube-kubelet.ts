@@ -26,7 +26,13 @@ export interface ContainerKubeletOptions {
    * AcrPull). dockerd treats 127.0.0.0/8 registries as insecure, so it pulls from the local
    * Distribution registry over HTTPS without verifying its certificate.
    */
-  registry?: { server: string; username: string; password: string };
+  registry?: RegistryCredential | (() => RegistryCredential);
+}
+
+export interface RegistryCredential {
+  server: string;
+  username: string;
+  password: string;
 }
 
 /** What the kubelet needs from the API server double. */
@@ -90,7 +96,8 @@ export class ContainerKubelet {
     await removeOrphans();
     if (this.options.registry) {
       this.dockerConfig = mkdtempSync(path.join(tmpdir(), 'kubelet-docker-'));
-      const { server, username, password } = this.options.registry;
+      const { registry } = this.options;
+      const { server, username, password } = typeof registry === 'function' ? registry() : registry;
       await docker(
         ['--config', this.dockerConfig, 'login', server, '-u', username, '--password-stdin'],
         { input: password },
