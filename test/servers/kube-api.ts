@@ -333,6 +333,19 @@ export class KubeApiServer {
     return object && structuredClone(object);
   }
 
+  /**
+   * Where a running pod's container port is reachable from this host (real containers only):
+   * what the pod proxy forwards to, for measuring the proxy against a direct request.
+   */
+  podEndpoint(
+    namespace: string,
+    name: string,
+    port: number,
+  ): { host: string; port: number } | undefined {
+    const pod = this.get('Pod', namespace, name);
+    return pod && this.kubelet?.endpoint(pod.metadata.uid, port);
+  }
+
   /** Every stored object of a kind in a namespace. */
   list(kind: string, namespace?: string): Obj[] {
     const type = RESOURCES.find((r) => r.kind === kind)!;
