@@ -35184,7 +35184,7 @@ const node_fs_1 = __nccwpck_require__(3024);
 const path = __importStar(__nccwpck_require__(6760));
 const credential_1 = __nccwpck_require__(6324);
 const errors_1 = __nccwpck_require__(1922);
-const reference_1 = __nccwpck_require__(3728);
+const image_reference_1 = __nccwpck_require__(648);
 exports.MODES = ['dockerfile', 'model-layer'];
 const MiB = 1024 * 1024;
 function readSettings(inputs, env, logger) {
@@ -35194,8 +35194,8 @@ function readSettings(inputs, env, logger) {
         logger.mask(password);
     const username = inputs.optional('username');
     const identity = (0, credential_1.readAzureIdentity)(inputs, env);
-    const registry = (0, reference_1.validateRegistry)(inputs.required('registry', "the registry host, e.g. 'myacr.azurecr.io'"));
-    const repository = (0, reference_1.validateRepository)(inputs.required('repository', "the repository to push to, e.g. 'ai/image-classifier'"));
+    const registry = (0, image_reference_1.validateRegistry)(inputs.required('registry', "the registry host, e.g. 'myacr.azurecr.io'"));
+    const repository = (0, image_reference_1.validateRepository)(inputs.required('repository', "the repository to push to, e.g. 'ai/image-classifier'"));
     const mode = inputs.choice('mode', exports.MODES, 'dockerfile');
     const context = path.resolve(inputs.string('context', '.'));
     const dockerfile = path.resolve(inputs.string('dockerfile', path.join(context, 'Dockerfile')));
@@ -35239,9 +35239,9 @@ function readSettings(inputs, env, logger) {
         }
     }
     const baseImage = baseImageText
-        ? (0, reference_1.parseImageReference)(baseImageText, 'base-image', registry)
+        ? withDefaultTag((0, image_reference_1.parseImageReference)(baseImageText, 'base-image', registry))
         : undefined;
-    const tags = inputs.list('tags').map((tag) => (0, reference_1.validateTag)(tag));
+    const tags = inputs.list('tags').map((tag) => (0, image_reference_1.validateTag)(tag));
     const labels = {};
     for (const line of inputs.lines('labels')) {
         const at = line.indexOf('=');
@@ -35346,6 +35346,10 @@ function parseModelFiles(value) {
         throw new errors_1.ConfigurationError(`Invalid model-files ${(0, errors_1.quote)(value)}. Expected fetch-model's files output: a JSON array of objects with name, uri, etag, sha256.`);
     }
     return parsed;
+}
+/** A base image named without tag or digest means `latest`, as docker pull reads it. */
+function withDefaultTag(reference) {
+    return reference.tag || reference.digest ? reference : { ...reference, tag: 'latest' };
 }
 
 
@@ -35570,16 +35574,13 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.listModelFiles = listModelFiles;
 exports.compareBytes = compareBytes;
-exports.sha256File = sha256File;
 exports.computeModelDigest = computeModelDigest;
-const node_crypto_1 = __nccwpck_require__(7598);
-const node_fs_1 = __nccwpck_require__(3024);
 const promises_1 = __nccwpck_require__(1455);
 const path = __importStar(__nccwpck_require__(6760));
 const errors_1 = __nccwpck_require__(1922);
-const model_digest_1 = __nccwpck_require__(3382);
+const model_1 = __nccwpck_require__(5376);
 /** fetch-model's bookkeeping, which describes the download and does not belong in the image. */
-const EXCLUDED = new Set(['.fetch-model.lock.json']);
+const EXCLUDED = new Set([model_1.LOCK_FILE]);
 /** Every regular file under `dir` (symlinks followed), sorted by relative path byte order. */
 async function listModelFiles(dir, input = 'model-path') {
     const top = await (0, promises_1.stat)(dir).catch(() => undefined);
@@ -35611,19 +35612,12 @@ async function listModelFiles(dir, input = 'model-path') {
 function compareBytes(a, b) {
     return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
-async function sha256File(file) {
-    const hash = (0, node_crypto_1.createHash)('sha256');
-    for await (const chunk of (0, node_fs_1.createReadStream)(file, { highWaterMark: 4 * 1024 * 1024 })) {
-        hash.update(chunk);
-    }
-    return hash.digest('hex');
-}
 /** The model digest fetch-model would report for these files, for when none was passed in. */
 async function computeModelDigest(files) {
     const hashed = [];
     for (const file of files)
-        hashed.push({ path: file.relative, sha256: await sha256File(file.absolute) });
-    return (0, model_digest_1.modelDigest)(hashed);
+        hashed.push({ path: file.relative, sha256: await (0, model_1.hashFile)(file.absolute) });
+    return (0, model_1.modelDigest)(hashed);
 }
 
 
@@ -35642,7 +35636,7 @@ const format_1 = __nccwpck_require__(6950);
 const existing_1 = __nccwpck_require__(9921);
 const labels_1 = __nccwpck_require__(8068);
 const image_1 = __nccwpck_require__(1128);
-const reference_1 = __nccwpck_require__(3728);
+const image_reference_1 = __nccwpck_require__(648);
 const tar_layer_1 = __nccwpck_require__(2734);
 const smoke_1 = __nccwpck_require__(8790);
 /**
@@ -35656,14 +35650,14 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
     const client = deps.client();
     const base = settings.baseImage;
     if (base.registry !== settings.registry) {
-        throw new errors_1.ConfigurationError(`base-image ${(0, errors_1.quote)((0, reference_1.formatReference)(base))} is in another registry than ${(0, errors_1.quote)(settings.registry)}. ` +
+        throw new errors_1.ConfigurationError(`base-image ${(0, errors_1.quote)((0, image_reference_1.formatReference)(base))} is in another registry than ${(0, errors_1.quote)(settings.registry)}. ` +
             'In model-layer mode the base image must live in the same registry (any repository), so its ' +
             'layers can be mounted instead of copied; push it there first.');
     }
     const repository = settings.repository;
     const baseImage = await phase('Base image', async () => {
-        const image = await (0, image_1.readBaseImage)(client, base.repository, base.digest ?? base.tag, settings.platform, (0, reference_1.formatReference)(base));
-        logger.info(`${(0, reference_1.formatReference)(base)}: ${image.digest}, ${image.manifest.layers.length} layer(s), ${image.mediaType}`);
+        const image = await (0, image_1.readBaseImage)(client, base.repository, base.digest ?? base.tag, settings.platform, (0, image_reference_1.formatReference)(base));
+        logger.info(`${(0, image_reference_1.formatReference)(base)}: ${image.digest}, ${image.manifest.layers.length} layer(s), ${image.mediaType}`);
         return image;
     });
     await phase('Base layers', async () => {
@@ -35830,11 +35824,11 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RegistryClient = exports.MANIFEST_TYPES = void 0;
 const node_crypto_1 = __nccwpck_require__(7598);
 const errors_1 = __nccwpck_require__(1922);
+const http_error_1 = __nccwpck_require__(2962);
 const http_1 = __nccwpck_require__(5069);
 const retry_1 = __nccwpck_require__(9183);
 const challenge_1 = __nccwpck_require__(8332);
 const credentials_1 = __nccwpck_require__(75);
-const transport_1 = __nccwpck_require__(4792);
 exports.MANIFEST_TYPES = {
     ociManifest: 'application/vnd.oci.image.manifest.v1+json',
     ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -35844,6 +35838,10 @@ exports.MANIFEST_TYPES = {
 const ACCEPT_MANIFESTS = Object.values(exports.MANIFEST_TYPES).join(', ');
 /** Times a blob upload may start again from byte 0 after the registry dropped its session. */
 const MAX_RESTARTS = 5;
+/** Redirect hops a blob read may take (ACR sends blob GETs and HEADs to its data endpoint). */
+const MAX_REDIRECTS = 5;
+/** A socket idle this long fails a registry request (transient: it is retried). */
+const IDLE_TIMEOUT_MS = 120_000;
 /**
  * The OCI distribution API over HTTPS, authenticated by following the registry's
  * WWW-Authenticate challenge. Transient failures (5xx, 429, resets) are retried with backoff;
@@ -35876,7 +35874,7 @@ class RegistryClient {
     /** The user name and password for `docker login`, from the same credentials. */
     async dockerLogin() {
         const challenge = (await this.ping()) ?? { scheme: 'basic' };
-        return this.options.credentials.dockerLogin(challenge);
+        return this.options.credentials.dockerLogin(challenge, this.options.registry);
     }
     async getManifest(repository, reference) {
         const response = await this.send({
@@ -35895,7 +35893,7 @@ class RegistryClient {
             throw new Error(`manifest ${repository}@${reference} arrived with digest ${digest}`);
         }
         const declared = JSON.parse(body.toString('utf8')).mediaType;
-        const mediaType = ((0, transport_1.header)(response, 'content-type') ?? declared ?? '').split(';')[0].trim();
+        const mediaType = ((0, http_1.header)(response, 'content-type') ?? declared ?? '').split(';')[0].trim();
         return { digest, mediaType: declared ?? mediaType, body };
     }
     /** A small blob (an image config), verified against its digest. */
@@ -35904,6 +35902,7 @@ class RegistryClient {
             method: 'GET',
             path: `/v2/${repository}/blobs/${digest}`,
             expect: [200],
+            followRedirects: true,
         });
         const body = await (0, http_1.readBody)(response.body, 32 * 1024 * 1024);
         const actual = `sha256:${(0, node_crypto_1.createHash)('sha256').update(body).digest('hex')}`;
@@ -35916,6 +35915,7 @@ class RegistryClient {
             method: 'HEAD',
             path: `/v2/${repository}/blobs/${digest}`,
             expect: [200, 404],
+            followRedirects: true,
         });
         (0, http_1.discardBody)(response.body);
         return response.status === 200;
@@ -35933,7 +35933,7 @@ class RegistryClient {
         if (response.status === 201)
             return true;
         // 202: the registry opened an upload session instead; close it, the caller uploads.
-        const location = (0, transport_1.header)(response, 'location');
+        const location = (0, http_1.header)(response, 'location');
         if (location) {
             await this.send({ method: 'DELETE', url: this.resolve(location), expect: [204, 404] })
                 .then((answer) => (0, http_1.discardBody)(answer.body))
@@ -35978,7 +35978,7 @@ class RegistryClient {
                     expect: [202],
                 }, false);
                 (0, http_1.discardBody)(response.body);
-                location = this.resolve((0, transport_1.header)(response, 'location') ?? location.toString());
+                location = this.resolve((0, http_1.header)(response, 'location') ?? location.toString());
                 offset = end;
                 failures = 0;
             }
@@ -35987,7 +35987,7 @@ class RegistryClient {
                     throw error;
                 resumes++;
                 hash = atStart;
-                const retryAfter = error instanceof retry_1.HttpStatusError ? error.retryAfterMs : undefined;
+                const retryAfter = error instanceof http_error_1.HttpError ? error.retryAfterMs : undefined;
                 await (0, retry_1.sleep)((0, retry_1.backoffDelay)(failures - 1, this.retry, retryAfter));
                 const status = await this.uploadStatus(location);
                 if ('received' in status && status.received >= start && status.received <= end) {
@@ -36061,7 +36061,7 @@ class RegistryClient {
         });
         this.bytesSent += body.length;
         (0, http_1.discardBody)(response.body);
-        return ((0, transport_1.header)(response, 'docker-content-digest') ??
+        return ((0, http_1.header)(response, 'docker-content-digest') ??
             `sha256:${(0, node_crypto_1.createHash)('sha256').update(body).digest('hex')}`);
     }
     /** Every tag of a repository (following Link pagination); none when it does not exist. */
@@ -36080,7 +36080,7 @@ class RegistryClient {
             }
             const body = JSON.parse((await (0, http_1.readBody)(response.body)).toString('utf8'));
             tags.push(...(body.tags ?? []));
-            const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec((0, transport_1.header)(response, 'link') ?? '');
+            const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec((0, http_1.header)(response, 'link') ?? '');
             next = link ? this.resolve(link[1]) : undefined;
         }
         return tags;
@@ -36093,7 +36093,7 @@ class RegistryClient {
             expect: [202],
         });
         (0, http_1.discardBody)(response.body);
-        const location = (0, transport_1.header)(response, 'location');
+        const location = (0, http_1.header)(response, 'location');
         if (!location)
             throw new Error('the registry opened an upload without a Location');
         return this.resolve(location);
@@ -36103,11 +36103,11 @@ class RegistryClient {
         try {
             const response = await this.send({ method: 'GET', url: location, expect: [204] });
             (0, http_1.discardBody)(response.body);
-            const range = /^(?:bytes=)?0-(\d+)$/.exec((0, transport_1.header)(response, 'range') ?? '');
+            const range = /^(?:bytes=)?0-(\d+)$/.exec((0, http_1.header)(response, 'range') ?? '');
             const received = range ? Number(range[1]) + 1 : 0;
             return {
                 received,
-                location: this.resolve((0, transport_1.header)(response, 'location') ?? location.toString()),
+                location: this.resolve((0, http_1.header)(response, 'location') ?? location.toString()),
             };
         }
         catch (error) {
@@ -36121,17 +36121,20 @@ class RegistryClient {
     }
     /**
      * Sends a request with authentication: on 401 it answers the challenge (renewing once if a
-     * token was already sent) and sends again. With `retry`, transient failures are retried.
+     * token was already sent) and sends again. With `retry`, transient failures are retried. The
+     * registry token goes only to the registry's own origin: an absolute Location or Link on
+     * another host, and any redirect hop that leaves the origin, gets none.
      */
     async send(request, retry = true) {
         const url = request.url ?? this.resolve(request.path);
+        const ownOrigin = url.origin === this.base.origin;
         const attempt = async () => {
             let renewed = false;
             for (;;) {
-                const sentAuthorization = this.authorization;
+                const sentAuthorization = ownOrigin ? this.authorization : undefined;
                 let response;
                 try {
-                    response = await (0, transport_1.sendRequest)({
+                    response = await (0, http_1.send)({
                         method: request.method,
                         url,
                         headers: {
@@ -36140,13 +36143,20 @@ class RegistryClient {
                             ...(sentAuthorization ? { authorization: sentAuthorization } : {}),
                         },
                         body: request.body,
+                        pool: (0, http_1.sharedPool)(8),
+                        idleTimeoutMs: IDLE_TIMEOUT_MS,
+                        maxRedirects: request.followRedirects ? MAX_REDIRECTS : 0,
                     });
                 }
                 catch (error) {
                     throw unreachable(error, this.options.registry);
                 }
-                if (response.status === 401 && (!sentAuthorization || !renewed)) {
-                    const challenge = (0, challenge_1.parseChallenge)((0, transport_1.header)(response, 'www-authenticate'));
+                const answeredByRegistry = response.url.origin === this.base.origin;
+                if (response.status === 401 &&
+                    ownOrigin &&
+                    answeredByRegistry &&
+                    (!sentAuthorization || !renewed)) {
+                    const challenge = (0, challenge_1.parseChallenge)((0, http_1.header)(response, 'www-authenticate'));
                     (0, http_1.discardBody)(response.body);
                     if (!challenge)
                         throw await this.authError(response, request.method, url);
@@ -36156,15 +36166,18 @@ class RegistryClient {
                         this.options.logger.info('  the registry answered 401; renewing the token once');
                     }
                     this.challenge = challenge;
-                    this.authorization = await this.options.credentials.authorization(challenge, this.options.scopes);
+                    this.authorization = await this.options.credentials.authorization(challenge, this.options.scopes, this.options.registry);
                     continue;
                 }
                 if (request.expect.includes(response.status))
                     return response;
-                if (response.status === 401 || response.status === 403) {
+                if ((response.status === 401 || response.status === 403) && answeredByRegistry) {
                     throw await this.authError(response, request.method, url);
                 }
-                throw await this.statusError(response, `${request.method} ${url.pathname}`);
+                const where = answeredByRegistry
+                    ? url.pathname
+                    : `${url.pathname} (redirected to ${response.url.host})`;
+                throw await (0, http_1.statusError)(response, `${request.method} ${where}`, credentials_1.registryErrorBody, credentials_1.registryError);
             }
         };
         if (!retry)
@@ -36175,22 +36188,14 @@ class RegistryClient {
             policy: this.retry,
         });
     }
-    async statusError(response, what) {
-        let text = '';
-        try {
-            text = (await (0, http_1.readBody)(response.body, 64 * 1024)).toString('utf8');
-        }
-        catch {
-            // The status alone still says what failed.
-        }
-        const retryAfter = (0, transport_1.header)(response, 'retry-after');
-        const code = /"code"\s*:\s*"([A-Z_]+)"/.exec(text)?.[1];
-        return new retry_1.HttpStatusError(`${what} failed: HTTP ${response.status}${text ? `: ${(0, credentials_1.registryErrorText)(text)}` : ''}`, response.status, code, retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined);
-    }
     async authError(response, method, url) {
         const text = (await (0, http_1.readBody)(response.body, 64 * 1024).catch(() => Buffer.alloc(0))).toString('utf8');
+        const service = text ? (0, credentials_1.registryErrorBody)(text) : {};
+        const detail = service.message
+            ? `${service.code ? `${service.code} ` : ''}${service.message}`
+            : '';
         return new errors_1.ConfigurationError(`Registry ${(0, errors_1.quote)(this.options.registry)} refused ${method} ${url.pathname} ` +
-            `(HTTP ${response.status}${text ? `: ${(0, credentials_1.registryErrorText)(text)}` : ''}) with ` +
+            `(HTTP ${response.status}${detail ? `: ${detail}` : ''}) with ` +
             `${this.options.credentials.description}. The identity needs the AcrPush role on the ` +
             `registry to push (AcrPull to read a base image), or, outside ACR, a user allowed to ` +
             `push to ${this.options.scopes.map((scope) => scope.split(':')[1]).join(' and ')}.`);
@@ -36223,12 +36228,11 @@ async function* counted(source, observe) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.AnonymousCredentials = exports.PasswordCredentials = exports.AcrOidcCredentials = exports.ACR_ENTRA_SCOPE = exports.ACR_REFRESH_TOKEN_USER = void 0;
-exports.registryErrorText = registryErrorText;
+exports.registryError = exports.RegistryError = exports.PasswordCredentials = exports.AcrOidcCredentials = exports.ACR_ENTRA_SCOPE = exports.ACR_REFRESH_TOKEN_USER = void 0;
+exports.registryErrorBody = registryErrorBody;
 const errors_1 = __nccwpck_require__(1922);
 const http_1 = __nccwpck_require__(5069);
-const retry_1 = __nccwpck_require__(9183);
-const transport_1 = __nccwpck_require__(4792);
+const http_error_1 = __nccwpck_require__(2962);
 /** The user name ACR's token service takes with a refresh token as the password. */
 exports.ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
 /** The Entra resource whose tokens ACR exchanges for its own. */
@@ -36254,8 +36258,8 @@ class AcrOidcCredentials {
         this.refreshToken = undefined;
         this.accessTokens.clear();
     }
-    async authorization(challenge, scopes) {
-        const { realm, service } = bearerChallenge(challenge);
+    async authorization(challenge, scopes, registry) {
+        const { realm, service } = bearerChallenge(challenge, registry);
         const key = `${realm} ${service} ${scopes.join(' ')}`;
         let token = this.accessTokens.get(key);
         if (!token) {
@@ -36265,8 +36269,8 @@ class AcrOidcCredentials {
         }
         return `Bearer ${await token}`;
     }
-    async dockerLogin(challenge) {
-        const { realm, service } = bearerChallenge(challenge);
+    async dockerLogin(challenge, registry) {
+        const { realm, service } = bearerChallenge(challenge, registry);
         return { username: exports.ACR_REFRESH_TOKEN_USER, password: await this.refresh(realm, service) };
     }
     refresh(realm, service) {
@@ -36323,12 +36327,12 @@ class PasswordCredentials {
     renew() {
         this.tokens.clear();
     }
-    async authorization(challenge, scopes) {
+    async authorization(challenge, scopes, registry) {
         const basic = `Basic ${Buffer.from(`${this.username}:${this.password}`).toString('base64')}`;
         this.logger.mask(basic.slice(6));
         if (challenge.scheme === 'basic')
             return basic;
-        const { realm, service } = bearerChallenge(challenge);
+        const { realm, service } = bearerChallenge(challenge, registry);
         const key = `${realm} ${service} ${scopes.join(' ')}`;
         let token = this.tokens.get(key);
         if (!token) {
@@ -36343,47 +36347,40 @@ class PasswordCredentials {
     }
 }
 exports.PasswordCredentials = PasswordCredentials;
-/** No credentials: anonymous tokens, for public or test registries. */
-class AnonymousCredentials {
-    logger;
-    description = 'anonymous';
-    constructor(logger) {
-        this.logger = logger;
-    }
-    renew() { }
-    async authorization(challenge, scopes) {
-        if (challenge.scheme === 'basic') {
-            throw new errors_1.ConfigurationError('The registry asks for a user name and password; set username and password, or ' +
-                'client-id and tenant-id for ACR.');
-        }
-        const { realm, service } = bearerChallenge(challenge);
-        return `Bearer ${await getToken(realm, service, scopes, undefined, this.logger)}`;
-    }
-    async dockerLogin() {
-        throw new errors_1.ConfigurationError('docker login needs credentials: set username and password, or client-id and tenant-id.');
-    }
-}
-exports.AnonymousCredentials = AnonymousCredentials;
-function bearerChallenge(challenge) {
+/**
+ * The realm and service of a bearer challenge, once the realm is known to be the registry's own
+ * token endpoint: on the registry's host, over https (plain http only for a loopback registry).
+ * A registry that names another host would receive the Entra token or the password, so it is
+ * refused rather than followed.
+ */
+function bearerChallenge(challenge, registry) {
     if (challenge.scheme !== 'bearer' || !challenge.realm) {
         throw new Error(`The registry's WWW-Authenticate challenge (${challenge.scheme}) names no token realm`);
     }
-    return { realm: challenge.realm, service: challenge.service ?? new URL(challenge.realm).host };
+    let realm;
+    try {
+        realm = new URL(challenge.realm);
+    }
+    catch {
+        throw new errors_1.ConfigurationError(`Registry ${(0, errors_1.quote)(registry)} names an invalid token realm ${(0, errors_1.quote)(challenge.realm)}.`);
+    }
+    if (realm.host !== registry.toLowerCase() ||
+        (realm.protocol !== 'https:' && realm.protocol !== 'http:')) {
+        throw new errors_1.ConfigurationError(`Registry ${(0, errors_1.quote)(registry)} names the token realm ${(0, errors_1.quote)(challenge.realm)}, which is not ` +
+            `on the registry's own host. Credentials are sent only to the registry itself (ACR's ` +
+            `realm is https://<registry>/oauth2/token); check the 'registry' input.`);
+    }
+    (0, http_1.assertSecureForCredentials)(realm);
+    return { realm: challenge.realm, service: challenge.service ?? registry };
 }
-/** GET realm?service=&scope= as Docker does, with basic credentials or none. */
+/** GET realm?service=&scope= as Docker does, with basic credentials. */
 async function getToken(realm, service, scopes, basic, logger) {
     const url = new URL(realm);
     url.searchParams.set('service', service);
     for (const scope of scopes)
         url.searchParams.append('scope', scope);
-    const answer = await (0, retry_1.withRetry)(async () => {
-        const response = await (0, transport_1.sendRequest)({
-            method: 'GET',
-            url,
-            headers: basic ? { authorization: basic } : {},
-        });
-        return parseTokenAnswer(response, url, 'registry token');
-    }, { description: 'registry token', logger, retryable: retry_1.isTransient });
+    const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)({ method: 'GET', url, headers: { authorization: basic }, idleTimeoutMs: 30_000 }), 'registry token', { logger, parse: registryErrorBody, create: exports.registryError });
+    const answer = await parseTokenAnswer(response, url, 'registry token');
     const token = answer.token ?? answer.access_token;
     if (typeof token !== 'string')
         throw new Error(`${url.origin}${url.pathname} answered without a token`);
@@ -36391,45 +36388,57 @@ async function getToken(realm, service, scopes, basic, logger) {
     return token;
 }
 async function tokenRequest(url, form, logger, what) {
-    return (0, retry_1.withRetry)(async () => {
-        const response = await (0, transport_1.sendRequest)({
-            method: 'POST',
-            url,
-            headers: { 'content-type': 'application/x-www-form-urlencoded' },
-            body: form.toString(),
-        });
-        return parseTokenAnswer(response, url, what);
-    }, { description: what, logger, retryable: retry_1.isTransient });
+    const where = `${what} at ${url.origin}${url.pathname}`;
+    const response = await (0, http_1.sendWithRetry)(() => (0, http_1.send)((0, http_1.credentialForm)(url, form)), where, {
+        logger,
+        parse: registryErrorBody,
+        create: exports.registryError,
+    });
+    return parseTokenAnswer(response, url, what);
 }
 async function parseTokenAnswer(response, url, what) {
-    const text = (await (0, http_1.readBody)(response.body, 1024 * 1024)).toString('utf8');
-    if (response.status === 200)
-        return JSON.parse(text);
     const where = `${url.origin}${url.pathname}`;
+    if (response.status === 200) {
+        const text = (await (0, http_1.readBody)(response.body, 1024 * 1024)).toString('utf8');
+        return JSON.parse(text);
+    }
+    const error = await (0, http_1.statusError)(response, `${what} at ${where}`, registryErrorBody, exports.registryError);
     if (response.status === 401 || response.status === 403 || response.status === 400) {
-        throw new errors_1.ConfigurationError(`${what} refused at ${where} (HTTP ${response.status}): ${registryErrorText(text)}. ` +
+        throw new errors_1.ConfigurationError(`${what} refused at ${where} (HTTP ${response.status}): ` +
+            `${error.serviceMessage ?? error.code ?? 'no details'}. ` +
             'For ACR with OIDC, the app registration (client-id) needs a role assignment on the ' +
             'registry (AcrPush to push), and the registry must allow Entra authentication.');
     }
-    throw new retry_1.HttpStatusError(`${what} at ${where} failed: HTTP ${response.status}`, response.status, undefined);
+    throw error;
 }
-/** The message of a registry's `{"errors":[{code,message}]}` body, or the raw text. */
-function registryErrorText(text) {
+/** An answer of the registry or its token service with a status the client did not expect. */
+class RegistryError extends http_error_1.HttpError {
+    name = 'RegistryError';
+}
+exports.RegistryError = RegistryError;
+exports.registryError = (0, http_1.errorFactory)(RegistryError);
+/**
+ * A registry's `{"errors":[{code,message}]}` body, or a token service's OAuth
+ * `{"error","error_description"}`, or text.
+ */
+function registryErrorBody(text) {
     try {
         const parsed = JSON.parse(text);
         if (parsed.errors?.length) {
-            return parsed.errors
-                .map((error) => `${error.code ?? ''} ${error.message ?? ''}`.trim())
-                .join('; ');
+            return {
+                code: parsed.errors[0].code,
+                message: parsed.errors
+                    .map((error) => `${error.code ?? ''} ${error.message ?? ''}`.trim())
+                    .join('; '),
+            };
         }
-        const oauth = parsed;
-        if (oauth.error)
-            return `${oauth.error}${oauth.error_description ? `: ${oauth.error_description}` : ''}`;
+        if (parsed.error)
+            return { code: parsed.error, message: parsed.error_description ?? parsed.error };
     }
     catch {
         // Not JSON: show it as it is.
     }
-    return text.trim().slice(0, 300) || 'no details';
+    return { message: text.trim().slice(0, 300) || undefined };
 }
 
 
@@ -36539,101 +36548,6 @@ function composeImage(base, layer, labels, created, description) {
             return Buffer.from(JSON.stringify(manifest));
         },
     };
-}
-
-
-/***/ }),
-
-/***/ 3728:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-"use strict";
-
-Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.validateRegistry = validateRegistry;
-exports.validateRepository = validateRepository;
-exports.validateTag = validateTag;
-exports.parseImageReference = parseImageReference;
-exports.formatReference = formatReference;
-const errors_1 = __nccwpck_require__(1922);
-/**
- * The grammar of Distribution's reference package: a repository is path components of lower-case
- * letters and digits joined by `.`, `_`, `__` or runs of `-`, separated by `/`; a tag is up to 128
- * word characters, dots and dashes, not starting with either; a registry host may carry a port.
- */
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$/;
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
-function validateRegistry(value, input = 'registry') {
-    const host = value.replace(/^https:\/\//, '').replace(/\/+$/, '');
-    if (!HOST.test(host) || host !== host.toLowerCase()) {
-        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected a lower-case registry host name, optionally ` +
-            `with a port, such as myacr.azurecr.io or 127.0.0.1:5000.`);
-    }
-    return host;
-}
-function validateRepository(value, input = 'repository') {
-    const components = value.split('/');
-    if (value.length > 255 || !components.every((component) => COMPONENT.test(component))) {
-        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected lower-case letters, digits and separators ` +
-            `(., _, __, -) in path components joined by /, such as ai/image-classifier.` +
-            (value !== value.toLowerCase() ? ' Repository names must be lower case.' : ''));
-    }
-    return value;
-}
-function validateTag(value, input = 'tags') {
-    if (!TAG.test(value)) {
-        throw new errors_1.ConfigurationError(`Invalid tag ${(0, errors_1.quote)(value)} in '${input}'. Expected up to 128 letters, digits, '_', '.' ` +
-            `and '-', not starting with '.' or '-'.`);
-    }
-    return value;
-}
-/**
- * Parses `registry/repository[:tag][@sha256:...]`. A reference without a registry part is taken
- * to live in `defaultRegistry` (the target registry), since no public registry is assumed.
- */
-function parseImageReference(value, input, defaultRegistry) {
-    let rest = value.trim();
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}: the digest after @ must be sha256: and 64 hex digits.`);
-        }
-    }
-    let tag;
-    const lastSlash = rest.lastIndexOf('/');
-    const colon = rest.lastIndexOf(':');
-    if (colon > lastSlash) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-    }
-    const firstSlash = rest.indexOf('/');
-    const first = firstSlash >= 0 ? rest.slice(0, firstSlash) : '';
-    const hasRegistry = first !== '' && (/[.:]/.test(first) || first === 'localhost');
-    const registry = hasRegistry ? validateRegistry(first, input) : defaultRegistry;
-    const repository = hasRegistry ? rest.slice(firstSlash + 1) : rest;
-    try {
-        validateRepository(repository, input);
-        if (tag !== undefined)
-            validateTag(tag, input);
-    }
-    catch (error) {
-        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected an image reference such as ` +
-            `myacr.azurecr.io/ai/app-base:1.0 or ai/app-base@sha256:<64 hex digits>. ` +
-            `${error.message}`);
-    }
-    if (tag === undefined && digest === undefined)
-        tag = 'latest';
-    return { registry, repository, tag, digest };
-}
-function formatReference(reference) {
-    return (`${reference.registry}/${reference.repository}` +
-        (reference.tag ? `:${reference.tag}` : '') +
-        (reference.digest ? `@${reference.digest}` : ''));
 }
 
 
@@ -36800,114 +36714,6 @@ function ustarHeader(name, prefix, size, mode, type, longName) {
 }
 function octal(header, offset, length, value) {
     header.write(`${value.toString(8).padStart(length - 1, '0')}\u0000`, offset, length, 'latin1');
-}
-
-
-/***/ }),
-
-/***/ 4792:
-/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
-
-"use strict";
-
-var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
-    if (k2 === undefined) k2 = k;
-    var desc = Object.getOwnPropertyDescriptor(m, k);
-    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-      desc = { enumerable: true, get: function() { return m[k]; } };
-    }
-    Object.defineProperty(o, k2, desc);
-}) : (function(o, m, k, k2) {
-    if (k2 === undefined) k2 = k;
-    o[k2] = m[k];
-}));
-var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
-    Object.defineProperty(o, "default", { enumerable: true, value: v });
-}) : function(o, v) {
-    o["default"] = v;
-});
-var __importStar = (this && this.__importStar) || (function () {
-    var ownKeys = function(o) {
-        ownKeys = Object.getOwnPropertyNames || function (o) {
-            var ar = [];
-            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
-            return ar;
-        };
-        return ownKeys(o);
-    };
-    return function (mod) {
-        if (mod && mod.__esModule) return mod;
-        var result = {};
-        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
-        __setModuleDefault(result, mod);
-        return result;
-    };
-})();
-Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.sendRequest = sendRequest;
-exports.header = header;
-const http = __importStar(__nccwpck_require__(7067));
-const https = __importStar(__nccwpck_require__(4708));
-const http_1 = __nccwpck_require__(5069);
-/**
- * Sends one request and resolves when the response headers arrive. A streamed body is written
- * with back-pressure; when the server answers before the body is complete (a 401, a 4xx), the
- * rest is not sent.
- */
-function sendRequest(request) {
-    const { url } = request;
-    const transport = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-        let answered = false;
-        const req = transport.request(url, {
-            method: request.method,
-            headers: request.headers,
-            agent: (0, http_1.keepAliveAgent)(url.protocol, 8),
-        }, (res) => {
-            answered = true;
-            (0, http_1.watchBodyIdle)(res, request.idleTimeoutMs ?? 120_000);
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
-        });
-        const timeout = request.idleTimeoutMs ?? 120_000;
-        req.setTimeout(timeout, () => req.destroy((0, http_1.timeoutError)(timeout)));
-        req.on('error', (error) => {
-            if (!answered)
-                reject(error);
-        });
-        const body = request.body;
-        if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
-            req.end(body);
-            return;
-        }
-        void (async () => {
-            try {
-                for await (const chunk of body()) {
-                    if (answered || req.destroyed)
-                        return;
-                    if (!req.write(chunk)) {
-                        await new Promise((done) => {
-                            const finish = () => {
-                                req.off('drain', finish);
-                                req.off('close', finish);
-                                done();
-                            };
-                            req.on('drain', finish);
-                            req.on('close', finish);
-                        });
-                    }
-                }
-                if (!req.destroyed)
-                    req.end();
-            }
-            catch (error) {
-                req.destroy(error);
-            }
-        })();
-    });
-}
-function header(response, name) {
-    const value = response.headers[name];
-    return Array.isArray(value) ? value[0] : value;
 }
 
 
@@ -37291,6 +37097,97 @@ function actionsLogger() {
 
 /***/ }),
 
+/***/ 9703:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.transportHttpClient = transportHttpClient;
+const node_stream_1 = __nccwpck_require__(7075);
+const core_rest_pipeline_1 = __nccwpck_require__(778);
+const http_1 = __nccwpck_require__(5069);
+/** Bodies the SDK reads as text (token answers, XML listings) are small; bytes are streamed. */
+const TEXT_BODY_LIMIT = 64 * 1024 * 1024;
+/**
+ * The Azure SDK's HttpClient over this project's one transport, so Entra (through
+ * @azure/identity) and the storage SDK get the same proxy routing, https-only credential rule,
+ * keep-alive pool and idle timeouts as every other request. The SDK's own pipeline keeps its
+ * policies (retries, bearer tokens, redirects); only the wire is ours.
+ */
+function transportHttpClient(pool = (0, http_1.sharedPool)()) {
+    return {
+        async sendRequest(request) {
+            const headers = request.headers.toJSON();
+            const body = await requestBody(request.body);
+            if (body !== undefined && headers['content-length'] === undefined) {
+                headers['content-length'] = String(Buffer.byteLength(body));
+            }
+            const response = await (0, http_1.send)({
+                method: request.method,
+                url: new URL(request.url),
+                headers,
+                body,
+                pool,
+                idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
+                signal: abortSignal(request.abortSignal),
+            });
+            const responseHeaders = (0, core_rest_pipeline_1.createHttpHeaders)();
+            for (const [name, value] of Object.entries(response.headers)) {
+                if (value !== undefined) {
+                    responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
+                }
+            }
+            const streams = request.streamResponseStatusCodes;
+            if (streams?.has(response.status) || streams?.has(Number.POSITIVE_INFINITY)) {
+                return {
+                    request,
+                    status: response.status,
+                    headers: responseHeaders,
+                    readableStreamBody: response.body,
+                };
+            }
+            const text = (await (0, http_1.readBody)(response.body, TEXT_BODY_LIMIT)).toString('utf8');
+            return { request, status: response.status, headers: responseHeaders, bodyAsText: text };
+        },
+    };
+}
+/** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */
+async function requestBody(body) {
+    if (body === undefined || body === null)
+        return undefined;
+    if (typeof body === 'string')
+        return body;
+    if (Buffer.isBuffer(body))
+        return body;
+    if (body instanceof ArrayBuffer)
+        return Buffer.from(body);
+    if (ArrayBuffer.isView(body))
+        return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const stream = typeof body === 'function' ? body() : body;
+    if (stream instanceof node_stream_1.Readable) {
+        const chunks = [];
+        for await (const chunk of stream)
+            chunks.push(Buffer.from(chunk));
+        return Buffer.concat(chunks);
+    }
+    throw new Error('This HTTP client sends text, bytes and Node streams only.');
+}
+/** A Node AbortSignal that follows the SDK's AbortSignalLike. */
+function abortSignal(like) {
+    if (!like)
+        return undefined;
+    const controller = new AbortController();
+    if (like.aborted)
+        controller.abort();
+    else
+        like.addEventListener('abort', () => controller.abort(), { once: true });
+    return controller.signal;
+}
+
+
+/***/ }),
+
 /***/ 9707:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -37347,6 +37244,7 @@ exports.TokenSource = exports.DEFAULT_OIDC_AUDIENCE = void 0;
 exports.readAzureIdentity = readAzureIdentity;
 exports.createOidcCredential = createOidcCredential;
 const identity_1 = __nccwpck_require__(5261);
+const azure_http_client_1 = __nccwpck_require__(9703);
 const clouds_1 = __nccwpck_require__(9707);
 const errors_1 = __nccwpck_require__(1922);
 exports.DEFAULT_OIDC_AUDIENCE = 'api://AzureADTokenExchange';
@@ -37405,6 +37303,9 @@ function createOidcCredential(settings, idToken, env, logger) {
     }, {
         authorityHost: settings.authorityHost,
         disableInstanceDiscovery: settings.customAuthority,
+        // Entra is reached like every other service: proxy, timeouts, https only.
+        httpClient: (0, azure_http_client_1.transportHttpClient)(),
+        retryOptions: { maxRetries: 3 },
     });
 }
 /**
@@ -37549,6 +37450,76 @@ function formatDuration(milliseconds) {
 
 /***/ }),
 
+/***/ 2962:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.jsonErrorBody = exports.xmlErrorBody = exports.HttpError = void 0;
+exports.parseRetryAfter = parseRetryAfter;
+/**
+ * An HTTP answer with a status the caller did not expect. Every service's errors (storage,
+ * registry, Kubernetes, ARM) are this class or a subclass of it, so the retry policy and the
+ * messages treat them alike, and each keeps the service's own code and message.
+ */
+class HttpError extends Error {
+    status;
+    code;
+    retryAfterMs;
+    serviceMessage;
+    constructor(message, status, 
+    /** The service's own error code (x-ms-error-code, a registry's errors[].code, Status.reason). */
+    code, 
+    /** Retry-After in milliseconds, when the server sent one. */
+    retryAfterMs, 
+    /** The service's own message, as it wrote it. */
+    serviceMessage) {
+        super(message);
+        this.status = status;
+        this.code = code;
+        this.retryAfterMs = retryAfterMs;
+        this.serviceMessage = serviceMessage;
+        this.name = 'HttpError';
+    }
+}
+exports.HttpError = HttpError;
+/** Parses Retry-After, either seconds or an HTTP date, into milliseconds from `now`. */
+function parseRetryAfter(value, now = Date.now()) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim()) * 1000;
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+/** Azure Storage and S3: `<Error><Code>…</Code><Message>…</Message></Error>`. */
+const xmlErrorBody = (body) => ({
+    code: /<Code>([^<]+)<\/Code>/.exec(body)?.[1],
+    message: /<Message>([^<]+)<\/Message>/.exec(body)?.[1]?.split('\n')[0],
+});
+exports.xmlErrorBody = xmlErrorBody;
+/** ARM and Entra style: `{"error":{"code":…,"message":…}}` or `{"error":…,"error_description":…}`. */
+const jsonErrorBody = (body) => {
+    try {
+        const parsed = JSON.parse(body);
+        if (typeof parsed.error === 'object' && parsed.error) {
+            return { code: parsed.error.code, message: parsed.error.message };
+        }
+        if (typeof parsed.error === 'string') {
+            return { code: parsed.error, message: parsed.error_description };
+        }
+        return { code: parsed.code, message: parsed.message };
+    }
+    catch {
+        return { message: body.trim().slice(0, 300) || undefined };
+    }
+};
+exports.jsonErrorBody = jsonErrorBody;
+
+
+/***/ }),
+
 /***/ 5069:
 /***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
@@ -37588,50 +37559,253 @@ var __importStar = (this && this.__importStar) || (function () {
     };
 })();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.keepAliveAgent = keepAliveAgent;
+exports.InsecureTransportError = exports.ConnectionPool = void 0;
+exports.sharedPool = sharedPool;
+exports.credentialForm = credentialForm;
+exports.errorFactory = errorFactory;
 exports.send = send;
-exports.watchBodyIdle = watchBodyIdle;
-exports.timeoutError = timeoutError;
+exports.assertSecureForCredentials = assertSecureForCredentials;
+exports.header = header;
 exports.readBody = readBody;
 exports.discardBody = discardBody;
-exports.redactUrl = redactUrl;
 exports.statusError = statusError;
+exports.isRetryableStatus = isRetryableStatus;
 exports.sendWithRetry = sendWithRetry;
 const http = __importStar(__nccwpck_require__(7067));
 const https = __importStar(__nccwpck_require__(4708));
+const errors_1 = __nccwpck_require__(1922);
+const http_error_1 = __nccwpck_require__(2962);
+const proxy_1 = __nccwpck_require__(1709);
 const retry_1 = __nccwpck_require__(9183);
-/** One keep-alive agent per protocol and connection limit, shared by every request. */
-const agents = new Map();
-function keepAliveAgent(protocol, maxSockets) {
-    const key = `${protocol}${maxSockets}`;
-    let agent = agents.get(key);
-    if (!agent) {
-        const options = { keepAlive: true, maxSockets, scheduling: 'lifo' };
-        agent = protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-        agents.set(key, agent);
+/**
+ * Keep-alive agents, one per way of reaching a target (direct, tunnelled through a proxy, or
+ * forwarded by it), created when first needed. The proxy is read from the environment on each
+ * request, so a process that changes HTTPS_PROXY or NO_PROXY sees the change.
+ */
+class ConnectionPool {
+    options;
+    agents = new Map();
+    constructor(options) {
+        this.options = options;
     }
-    return agent;
-}
-/** Sends a request and resolves once the response headers arrive. */
-function send(request) {
-    const { url } = request;
-    const transport = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-        const req = transport.request(url, {
-            method: request.method,
-            headers: request.headers,
-            agent: request.agent ?? keepAliveAgent(url.protocol, 16),
-        }, (res) => {
-            if (request.idleTimeoutMs)
-                watchBodyIdle(res, request.idleTimeoutMs);
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
-        });
-        if (request.idleTimeoutMs) {
-            req.setTimeout(request.idleTimeoutMs, () => req.destroy(timeoutError(request.idleTimeoutMs)));
+    route(target, env = process.env) {
+        const proxy = (0, proxy_1.proxyFor)(target, env);
+        const secure = target.protocol === 'https:';
+        if (!proxy)
+            return { agent: this.agent(secure ? 'https' : 'http', undefined) };
+        if (secure)
+            return { agent: this.agent('tunnel', proxy) };
+        return {
+            agent: this.agent(proxy.protocol === 'https:' ? 'https' : 'http', proxy),
+            forwardProxy: proxy,
+        };
+    }
+    agent(kind, proxy) {
+        const key = `${kind} ${proxy?.href ?? ''}`;
+        let agent = this.agents.get(key);
+        if (!agent) {
+            const common = {
+                keepAlive: true,
+                maxSockets: this.options.maxSockets,
+                scheduling: 'lifo',
+            };
+            if (kind === 'tunnel') {
+                agent = new proxy_1.TunnelAgent(proxy, { ...common, ...this.options.tls }, this.options.connectTimeoutMs ?? 30_000);
+            }
+            else if (kind === 'https') {
+                // A forwarding proxy reached over https is verified with the default trust, not the
+                // target's: only tunnelled targets get this pool's own TLS options.
+                agent = new https.Agent(proxy ? common : { ...common, ...this.options.tls });
+            }
+            else {
+                agent = new http.Agent(common);
+            }
+            this.agents.set(key, agent);
         }
-        req.on('error', reject);
-        req.end(request.body);
+        return agent;
+    }
+    destroy() {
+        for (const agent of this.agents.values())
+            agent.destroy();
+        this.agents.clear();
+    }
+}
+exports.ConnectionPool = ConnectionPool;
+const sharedPools = new Map();
+/** The pool shared by every request that has no TLS needs of its own. */
+function sharedPool(maxSockets = 16) {
+    let pool = sharedPools.get(maxSockets);
+    if (!pool) {
+        pool = new ConnectionPool({ maxSockets });
+        sharedPools.set(maxSockets, pool);
+    }
+    return pool;
+}
+/**
+ * A form POST that carries a credential in its body (a token exchange, STS): refused over
+ * plain http like an Authorization header, and timed out like any short request.
+ */
+function credentialForm(url, form) {
+    const body = form.toString();
+    return {
+        method: 'POST',
+        url,
+        headers: {
+            'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+            'content-length': String(Buffer.byteLength(body)),
+        },
+        body,
+        idleTimeoutMs: 30_000,
+        carriesCredential: true,
+    };
+}
+/** Builds a service's error class from the shared mapping. */
+function errorFactory(ErrorClass) {
+    return (message, status, service, retryAfterMs) => new ErrorClass(message, status, service.code, retryAfterMs, service.message);
+}
+/** A credential would cross the network in the clear. */
+class InsecureTransportError extends errors_1.ConfigurationError {
+    constructor(url) {
+        super(`Refusing to send a credential to ${url.origin} over plain http: tokens, passwords and ` +
+            `SAS signatures go only over https (plain http only to a loopback address). Use an ` +
+            `https:// endpoint.`);
+        this.name = 'InsecureTransportError';
+    }
+}
+exports.InsecureTransportError = InsecureTransportError;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Headers that carry a credential for one origin; dropped when a redirect leaves it. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'x-ms-copy-source-authorization']);
+/**
+ * Sends a request and resolves once the response headers arrive. With `maxRedirects`, GETs and
+ * HEADs follow redirects; a hop to another origin carries no credential header (the bytes are
+ * checked against their digest wherever they come from).
+ */
+async function send(request) {
+    let current = request;
+    for (let hop = 0;; hop++) {
+        const response = await sendOnce(current);
+        const follow = REDIRECTS.has(response.status) &&
+            (request.maxRedirects ?? 0) > 0 &&
+            (request.method === 'GET' || request.method === 'HEAD');
+        const location = header(response, 'location');
+        if (!follow || !location)
+            return response;
+        discardBody(response.body);
+        if (hop >= request.maxRedirects) {
+            throw new Error(`${request.method} ${request.url.origin}${request.url.pathname}: more than ` +
+                `${request.maxRedirects} redirects`);
+        }
+        const next = new URL(location, current.url);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') {
+            throw new Error(`${current.url.origin} redirected to an unsupported URL scheme ${next.protocol}`);
+        }
+        const headers = next.origin === current.url.origin
+            ? current.headers
+            : withoutCredentials(current.headers ?? {});
+        current = { ...current, url: next, headers, carriesCredential: false };
+    }
+}
+function withoutCredentials(headers) {
+    return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
+}
+function carriesCredential(request) {
+    if (request.carriesCredential)
+        return true;
+    return Object.keys(request.headers ?? {}).some((name) => CREDENTIAL_HEADERS.has(name.toLowerCase()));
+}
+/** Refuses a credential over plain http to anything but this machine. */
+function assertSecureForCredentials(url) {
+    if (url.protocol !== 'https:' && !(0, proxy_1.isLoopback)(url.hostname))
+        throw new InsecureTransportError(url);
+}
+function sendOnce(request) {
+    const { url } = request;
+    if (carriesCredential(request))
+        assertSecureForCredentials(url);
+    const route = (request.pool ?? sharedPool()).route(url);
+    const idle = request.idleTimeoutMs ?? 60_000;
+    const bodyIdle = request.bodyIdleTimeoutMs ?? idle;
+    return new Promise((resolve, reject) => {
+        let answered = false;
+        const onResponse = (res) => {
+            answered = true;
+            if (bodyIdle > 0)
+                watchBodyIdle(res, bodyIdle);
+            else
+                res.socket.setTimeout(0);
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+        };
+        let req;
+        if (route.forwardProxy) {
+            // Plain http through a proxy: the request line names the whole URL.
+            const proxy = route.forwardProxy;
+            const headers = { ...request.headers, host: url.host };
+            const authorization = (0, proxy_1.proxyAuthorization)(proxy);
+            if (authorization)
+                headers['proxy-authorization'] = authorization;
+            const transport = proxy.protocol === 'https:' ? https : http;
+            req = transport.request({
+                method: request.method,
+                hostname: proxy.hostname.replace(/^\[|\]$/g, ''),
+                port: proxy.port || (proxy.protocol === 'https:' ? 443 : 80),
+                path: url.href,
+                headers,
+                agent: route.agent,
+                signal: request.signal,
+            }, onResponse);
+        }
+        else {
+            const transport = url.protocol === 'https:' ? https : http;
+            req = transport.request(url, {
+                method: request.method,
+                headers: request.headers,
+                agent: route.agent,
+                signal: request.signal,
+            }, onResponse);
+        }
+        if (idle > 0)
+            req.setTimeout(idle, () => req.destroy(timeoutError(idle)));
+        req.on('error', (error) => {
+            if (!answered)
+                reject(error);
+        });
+        writeBody(req, request.body, () => answered);
     });
+}
+/**
+ * Writes a body with back-pressure. When the server answers before the body is complete (a
+ * 401, a 4xx), the rest is not sent.
+ */
+function writeBody(req, body, answered) {
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+        req.end(body);
+        return;
+    }
+    void (async () => {
+        try {
+            for await (const chunk of body()) {
+                if (answered() || req.destroyed)
+                    return;
+                if (!req.write(chunk)) {
+                    await new Promise((done) => {
+                        const finish = () => {
+                            req.off('drain', finish);
+                            req.off('close', finish);
+                            done();
+                        };
+                        req.on('drain', finish);
+                        req.on('close', finish);
+                    });
+                }
+            }
+            if (!req.destroyed)
+                req.end();
+        }
+        catch (error) {
+            req.destroy(error);
+        }
+    })();
 }
 /**
  * Fails a response whose body stalls for `ms`. The listener comes off the socket when the
@@ -37653,6 +37827,11 @@ function timeoutError(ms) {
     error.code = 'ETIMEDOUT';
     return error;
 }
+/** One response header, the first when it was sent more than once. */
+function header(response, name) {
+    const value = response.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value[0] : value;
+}
 /** Reads a (small) body whole; refuses bodies over `limit` bytes. */
 async function readBody(res, limit = 4 * 1024 * 1024) {
     const chunks = [];
@@ -37671,38 +37850,149 @@ async function readBody(res, limit = 4 * 1024 * 1024) {
 function discardBody(res) {
     res.resume();
 }
-/** A URL without its query string: what may be logged when a SAS or token rides in the query. */
-function redactUrl(url) {
-    const parsed = new URL(url.toString());
-    return `${parsed.origin}${parsed.pathname}${parsed.search ? '?…' : ''}`;
-}
-/** Turns an unexpected status into an error that carries the service's code and Retry-After. */
-async function statusError(response, what, codeFromBody = () => undefined) {
+const plainHttpError = errorFactory(http_error_1.HttpError);
+/**
+ * Turns an unexpected status into an error that keeps the service's code and message (from
+ * x-ms-error-code or the body) and its Retry-After, as seconds or an HTTP date.
+ */
+async function statusError(response, what, parse = () => ({}), create = plainHttpError) {
     let text = '';
-    try {
-        text = (await readBody(response.body, 64 * 1024)).toString('utf8');
+    if (response.body.readable) {
+        try {
+            text = (await readBody(response.body, 64 * 1024)).toString('utf8');
+        }
+        catch {
+            // A body we cannot read does not change the status we report.
+        }
     }
-    catch {
-        // A body we cannot read does not change the status we report.
-    }
-    const headerCode = response.headers['x-ms-error-code'];
-    const code = (Array.isArray(headerCode) ? headerCode[0] : headerCode) ?? codeFromBody(text);
-    const retryAfter = response.headers['retry-after'];
-    return new retry_1.HttpStatusError(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}`, response.status, code, (0, retry_1.parseRetryAfter)(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter));
+    const service = text ? parse(text) : {};
+    const code = header(response, 'x-ms-error-code') ?? service.code;
+    const detail = service.message ? `: ${service.message}` : '';
+    return create(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`, response.status, { ...service, code }, (0, http_error_1.parseRetryAfter)(header(response, 'retry-after')));
+}
+/** Whether an answer is worth another try: 408, 429 and 5xx. */
+function isRetryableStatus(status) {
+    return status === 408 || status === 429 || status >= 500;
 }
 /**
- * Sends a short request (metadata, listings) with retries: 408, 429 and 5xx answers become
- * retryable errors carrying the service's code and Retry-After, as do dropped connections.
- * Long transfers retry in their own loops, from the bytes they already have.
+ * Sends a short request (metadata, listings, tokens) with the retry policy: 408, 429 and 5xx
+ * answers become retryable errors carrying the service's code and Retry-After, as do dropped
+ * connections. Other answers are returned. Long transfers retry in their own loops, from the
+ * bytes they already have.
  */
-function sendWithRetry(sendOnce, description, options) {
+function sendWithRetry(sendOnceFn, description, options) {
     return (0, retry_1.withRetry)(async () => {
-        const response = await sendOnce();
-        if (response.status === 408 || response.status === 429 || response.status >= 500) {
-            throw await statusError(response, description, options.codeFromBody);
+        const response = await sendOnceFn();
+        if (isRetryableStatus(response.status)) {
+            throw await statusError(response, description, options.parse, options.create);
         }
         return response;
     }, { policy: options.retry, logger: options.logger, description });
+}
+
+
+/***/ }),
+
+/***/ 648:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.DOCKER_HUB = void 0;
+exports.validateRegistry = validateRegistry;
+exports.validateRepository = validateRepository;
+exports.validateTag = validateTag;
+exports.parseImageReference = parseImageReference;
+exports.repositoryOf = repositoryOf;
+exports.formatReference = formatReference;
+const errors_1 = __nccwpck_require__(1922);
+/**
+ * The grammar of Distribution's reference package: a repository is path components of lower-case
+ * letters and digits joined by `.`, `_`, `__` or runs of `-`, separated by `/`; a tag is up to 128
+ * word characters, dots and dashes, not starting with either; a registry host may carry a port.
+ */
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$/;
+const DIGEST = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+/** The registry a reference without a registry part names, as docker and the kubelet read it. */
+exports.DOCKER_HUB = 'docker.io';
+function validateRegistry(value, input = 'registry') {
+    const host = value.replace(/^https:\/\//, '').replace(/\/+$/, '');
+    if (!HOST.test(host) || host !== host.toLowerCase()) {
+        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected a lower-case registry host name, optionally ` +
+            `with a port, such as myacr.azurecr.io or 127.0.0.1:5000.`);
+    }
+    return host;
+}
+function validateRepository(value, input = 'repository') {
+    const components = value.split('/');
+    if (value.length > 255 || !components.every((component) => COMPONENT.test(component))) {
+        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected lower-case letters, digits and separators ` +
+            `(., _, __, -) in path components joined by /, such as ai/image-classifier.` +
+            (value !== value.toLowerCase() ? ' Repository names must be lower case.' : ''));
+    }
+    return value;
+}
+function validateTag(value, input = 'tags') {
+    if (!TAG.test(value)) {
+        throw new errors_1.ConfigurationError(`Invalid tag ${(0, errors_1.quote)(value)} in '${input}'. Expected up to 128 letters, digits, '_', '.' ` +
+            `and '-', not starting with '.' or '-'.`);
+    }
+    return value;
+}
+/**
+ * Parses `registry/repository[:tag][@digest]`. The first path component is a registry when it
+ * looks like a host (a dot, a port, or `localhost`); otherwise the reference lives in
+ * `defaultRegistry`. For Docker Hub, a single-component name means `library/<name>`, as the
+ * kubelet resolves it. No tag is implied: callers that want `latest` add it.
+ */
+function parseImageReference(value, input, defaultRegistry) {
+    let rest = value.trim();
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}: the digest after @ must be sha256: and 64 hex digits.`);
+        }
+    }
+    let tag;
+    const lastSlash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > lastSlash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+    }
+    const firstSlash = rest.indexOf('/');
+    const first = firstSlash >= 0 ? rest.slice(0, firstSlash) : '';
+    const hasRegistry = first !== '' && (/[.:]/.test(first) || first === 'localhost');
+    const registry = hasRegistry ? validateRegistry(first, input) : defaultRegistry;
+    let repository = hasRegistry ? rest.slice(firstSlash + 1) : rest;
+    if (registry === exports.DOCKER_HUB && !repository.includes('/'))
+        repository = `library/${repository}`;
+    try {
+        validateRepository(repository, input);
+        if (tag !== undefined)
+            validateTag(tag, input);
+    }
+    catch (error) {
+        throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(value)}. Expected an image reference such as ` +
+            `myacr.azurecr.io/ai/app-base:1.0 or ai/app-base@sha256:<64 hex digits>. ` +
+            `${error.message}`);
+    }
+    return { registry, repository, tag, digest };
+}
+/** `registry/repository`: what two references must share for one to replace the other. */
+function repositoryOf(reference) {
+    return `${reference.registry}/${reference.repository}`;
+}
+function formatReference(reference) {
+    return (repositoryOf(reference) +
+        (reference.tag ? `:${reference.tag}` : '') +
+        (reference.digest ? `@${reference.digest}` : ''));
 }
 
 
@@ -37717,7 +38007,9 @@ Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.Inputs = void 0;
 exports.envInputSource = envInputSource;
 exports.parseByteSize = parseByteSize;
+exports.requireSecureEndpoint = requireSecureEndpoint;
 const errors_1 = __nccwpck_require__(1922);
+const proxy_1 = __nccwpck_require__(1709);
 /**
  * The runner passes input `some-name` as the environment variable `INPUT_SOME-NAME`
  * (spaces become underscores, letters upper-cased); this reads it the way @actions/core does.
@@ -37831,6 +38123,309 @@ function parseByteSize(value) {
         return undefined;
     return Math.round(Number(match[1]) * unit);
 }
+/**
+ * Checks an endpoint that will receive a credential (a token, a password, a SAS): https, or
+ * plain http only to a loopback address, as docker treats a localhost registry.
+ */
+function requireSecureEndpoint(input, url, example) {
+    if (url.protocol === 'https:' || (url.protocol === 'http:' && (0, proxy_1.isLoopback)(url.hostname))) {
+        return url;
+    }
+    throw new errors_1.ConfigurationError(`Invalid ${input} ${(0, errors_1.quote)(url.origin)}: credentials are sent to it, so it must be an ` +
+        `https:// URL (plain http only for a loopback address), such as ${example}.`);
+}
+
+
+/***/ }),
+
+/***/ 5376:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.LOCK_FILE = void 0;
+exports.readLock = readLock;
+exports.writeLock = writeLock;
+exports.hashFile = hashFile;
+exports.modelDigest = modelDigest;
+const node_crypto_1 = __nccwpck_require__(7598);
+const node_fs_1 = __nccwpck_require__(3024);
+const path = __importStar(__nccwpck_require__(6760));
+/**
+ * The model contract between fetch-model and build-push: the digest that names a model set,
+ * the state file fetch-model keeps beside the files it wrote, and how a file is hashed.
+ */
+/** Name of the state file fetch-model keeps in the destination directory. */
+exports.LOCK_FILE = '.fetch-model.lock.json';
+async function readLock(dir) {
+    try {
+        const parsed = JSON.parse(await node_fs_1.promises.readFile(path.join(dir, exports.LOCK_FILE), 'utf8'));
+        if (parsed?.version === 1 && parsed.files && typeof parsed.files === 'object')
+            return parsed;
+    }
+    catch {
+        // Missing or unreadable: nothing is known, everything is downloaded.
+    }
+    return { version: 1, files: {} };
+}
+/** Writes the state file atomically: a reader sees the old one or the new one, never half. */
+async function writeLock(dir, lock) {
+    const target = path.join(dir, exports.LOCK_FILE);
+    const temp = `${target}.${process.pid}.tmp`;
+    await node_fs_1.promises.writeFile(temp, JSON.stringify(lock, null, 2) + '\n');
+    await node_fs_1.promises.rename(temp, target);
+}
+/** SHA-256 (hex) of a file on disk, streamed. */
+async function hashFile(file) {
+    const hash = (0, node_crypto_1.createHash)('sha256');
+    for await (const chunk of (0, node_fs_1.createReadStream)(file, { highWaterMark: 4 * 1024 * 1024 })) {
+        hash.update(chunk);
+    }
+    return hash.digest('hex');
+}
+/**
+ * One digest for a whole model set: SHA-256 over the lines `<path> <sha256>\n`, sorted by path
+ * (the file's path relative to the destination). The same files give the same digest whatever
+ * their order in the inputs, their blob prefix or their download time.
+ */
+function modelDigest(files) {
+    const lines = files
+        .map((file) => `${file.path} ${file.sha256}\n`)
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return (0, node_crypto_1.createHash)('sha256').update(lines.join('')).digest('hex');
+}
+
+
+/***/ }),
+
+/***/ 1709:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.TunnelAgent = void 0;
+exports.proxyFor = proxyFor;
+exports.bypassesProxy = bypassesProxy;
+exports.isLoopback = isLoopback;
+exports.proxyAuthorization = proxyAuthorization;
+exports.describeProxy = describeProxy;
+const http = __importStar(__nccwpck_require__(7067));
+const https = __importStar(__nccwpck_require__(4708));
+const net = __importStar(__nccwpck_require__(7030));
+const tls = __importStar(__nccwpck_require__(1692));
+const errors_1 = __nccwpck_require__(1922);
+const http_error_1 = __nccwpck_require__(2962);
+/**
+ * Which forward proxy a request goes through, read from the environment the way the runner's
+ * own tools read it (@actions/http-client): HTTPS_PROXY / https_proxy for https targets,
+ * HTTP_PROXY / http_proxy for http ones; NO_PROXY / no_proxy lists hosts that go direct. Loopback
+ * targets never use a proxy.
+ */
+function proxyFor(target, env = process.env) {
+    if (isLoopback(target.hostname))
+        return undefined;
+    const https = target.protocol === 'https:';
+    const value = https ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
+    if (!value || value.trim() === '')
+        return undefined;
+    if (bypassesProxy(target, env.NO_PROXY ?? env.no_proxy))
+        return undefined;
+    return parseProxyUrl(value.trim(), https ? 'HTTPS_PROXY' : 'HTTP_PROXY');
+}
+/**
+ * NO_PROXY entries, comma-separated, case-insensitive: `*` (everything), a host name or IP,
+ * `host:port`, or a domain that matches itself and its subdomains (`example.com` and
+ * `.example.com` both match `a.example.com`).
+ */
+function bypassesProxy(target, noProxy) {
+    if (!noProxy)
+        return false;
+    const host = target.hostname.toLowerCase().replace(/^\[|\]$/g, '');
+    const port = target.port || (target.protocol === 'https:' ? '443' : '80');
+    const candidates = [host, `${host}:${port}`];
+    return noProxy
+        .split(',')
+        .map((entry) => entry.trim().toLowerCase())
+        .filter((entry) => entry !== '')
+        .some((entry) => entry === '*' ||
+        candidates.some((candidate) => candidate === entry || candidate.endsWith(entry.startsWith('.') ? entry : `.${entry}`)));
+}
+/** localhost, 127.0.0.0/8 and ::1: addresses that never leave this machine. */
+function isLoopback(hostname) {
+    const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+    return (host === 'localhost' ||
+        host.endsWith('.localhost') ||
+        host === '::1' ||
+        (net.isIPv4(host) && host.startsWith('127.')));
+}
+function parseProxyUrl(value, variable) {
+    let url;
+    try {
+        // A proxy given as host:port means http://host:port, as curl reads it.
+        url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+    }
+    catch {
+        throw new errors_1.ConfigurationError(`Invalid ${variable} ${(0, errors_1.quote)(value)}. Expected a proxy URL such as http://proxy.corp:3128.`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        throw new errors_1.ConfigurationError(`Invalid ${variable} ${(0, errors_1.quote)(value)}. Expected an http:// or https:// proxy URL ` +
+            `(SOCKS proxies are not supported).`);
+    }
+    return url;
+}
+/** The Proxy-Authorization header for a proxy URL with user:password, if any. */
+function proxyAuthorization(proxy) {
+    if (!proxy.username)
+        return undefined;
+    const user = decodeURIComponent(proxy.username);
+    const password = decodeURIComponent(proxy.password);
+    return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+/** A proxy URL as it may be logged: without its password. */
+function describeProxy(proxy) {
+    return `${proxy.protocol}//${proxy.host}`;
+}
+/**
+ * An https agent whose connections are tunnels through a forward proxy: CONNECT host:port, then
+ * TLS with the target (its name, its certificate) over the tunnel. Connections are kept alive and
+ * reused like any other agent's; the proxy never sees the requests or their credentials.
+ */
+class TunnelAgent extends https.Agent {
+    proxy;
+    connectTimeoutMs;
+    constructor(proxy, options, connectTimeoutMs) {
+        super(options);
+        this.proxy = proxy;
+        this.connectTimeoutMs = connectTimeoutMs;
+    }
+    createConnection(options, callback) {
+        const host = options.host ?? 'localhost';
+        const port = options.port ?? 443;
+        const authority = `${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+        const headers = { host: authority };
+        const authorization = proxyAuthorization(this.proxy);
+        if (authorization)
+            headers['proxy-authorization'] = authorization;
+        const transport = this.proxy.protocol === 'https:' ? https : http;
+        const request = transport.request({
+            host: this.proxy.hostname.replace(/^\[|\]$/g, ''),
+            port: this.proxy.port || (this.proxy.protocol === 'https:' ? 443 : 80),
+            method: 'CONNECT',
+            path: authority,
+            headers,
+            agent: false,
+        });
+        let settled = false;
+        const fail = (error) => {
+            if (settled)
+                return;
+            settled = true;
+            request.destroy();
+            callback(error);
+        };
+        request.setTimeout(this.connectTimeoutMs, () => fail(Object.assign(new Error(`proxy ${describeProxy(this.proxy)} did not answer CONNECT ${authority} ` +
+            `within ${this.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
+        request.once('error', (error) => fail(Object.assign(new Error(`cannot reach proxy ${describeProxy(this.proxy)}: ${(0, errors_1.errorMessage)(error)}. Check ` +
+            `HTTPS_PROXY and NO_PROXY.`), { code: error.code })));
+        request.once('connect', (response, socket, head) => {
+            if (response.statusCode !== 200) {
+                socket.destroy();
+                fail(proxyRefusal(this.proxy, authority, response.statusCode ?? 0));
+                return;
+            }
+            settled = true;
+            request.setTimeout(0);
+            if (head.length > 0)
+                socket.unshift(head);
+            const secure = tls.connect({
+                ...options,
+                socket,
+                servername: options.servername ?? (net.isIP(host) ? undefined : host),
+            });
+            callback(null, secure);
+        });
+        request.end();
+        return undefined;
+    }
+}
+exports.TunnelAgent = TunnelAgent;
+function proxyRefusal(proxy, authority, status) {
+    if (status === 407) {
+        return new errors_1.ConfigurationError(`The proxy ${describeProxy(proxy)} requires authentication (HTTP 407) for CONNECT ` +
+            `${authority}. Put the proxy's user and password in HTTPS_PROXY ` +
+            `(http://user:password@host:port), or list the host in NO_PROXY.`);
+    }
+    // A 502/503/504 from a proxy is often passing: the retry policy treats it as transient.
+    return new http_error_1.HttpError(`the proxy ${describeProxy(proxy)} refused CONNECT ${authority}: HTTP ${status}`, status, 'ProxyRefused');
+}
 
 
 /***/ }),
@@ -37841,37 +38436,19 @@ function parseByteSize(value) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.sleep = exports.HttpStatusError = exports.DEFAULT_RETRY = void 0;
+exports.sleep = exports.DEFAULT_RETRY = void 0;
 exports.isTransient = isTransient;
 exports.backoffDelay = backoffDelay;
-exports.parseRetryAfter = parseRetryAfter;
 exports.withRetry = withRetry;
 exports.errorCodeOf = errorCodeOf;
 const errors_1 = __nccwpck_require__(1922);
+const http_error_1 = __nccwpck_require__(2962);
 exports.DEFAULT_RETRY = {
     maxAttempts: 6,
     baseDelayMs: 250,
     maxDelayMs: 8_000,
     maxRetryAfterMs: 60_000,
 };
-/** An HTTP answer with a status that the caller did not expect. */
-class HttpStatusError extends Error {
-    status;
-    code;
-    retryAfterMs;
-    constructor(message, status, 
-    /** The service's own error code (x-ms-error-code, or the body's Code). */
-    code, 
-    /** Retry-After in milliseconds, when the server sent one. */
-    retryAfterMs) {
-        super(message);
-        this.status = status;
-        this.code = code;
-        this.retryAfterMs = retryAfterMs;
-        this.name = 'HttpStatusError';
-    }
-}
-exports.HttpStatusError = HttpStatusError;
 const TRANSIENT_CODES = new Set([
     'ECONNRESET',
     'ECONNREFUSED',
@@ -37887,7 +38464,7 @@ const TRANSIENT_CODES = new Set([
 ]);
 /** Timeouts, dropped connections, 408, 429 and 5xx are worth another try; nothing else is. */
 function isTransient(error) {
-    if (error instanceof HttpStatusError) {
+    if (error instanceof http_error_1.HttpError) {
         return error.status === 408 || error.status === 429 || error.status >= 500;
     }
     if (error instanceof Error) {
@@ -37910,15 +38487,6 @@ function backoffDelay(retry, policy, retryAfterMs, random = Math.random) {
     }
     return jittered;
 }
-/** Parses Retry-After, either seconds or an HTTP date, into milliseconds from `now`. */
-function parseRetryAfter(value, now = Date.now()) {
-    if (!value)
-        return undefined;
-    if (/^\d+$/.test(value.trim()))
-        return Number(value.trim()) * 1000;
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 exports.sleep = sleep;
 /** Runs `operation`, retrying transient failures with backoff, a bounded number of times. */
@@ -37933,7 +38501,7 @@ async function withRetry(operation, options) {
         catch (error) {
             if (attempt >= policy.maxAttempts || !retryable(error))
                 throw error;
-            const retryAfter = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+            const retryAfter = error instanceof http_error_1.HttpError ? error.retryAfterMs : undefined;
             const delay = backoffDelay(attempt - 1, policy, retryAfter);
             options.logger?.info(`${options.description}: ${(0, errors_1.errorMessage)(error)}; retrying in ${delay} ms ` +
                 `(attempt ${attempt + 1} of ${policy.maxAttempts})`);
@@ -37943,7 +38511,7 @@ async function withRetry(operation, options) {
 }
 /** A short name for an error in retry log lines: its code, its HTTP status, or its message. */
 function errorCodeOf(error) {
-    if (error instanceof HttpStatusError)
+    if (error instanceof http_error_1.HttpError)
         return `HTTP ${error.status}${error.code ? ` ${error.code}` : ''}`;
     const code = error?.code;
     return code ?? (error instanceof Error ? error.message : String(error));
@@ -37991,29 +38559,6 @@ function escapeCell(cell) {
 /** Shows a long hex digest in a table as its first characters, the full value in a tooltip-free code span. */
 function shortDigest(hex, length = 12) {
     return `\`${hex.slice(0, length)}\``;
-}
-
-
-/***/ }),
-
-/***/ 3382:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-"use strict";
-
-Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.modelDigest = modelDigest;
-const node_crypto_1 = __nccwpck_require__(7598);
-/**
- * One digest for a whole model set: SHA-256 over the lines `<path> <sha256>\n`, sorted by path
- * (the file's path relative to the destination). The same files give the same digest whatever
- * their order in the inputs, their blob prefix or their download time.
- */
-function modelDigest(files) {
-    const lines = files
-        .map((file) => `${file.path} ${file.sha256}\n`)
-        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return (0, node_crypto_1.createHash)('sha256').update(lines.join('')).digest('hex');
 }
 
 
@@ -38187,6 +38732,14 @@ module.exports = require("node:https");
 
 /***/ }),
 
+/***/ 7030:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:net");
+
+/***/ }),
+
 /***/ 8161:
 /***/ ((module) => {
 
@@ -38216,6 +38769,14 @@ module.exports = require("node:process");
 
 "use strict";
 module.exports = require("node:stream");
+
+/***/ }),
+
+/***/ 1692:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:tls");
 
 /***/ }),
 

@@ -10,7 +10,7 @@ import {
   validateRepository,
   validateTag,
   type ImageReference,
-} from './oci/reference';
+} from '../common/image-reference';
 import type { SmokeSettings } from './smoke';
 
 export const MODES = ['dockerfile', 'model-layer'] as const;
@@ -160,7 +160,7 @@ export function readSettings(
     }
   }
   const baseImage = baseImageText
-    ? parseImageReference(baseImageText, 'base-image', registry)
+    ? withDefaultTag(parseImageReference(baseImageText, 'base-image', registry))
     : undefined;
 
   const tags = inputs.list('tags').map((tag) => validateTag(tag));
@@ -286,4 +286,9 @@ function parseModelFiles(value: string | undefined): ModelFileProvenance[] | und
     );
   }
   return parsed as ModelFileProvenance[];
+}
+
+/** A base image named without tag or digest means `latest`, as docker pull reads it. */
+function withDefaultTag(reference: ImageReference): ImageReference {
+  return reference.tag || reference.digest ? reference : { ...reference, tag: 'latest' };
 }

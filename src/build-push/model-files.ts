@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConfigurationError, quote } from '../common/errors';
-import { modelDigest } from '../fetch-model/model-digest';
+import { hashFile, LOCK_FILE, modelDigest } from '../common/model';
 
 /** One file of the model directory. */
 export interface ModelFile {
@@ -16,7 +14,7 @@ export interface ModelFile {
 }
 
 /** fetch-model's bookkeeping, which describes the download and does not belong in the image. */
-const EXCLUDED = new Set(['.fetch-model.lock.json']);
+const EXCLUDED = new Set([LOCK_FILE]);
 
 /** Every regular file under `dir` (symlinks followed), sorted by relative path byte order. */
 export async function listModelFiles(dir: string, input = 'model-path'): Promise<ModelFile[]> {
@@ -51,18 +49,10 @@ export function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) {
-    hash.update(chunk as Buffer);
-  }
-  return hash.digest('hex');
-}
-
 /** The model digest fetch-model would report for these files, for when none was passed in. */
 export async function computeModelDigest(files: ModelFile[]): Promise<string> {
   const hashed = [];
   for (const file of files)
-    hashed.push({ path: file.relative, sha256: await sha256File(file.absolute) });
+    hashed.push({ path: file.relative, sha256: await hashFile(file.absolute) });
   return modelDigest(hashed);
 }

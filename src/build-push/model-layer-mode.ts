@@ -9,7 +9,7 @@ import { LABEL, LAYER_FORMAT } from './labels';
 import type { ModelFile } from './model-files';
 import type { RegistryClient } from './oci/client';
 import { composeImage, readBaseImage } from './oci/image';
-import { formatReference } from './oci/reference';
+import { formatReference } from '../common/image-reference';
 import { TarLayer } from './oci/tar-layer';
 import type { BuildPushResult } from './result';
 import { smokeTest } from './smoke';

@@ -1,10 +1,8 @@
-import {
-  AssumeRoleWithWebIdentityCommand,
-  STSClient,
-  type AssumeRoleWithWebIdentityCommandOutput,
-} from '@aws-sdk/client-sts';
+import { XMLParser } from 'fast-xml-parser';
 import type { IdTokenProvider } from './credential';
 import { ConfigurationError, errorMessage, quote } from './errors';
+import { credentialForm, readBody, send, sendWithRetry, statusError } from './http';
+import { HttpError, xmlErrorBody } from './http-error';
 import type { Logger } from './logger';
 
 /** How to trade this job's GitHub OIDC token for temporary AWS credentials. */
@@ -55,18 +53,75 @@ export function checkRoleSessionName(value: string): string {
   return value;
 }
 
-/** The part of STS the credential source uses; the SDK's STSClient in the action. */
-export interface StsApi {
-  send(command: AssumeRoleWithWebIdentityCommand): Promise<AssumeRoleWithWebIdentityCommandOutput>;
+/** The parameters of AssumeRoleWithWebIdentity, named as STS names them. */
+export interface AssumeRoleInput {
+  RoleArn: string;
+  RoleSessionName: string;
+  WebIdentityToken: string;
+  DurationSeconds: number;
 }
 
-export function createStsClient(settings: AwsWebIdentitySettings): StsApi {
-  return new STSClient({
-    region: settings.region,
-    endpoint: settings.stsEndpoint?.toString(),
-    // AssumeRoleWithWebIdentity is an unsigned call: no credentials are looked up for it.
-    maxAttempts: 4,
-  });
+/** What AssumeRoleWithWebIdentity answers, named as STS names it. */
+export interface AssumeRoleOutput {
+  Credentials?: {
+    AccessKeyId?: string;
+    SecretAccessKey?: string;
+    SessionToken?: string;
+    Expiration?: Date;
+  };
+  AssumedRoleUser?: { Arn?: string };
+}
+
+/** The part of STS the credential source uses. */
+export interface StsApi {
+  assumeRoleWithWebIdentity(input: AssumeRoleInput): Promise<AssumeRoleOutput>;
+}
+
+/** `https://sts.<region>.amazonaws.com` (`.com.cn` in China), the regional endpoint. */
+export function stsEndpoint(settings: AwsWebIdentitySettings): URL {
+  if (settings.stsEndpoint) return settings.stsEndpoint;
+  const suffix = settings.region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return new URL(`https://sts.${settings.region}.${suffix}/`);
+}
+
+/**
+ * STS's query API over the shared transport: a form POST, an XML answer. The call is unsigned
+ * (the web identity token is the credential), so no SDK is needed for it; it gets the same
+ * proxy, timeout and retry rules as every other request.
+ */
+export function createStsClient(settings: AwsWebIdentitySettings, logger: Logger): StsApi {
+  const url = stsEndpoint(settings);
+  const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false });
+  return {
+    async assumeRoleWithWebIdentity(input) {
+      const form = new URLSearchParams({
+        Action: 'AssumeRoleWithWebIdentity',
+        Version: '2011-06-15',
+        ...Object.fromEntries(Object.entries(input).map(([key, value]) => [key, String(value)])),
+      });
+      const response = await sendWithRetry(
+        () => send(credentialForm(url, form)),
+        'AWS STS AssumeRoleWithWebIdentity',
+        { logger, parse: xmlErrorBody },
+      );
+      if (response.status !== 200) {
+        throw await statusError(response, 'AWS STS AssumeRoleWithWebIdentity', xmlErrorBody);
+      }
+      const xml = (await readBody(response.body, 1024 * 1024)).toString('utf8');
+      const result =
+        parser.parse(xml)?.AssumeRoleWithWebIdentityResponse?.AssumeRoleWithWebIdentityResult ?? {};
+      const credentials = result.Credentials ?? {};
+      return {
+        Credentials: {
+          AccessKeyId: credentials.AccessKeyId,
+          SecretAccessKey: credentials.SecretAccessKey,
+          SessionToken: credentials.SessionToken,
+          Expiration: credentials.Expiration ? new Date(credentials.Expiration) : undefined,
+        },
+        AssumedRoleUser: { Arn: result.AssumedRoleUser?.Arn },
+      };
+    },
+  };
 }
 
 /**
@@ -109,16 +164,14 @@ export class WebIdentityCredentials {
     }
     const token = await this.idToken(this.settings.audience);
     this.logger.mask(token);
-    let output: AssumeRoleWithWebIdentityCommandOutput;
+    let output: AssumeRoleOutput;
     try {
-      output = await this.sts.send(
-        new AssumeRoleWithWebIdentityCommand({
-          RoleArn: this.settings.roleArn,
-          RoleSessionName: this.settings.roleSessionName,
-          WebIdentityToken: token,
-          DurationSeconds: 3600,
-        }),
-      );
+      output = await this.sts.assumeRoleWithWebIdentity({
+        RoleArn: this.settings.roleArn,
+        RoleSessionName: this.settings.roleSessionName,
+        WebIdentityToken: token,
+        DurationSeconds: 3600,
+      });
     } catch (error) {
       throw explainStsFailure(error, this.settings, token);
     }
@@ -158,9 +211,10 @@ function trustClaims(token: string): { sub?: string; aud?: string; iss?: string 
 
 /** STS's answer, turned into what to change in the role's trust policy or the OIDC provider. */
 function explainStsFailure(error: unknown, settings: AwsWebIdentitySettings, token: string): Error {
-  // The SDK names modelled errors with an Exception suffix; AccessDenied is not modelled.
-  const name = ((error as { name?: string }).name ?? '').replace(/Exception$/, '');
-  const message = errorMessage(error);
+  // STS names some codes with an Exception suffix (ExpiredTokenException); AccessDenied has none.
+  const name = (error instanceof HttpError ? (error.code ?? '') : '').replace(/Exception$/, '');
+  const message =
+    error instanceof HttpError ? (error.serviceMessage ?? error.message) : errorMessage(error);
   const claims = trustClaims(token);
   const issuer = claims.iss ?? 'https://token.actions.githubusercontent.com';
   const host = issuer.replace(/^https:\/\//, '');

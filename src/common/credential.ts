@@ -1,4 +1,5 @@
 import { ClientAssertionCredential, type TokenCredential } from '@azure/identity';
+import { transportHttpClient } from './azure-http-client';
 import { cloudByName, type Cloud } from './clouds';
 import { ConfigurationError, errorMessage } from './errors';
 import type { Inputs } from './inputs';
@@ -100,6 +101,9 @@ export function createOidcCredential(
     {
       authorityHost: settings.authorityHost,
       disableInstanceDiscovery: settings.customAuthority,
+      // Entra is reached like every other service: proxy, timeouts, https only.
+      httpClient: transportHttpClient(),
+      retryOptions: { maxRetries: 3 },
     },
   );
 }

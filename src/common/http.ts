@@ -1,16 +1,41 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { ConfigurationError } from './errors';
+import { HttpError, parseRetryAfter, type ErrorBodyParser, type ServiceError } from './http-error';
 import type { Logger } from './logger';
-import { HttpStatusError, parseRetryAfter, withRetry, type RetryPolicy } from './retry';
+import { isLoopback, proxyAuthorization, proxyFor, TunnelAgent } from './proxy';
+import { withRetry, type RetryPolicy } from './retry';
+
+/**
+ * The one HTTP transport of every action and service: blob stores, the registry and its token
+ * service, ARM, the Kubernetes API and, through an adapter, the Azure SDK. It routes through the
+ * forward proxy the environment names (CONNECT tunnels for https), keeps connections alive,
+ * times out idle sockets, follows redirects only when asked (dropping credentials when they
+ * leave the origin), and refuses to send a credential in the clear.
+ */
+
+/** A buffer, or a factory of a fresh byte stream (so a request can be sent again). */
+export type RequestBody = Buffer | string | (() => AsyncIterable<Buffer>);
 
 export interface HttpRequest {
   method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
   url: URL;
   headers?: Record<string, string>;
-  body?: Buffer | string;
-  /** An idle socket for this long fails the request (a transient timeout). */
+  body?: RequestBody;
+  /**
+   * A socket idle this long (connecting, sending, waiting for the answer) fails the request
+   * with a transient ETIMEDOUT. Default 60 s.
+   */
   idleTimeoutMs?: number;
-  agent?: http.Agent;
+  /** The same for the response body once headers arrived; 0 for none (watches). Default idleTimeoutMs. */
+  bodyIdleTimeoutMs?: number;
+  /** Follow this many 301/302/303/307/308 hops of a GET or HEAD; 0 (default) returns them. */
+  maxRedirects?: number;
+  /** Where connections come from; the shared pool unless a service needs its own TLS trust. */
+  pool?: ConnectionPool;
+  signal?: AbortSignal;
+  /** A credential rides outside the Authorization header (a SAS in the URL, a token in a form): never sent over plain http. */
+  carriesCredential?: boolean;
 }
 
 export interface HttpResponse {
@@ -18,47 +43,283 @@ export interface HttpResponse {
   headers: http.IncomingHttpHeaders;
   /** The body, unread: stream it, or call readBody. */
   body: http.IncomingMessage;
+  /** Where the answer came from, after any redirects. */
+  url: URL;
 }
 
-/** One keep-alive agent per protocol and connection limit, shared by every request. */
-const agents = new Map<string, http.Agent>();
+export interface PoolOptions {
+  /** Connections kept per origin. */
+  maxSockets: number;
+  /** TLS trust and client certificate for https targets (a cluster's own CA, say). */
+  tls?: Pick<https.AgentOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'>;
+  /** Time allowed for a proxy to answer CONNECT. */
+  connectTimeoutMs?: number;
+}
 
-export function keepAliveAgent(protocol: string, maxSockets: number): http.Agent {
-  const key = `${protocol}${maxSockets}`;
-  let agent = agents.get(key);
-  if (!agent) {
-    const options = { keepAlive: true, maxSockets, scheduling: 'lifo' as const };
-    agent = protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-    agents.set(key, agent);
+/** How one request reaches its target: which agent, and for plain http, which proxy to address. */
+interface Route {
+  agent: http.Agent;
+  forwardProxy?: URL;
+}
+
+/**
+ * Keep-alive agents, one per way of reaching a target (direct, tunnelled through a proxy, or
+ * forwarded by it), created when first needed. The proxy is read from the environment on each
+ * request, so a process that changes HTTPS_PROXY or NO_PROXY sees the change.
+ */
+export class ConnectionPool {
+  private readonly agents = new Map<string, http.Agent>();
+
+  constructor(private readonly options: PoolOptions) {}
+
+  route(target: URL, env: NodeJS.ProcessEnv = process.env): Route {
+    const proxy = proxyFor(target, env);
+    const secure = target.protocol === 'https:';
+    if (!proxy) return { agent: this.agent(secure ? 'https' : 'http', undefined) };
+    if (secure) return { agent: this.agent('tunnel', proxy) };
+    return {
+      agent: this.agent(proxy.protocol === 'https:' ? 'https' : 'http', proxy),
+      forwardProxy: proxy,
+    };
   }
-  return agent;
+
+  private agent(kind: 'http' | 'https' | 'tunnel', proxy: URL | undefined): http.Agent {
+    const key = `${kind} ${proxy?.href ?? ''}`;
+    let agent = this.agents.get(key);
+    if (!agent) {
+      const common = {
+        keepAlive: true,
+        maxSockets: this.options.maxSockets,
+        scheduling: 'lifo' as const,
+      };
+      if (kind === 'tunnel') {
+        agent = new TunnelAgent(
+          proxy!,
+          { ...common, ...this.options.tls },
+          this.options.connectTimeoutMs ?? 30_000,
+        );
+      } else if (kind === 'https') {
+        // A forwarding proxy reached over https is verified with the default trust, not the
+        // target's: only tunnelled targets get this pool's own TLS options.
+        agent = new https.Agent(proxy ? common : { ...common, ...this.options.tls });
+      } else {
+        agent = new http.Agent(common);
+      }
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  destroy(): void {
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+  }
 }
 
-/** Sends a request and resolves once the response headers arrive. */
-export function send(request: HttpRequest): Promise<HttpResponse> {
-  const { url } = request;
-  const transport = url.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = transport.request(
-      url,
-      {
-        method: request.method,
-        headers: request.headers,
-        agent: request.agent ?? keepAliveAgent(url.protocol, 16),
-      },
-      (res) => {
-        if (request.idleTimeoutMs) watchBodyIdle(res, request.idleTimeoutMs);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
-      },
+const sharedPools = new Map<number, ConnectionPool>();
+
+/** The pool shared by every request that has no TLS needs of its own. */
+export function sharedPool(maxSockets = 16): ConnectionPool {
+  let pool = sharedPools.get(maxSockets);
+  if (!pool) {
+    pool = new ConnectionPool({ maxSockets });
+    sharedPools.set(maxSockets, pool);
+  }
+  return pool;
+}
+
+/**
+ * A form POST that carries a credential in its body (a token exchange, STS): refused over
+ * plain http like an Authorization header, and timed out like any short request.
+ */
+export function credentialForm(url: URL, form: URLSearchParams): HttpRequest {
+  const body = form.toString();
+  return {
+    method: 'POST',
+    url,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+    },
+    body,
+    idleTimeoutMs: 30_000,
+    carriesCredential: true,
+  };
+}
+
+/** Builds a service's error class from the shared mapping. */
+export function errorFactory(
+  ErrorClass: new (
+    message: string,
+    status: number,
+    code: string | undefined,
+    retryAfterMs?: number,
+    serviceMessage?: string,
+  ) => HttpError,
+): HttpErrorFactory {
+  return (message, status, service, retryAfterMs) =>
+    new ErrorClass(message, status, service.code, retryAfterMs, service.message);
+}
+
+/** A credential would cross the network in the clear. */
+export class InsecureTransportError extends ConfigurationError {
+  constructor(url: URL) {
+    super(
+      `Refusing to send a credential to ${url.origin} over plain http: tokens, passwords and ` +
+        `SAS signatures go only over https (plain http only to a loopback address). Use an ` +
+        `https:// endpoint.`,
     );
-    if (request.idleTimeoutMs) {
-      req.setTimeout(request.idleTimeoutMs, () =>
-        req.destroy(timeoutError(request.idleTimeoutMs!)),
+    this.name = 'InsecureTransportError';
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Headers that carry a credential for one origin; dropped when a redirect leaves it. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'cookie', 'x-ms-copy-source-authorization']);
+
+/**
+ * Sends a request and resolves once the response headers arrive. With `maxRedirects`, GETs and
+ * HEADs follow redirects; a hop to another origin carries no credential header (the bytes are
+ * checked against their digest wherever they come from).
+ */
+export async function send(request: HttpRequest): Promise<HttpResponse> {
+  let current = request;
+  for (let hop = 0; ; hop++) {
+    const response = await sendOnce(current);
+    const follow =
+      REDIRECTS.has(response.status) &&
+      (request.maxRedirects ?? 0) > 0 &&
+      (request.method === 'GET' || request.method === 'HEAD');
+    const location = header(response, 'location');
+    if (!follow || !location) return response;
+    discardBody(response.body);
+    if (hop >= request.maxRedirects!) {
+      throw new Error(
+        `${request.method} ${request.url.origin}${request.url.pathname}: more than ` +
+          `${request.maxRedirects} redirects`,
       );
     }
-    req.on('error', reject);
-    req.end(request.body);
+    const next = new URL(location, current.url);
+    if (next.protocol !== 'https:' && next.protocol !== 'http:') {
+      throw new Error(
+        `${current.url.origin} redirected to an unsupported URL scheme ${next.protocol}`,
+      );
+    }
+    const headers =
+      next.origin === current.url.origin
+        ? current.headers
+        : withoutCredentials(current.headers ?? {});
+    current = { ...current, url: next, headers, carriesCredential: false };
+  }
+}
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())),
+  );
+}
+
+function carriesCredential(request: HttpRequest): boolean {
+  if (request.carriesCredential) return true;
+  return Object.keys(request.headers ?? {}).some((name) =>
+    CREDENTIAL_HEADERS.has(name.toLowerCase()),
+  );
+}
+
+/** Refuses a credential over plain http to anything but this machine. */
+export function assertSecureForCredentials(url: URL): void {
+  if (url.protocol !== 'https:' && !isLoopback(url.hostname)) throw new InsecureTransportError(url);
+}
+
+function sendOnce(request: HttpRequest): Promise<HttpResponse> {
+  const { url } = request;
+  if (carriesCredential(request)) assertSecureForCredentials(url);
+  const route = (request.pool ?? sharedPool()).route(url);
+  const idle = request.idleTimeoutMs ?? 60_000;
+  const bodyIdle = request.bodyIdleTimeoutMs ?? idle;
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const onResponse = (res: http.IncomingMessage) => {
+      answered = true;
+      if (bodyIdle > 0) watchBodyIdle(res, bodyIdle);
+      else res.socket.setTimeout(0);
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url });
+    };
+    let req: http.ClientRequest;
+    if (route.forwardProxy) {
+      // Plain http through a proxy: the request line names the whole URL.
+      const proxy = route.forwardProxy;
+      const headers: Record<string, string> = { ...request.headers, host: url.host };
+      const authorization = proxyAuthorization(proxy);
+      if (authorization) headers['proxy-authorization'] = authorization;
+      const transport = proxy.protocol === 'https:' ? https : http;
+      req = transport.request(
+        {
+          method: request.method,
+          hostname: proxy.hostname.replace(/^\[|\]$/g, ''),
+          port: proxy.port || (proxy.protocol === 'https:' ? 443 : 80),
+          path: url.href,
+          headers,
+          agent: route.agent,
+          signal: request.signal,
+        },
+        onResponse,
+      );
+    } else {
+      const transport = url.protocol === 'https:' ? https : http;
+      req = transport.request(
+        url,
+        {
+          method: request.method,
+          headers: request.headers,
+          agent: route.agent,
+          signal: request.signal,
+        },
+        onResponse,
+      );
+    }
+    if (idle > 0) req.setTimeout(idle, () => req.destroy(timeoutError(idle)));
+    req.on('error', (error) => {
+      if (!answered) reject(error);
+    });
+    writeBody(req, request.body, () => answered);
   });
+}
+
+/**
+ * Writes a body with back-pressure. When the server answers before the body is complete (a
+ * 401, a 4xx), the rest is not sent.
+ */
+function writeBody(
+  req: http.ClientRequest,
+  body: RequestBody | undefined,
+  answered: () => boolean,
+): void {
+  if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+    req.end(body);
+    return;
+  }
+  void (async () => {
+    try {
+      for await (const chunk of body()) {
+        if (answered() || req.destroyed) return;
+        if (!req.write(chunk)) {
+          await new Promise<void>((done) => {
+            const finish = () => {
+              req.off('drain', finish);
+              req.off('close', finish);
+              done();
+            };
+            req.on('drain', finish);
+            req.on('close', finish);
+          });
+        }
+      }
+      if (!req.destroyed) req.end();
+    } catch (error) {
+      req.destroy(error as Error);
+    }
+  })();
 }
 
 /**
@@ -66,7 +327,7 @@ export function send(request: HttpRequest): Promise<HttpResponse> {
  * response ends, because a kept-alive socket serves many responses and would otherwise
  * collect one listener per request.
  */
-export function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
+function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
   const socket = res.socket;
   const onTimeout = () => res.destroy(timeoutError(ms));
   socket.setTimeout(ms);
@@ -77,10 +338,16 @@ export function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
   });
 }
 
-export function timeoutError(ms: number): NodeJS.ErrnoException {
+function timeoutError(ms: number): NodeJS.ErrnoException {
   const error: NodeJS.ErrnoException = new Error(`no data for ${ms} ms; timed out`);
   error.code = 'ETIMEDOUT';
   return error;
+}
+
+/** One response header, the first when it was sent more than once. */
+export function header(response: HttpResponse, name: string): string | undefined {
+  const value = response.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /** Reads a (small) body whole; refuses bodies over `limit` bytes. */
@@ -106,54 +373,71 @@ export function discardBody(res: http.IncomingMessage): void {
   res.resume();
 }
 
-/** A URL without its query string: what may be logged when a SAS or token rides in the query. */
-export function redactUrl(url: URL | string): string {
-  const parsed = new URL(url.toString());
-  return `${parsed.origin}${parsed.pathname}${parsed.search ? '?…' : ''}`;
-}
+/** Builds the error a service's class uses; HttpError itself by default. */
+export type HttpErrorFactory = (
+  message: string,
+  status: number,
+  service: ServiceError,
+  retryAfterMs: number | undefined,
+) => HttpError;
 
-/** Turns an unexpected status into an error that carries the service's code and Retry-After. */
+const plainHttpError = errorFactory(HttpError);
+
+/**
+ * Turns an unexpected status into an error that keeps the service's code and message (from
+ * x-ms-error-code or the body) and its Retry-After, as seconds or an HTTP date.
+ */
 export async function statusError(
   response: HttpResponse,
   what: string,
-  codeFromBody: (body: string) => string | undefined = () => undefined,
-): Promise<HttpStatusError> {
+  parse: ErrorBodyParser = () => ({}),
+  create: HttpErrorFactory = plainHttpError,
+): Promise<HttpError> {
   let text = '';
-  try {
-    text = (await readBody(response.body, 64 * 1024)).toString('utf8');
-  } catch {
-    // A body we cannot read does not change the status we report.
+  if (response.body.readable) {
+    try {
+      text = (await readBody(response.body, 64 * 1024)).toString('utf8');
+    } catch {
+      // A body we cannot read does not change the status we report.
+    }
   }
-  const headerCode = response.headers['x-ms-error-code'];
-  const code = (Array.isArray(headerCode) ? headerCode[0] : headerCode) ?? codeFromBody(text);
-  const retryAfter = response.headers['retry-after'];
-  return new HttpStatusError(
-    `${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}`,
+  const service = text ? parse(text) : {};
+  const code = header(response, 'x-ms-error-code') ?? service.code;
+  const detail = service.message ? `: ${service.message}` : '';
+  return create(
+    `${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`,
     response.status,
-    code,
-    parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter),
+    { ...service, code },
+    parseRetryAfter(header(response, 'retry-after')),
   );
 }
 
+/** Whether an answer is worth another try: 408, 429 and 5xx. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
 /**
- * Sends a short request (metadata, listings) with retries: 408, 429 and 5xx answers become
- * retryable errors carrying the service's code and Retry-After, as do dropped connections.
- * Long transfers retry in their own loops, from the bytes they already have.
+ * Sends a short request (metadata, listings, tokens) with the retry policy: 408, 429 and 5xx
+ * answers become retryable errors carrying the service's code and Retry-After, as do dropped
+ * connections. Other answers are returned. Long transfers retry in their own loops, from the
+ * bytes they already have.
  */
 export function sendWithRetry(
-  sendOnce: () => Promise<HttpResponse>,
+  sendOnceFn: () => Promise<HttpResponse>,
   description: string,
   options: {
     retry?: RetryPolicy;
     logger?: Logger;
-    codeFromBody?: (body: string) => string | undefined;
+    parse?: ErrorBodyParser;
+    create?: HttpErrorFactory;
   },
 ): Promise<HttpResponse> {
   return withRetry(
     async () => {
-      const response = await sendOnce();
-      if (response.status === 408 || response.status === 429 || response.status >= 500) {
-        throw await statusError(response, description, options.codeFromBody);
+      const response = await sendOnceFn();
+      if (isRetryableStatus(response.status)) {
+        throw await statusError(response, description, options.parse, options.create);
       }
       return response;
     },

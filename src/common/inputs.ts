@@ -1,4 +1,5 @@
 import { ConfigurationError, quote } from './errors';
+import { isLoopback } from './proxy';
 
 /** Reads one raw input by its action.yml name; '' when unset. */
 export type InputSource = (name: string) => string;
@@ -123,4 +124,18 @@ export function parseByteSize(value: string): number | undefined {
   const unit = SIZE_UNITS[match[2].toLowerCase()];
   if (unit === undefined) return undefined;
   return Math.round(Number(match[1]) * unit);
+}
+
+/**
+ * Checks an endpoint that will receive a credential (a token, a password, a SAS): https, or
+ * plain http only to a loopback address, as docker treats a localhost registry.
+ */
+export function requireSecureEndpoint(input: string, url: URL, example: string): URL {
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname))) {
+    return url;
+  }
+  throw new ConfigurationError(
+    `Invalid ${input} ${quote(url.origin)}: credentials are sent to it, so it must be an ` +
+      `https:// URL (plain http only for a loopback address), such as ${example}.`,
+  );
 }

@@ -1,4 +1,5 @@
 import { errorMessage } from './errors';
+import { HttpError } from './http-error';
 import type { Logger } from './logger';
 
 /** How often and how patiently to retry a transient failure. */
@@ -20,21 +21,6 @@ export const DEFAULT_RETRY: RetryPolicy = {
   maxRetryAfterMs: 60_000,
 };
 
-/** An HTTP answer with a status that the caller did not expect. */
-export class HttpStatusError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-    /** The service's own error code (x-ms-error-code, or the body's Code). */
-    readonly code: string | undefined,
-    /** Retry-After in milliseconds, when the server sent one. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = 'HttpStatusError';
-  }
-}
-
 const TRANSIENT_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -51,7 +37,7 @@ const TRANSIENT_CODES = new Set([
 
 /** Timeouts, dropped connections, 408, 429 and 5xx are worth another try; nothing else is. */
 export function isTransient(error: unknown): boolean {
-  if (error instanceof HttpStatusError) {
+  if (error instanceof HttpError) {
     return error.status === 408 || error.status === 429 || error.status >= 500;
   }
   if (error instanceof Error) {
@@ -80,14 +66,6 @@ export function backoffDelay(
   return jittered;
 }
 
-/** Parses Retry-After, either seconds or an HTTP date, into milliseconds from `now`. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -114,7 +92,7 @@ export async function withRetry<T>(
       return await operation(attempt);
     } catch (error) {
       if (attempt >= policy.maxAttempts || !retryable(error)) throw error;
-      const retryAfter = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+      const retryAfter = error instanceof HttpError ? error.retryAfterMs : undefined;
       const delay = backoffDelay(attempt - 1, policy, retryAfter);
       options.logger?.info(
         `${options.description}: ${errorMessage(error)}; retrying in ${delay} ms ` +
@@ -127,7 +105,7 @@ export async function withRetry<T>(
 
 /** A short name for an error in retry log lines: its code, its HTTP status, or its message. */
 export function errorCodeOf(error: unknown): string {
-  if (error instanceof HttpStatusError)
+  if (error instanceof HttpError)
     return `HTTP ${error.status}${error.code ? ` ${error.code}` : ''}`;
   const code = (error as NodeJS.ErrnoException)?.code;
   return code ?? (error instanceof Error ? error.message : String(error));

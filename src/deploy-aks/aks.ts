@@ -1,7 +1,8 @@
 import { ConfigurationError, errorMessage } from '../common/errors';
 import { readBody, send } from '../common/http';
 import type { Logger } from '../common/logger';
-import { HttpStatusError, withRetry } from '../common/retry';
+import { HttpError } from '../common/http-error';
+import { withRetry } from '../common/retry';
 
 export interface AksCluster {
   subscriptionId: string;
@@ -94,7 +95,7 @@ function armError(status: number, text: string, cluster: AksCluster, action: str
       `Azure Resource Manager rejected the token (401 ${code ?? ''}): ${message}`,
     );
   }
-  return new HttpStatusError(
+  return new HttpError(
     `ARM ${action} on ${where} failed: HTTP ${status} ${code ?? ''}: ${message}`,
     status,
     code,

@@ -1,7 +1,8 @@
 import type { TokenSource } from '../common/credential';
 import type { Logger } from '../common/logger';
 import { fetchKubeconfig } from './aks';
-import type { ClusterSource } from './inputs';
+import { ConfigurationError } from '../common/errors';
+import type { ClusterSource, ClusterTrust } from './inputs';
 import { connectionFromKubeconfig, type KubeConnection } from './kube/connection';
 
 /**
@@ -11,6 +12,7 @@ import { connectionFromKubeconfig, type KubeConnection } from './kube/connection
  */
 export async function connectCluster(
   source: ClusterSource,
+  trust: ClusterTrust,
   tokens: () => TokenSource,
   armResource: string,
   logger: Logger,
@@ -27,6 +29,19 @@ export async function connectCluster(
     connection.description = `AKS ${source.cluster.resourceGroup}/${source.cluster.name} (${connection.server.host})`;
   } else {
     connection = connectionFromKubeconfig(source.text, source.origin, logger, source.baseDir);
+  }
+  if (connection.insecureSkipTlsVerify) {
+    if (!trust.allowInsecureTls) {
+      throw new ConfigurationError(
+        `The kubeconfig for ${connection.description} sets insecure-skip-tls-verify: the API ` +
+          `server's certificate would not be checked, so its credentials could go to anyone on ` +
+          `the path. Give the kubeconfig the cluster's CA (certificate-authority-data), or set ` +
+          `the 'insecure-skip-tls-verify' input to true to accept the risk.`,
+      );
+    }
+    logger.warning(
+      `TLS verification of ${connection.server.origin} is off (insecure-skip-tls-verify).`,
+    );
   }
   if (connection.entraServerId) {
     const scope = `${connection.entraServerId}/.default`;

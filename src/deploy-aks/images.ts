@@ -1,59 +1,28 @@
 import { ConfigurationError, quote } from '../common/errors';
+import {
+  DOCKER_HUB,
+  parseImageReference,
+  repositoryOf,
+  type ImageReference,
+} from '../common/image-reference';
 
-/** An image reference split the way registries and the kubelet read it. */
-export interface ImageReference {
-  /** The reference as written. */
+/** An `images` entry: the reference as written (what goes into the manifest), parsed. */
+export interface ImageEntry extends ImageReference {
   raw: string;
-  /** Registry host (with port), or docker.io when the reference names none. */
-  registry: string;
-  /** Path inside the registry; `library/x` for a single-name Docker Hub image. */
-  path: string;
-  tag?: string;
-  /** `sha256:<hex>` when the reference pins a digest. */
-  digest?: string;
 }
 
-const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-f0-9]{32,}$/;
-const TAG = /^[\w][\w.-]{0,127}$/;
-const PATH_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
-
-/** Parses an image reference; undefined when it is not one. */
-export function parseImage(raw: string): ImageReference | undefined {
-  let rest = raw.trim();
-  let digest: string | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) return undefined;
+/** Parses an image reference the way the kubelet reads it; undefined when it is not one. */
+export function parseImage(raw: string): ImageEntry | undefined {
+  try {
+    return { raw: raw.trim(), ...parseImageReference(raw, 'image', DOCKER_HUB) };
+  } catch (error) {
+    if (error instanceof ConfigurationError) return undefined;
+    throw error;
   }
-  let tag: string | undefined;
-  const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) return undefined;
-  }
-  const parts = rest.split('/');
-  let registry = 'docker.io';
-  // The first component is a registry when it looks like a host: a dot, a port, or localhost.
-  if (parts.length > 1 && /[.:]|^localhost$/.test(parts[0])) {
-    registry = parts.shift()!;
-    if (!/^[a-zA-Z0-9.-]+(?::\d+)?$/.test(registry) && !/^\[[0-9a-f:]+\](?::\d+)?$/i.test(registry))
-      return undefined;
-  }
-  if (parts.length === 0 || !parts.every((part) => PATH_COMPONENT.test(part))) return undefined;
-  if (registry === 'docker.io' && parts.length === 1) parts.unshift('library');
-  return { raw: raw.trim(), registry: registry.toLowerCase(), path: parts.join('/'), tag, digest };
-}
-
-/** `registry/path`: what two references must share for one to replace the other. */
-export function repositoryOf(image: ImageReference): string {
-  return `${image.registry}/${image.path}`;
 }
 
 /** Reads the `images` input: full references, each with a tag or a digest, one per repository. */
-export function parseImageInputs(lines: string[]): ImageReference[] {
+export function parseImageInputs(lines: string[]): ImageEntry[] {
   const seen = new Map<string, string>();
   return lines.map((line) => {
     const image = parseImage(line);

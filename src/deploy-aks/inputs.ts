@@ -2,13 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { readAzureIdentity, type AzureIdentitySettings } from '../common/credential';
 import { ConfigurationError, quote } from '../common/errors';
-import type { Inputs } from '../common/inputs';
+import { requireSecureEndpoint, type Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
 import type { AksCluster } from './aks';
 import { parseField, showField, type FieldPath } from './analysis/field';
 import { parseSamples, type Sample } from './analysis/samples';
 import type { Thresholds } from './analysis/verdict';
-import { parseImageInputs, type ImageReference } from './images';
+import { parseImageInputs, type ImageEntry } from './images';
 import { parseKeyValues, type Provenance } from './render';
 
 /** Where the cluster's credentials come from. */
@@ -36,10 +36,17 @@ export interface AnalysisSettings {
   concurrency: number;
 }
 
+/** How much of a kubeconfig's TLS settings to honour. */
+export interface ClusterTrust {
+  /** Accept a kubeconfig that turns off certificate verification (insecure-skip-tls-verify). */
+  allowInsecureTls: boolean;
+}
+
 /** Everything action-deploy-aks was asked to do, checked and typed. */
 export interface DeploySettings {
   /** AKS through ARM (resource-group + cluster-name), or a kubeconfig. */
   cluster: ClusterSource;
+  trust: ClusterTrust;
   /** Azure sign-in by OIDC: ARM, and the AKS server app for Entra-enabled clusters. */
   identity: AzureIdentitySettings;
   /** The namespace input; undefined lets the manifests decide (else default). */
@@ -47,7 +54,7 @@ export interface DeploySettings {
   /** Manifest files, directories or globs, as given. */
   manifests: string[];
   /** Replacement images, one per repository. */
-  images: ImageReference[];
+  images: ImageEntry[];
   /** Extra labels for every resource. */
   labels: Record<string, string>;
   /** Extra annotations for every resource. */
@@ -175,6 +182,7 @@ export function readSettings(
   return {
     ...progressive,
     cluster,
+    trust: { allowInsecureTls: inputs.boolean('insecure-skip-tls-verify', false) },
     identity,
     namespace,
     manifests,
@@ -357,11 +365,15 @@ function readKubeconfig(value: string, workspace: string): ClusterSource {
 }
 
 function parseHttpsUrl(name: string, value: string): string {
-  if (!/^https?:\/\/[^/\s]+/.test(value)) {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
     throw new ConfigurationError(
       `Invalid ${name} ${quote(value)}. Expected a URL such as https://management.azure.com.`,
     );
   }
+  requireSecureEndpoint(name, url, 'https://management.azure.com');
   return value.replace(/\/+$/, '');
 }
 

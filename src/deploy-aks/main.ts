@@ -46,6 +46,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const connection = await logger.group('Connecting to the cluster', async () => {
       const connection = await connectCluster(
         settings.cluster,
+        settings.trust,
         tokenSource,
         settings.identity.cloud.resourceManager,
         logger,

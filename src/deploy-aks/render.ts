@@ -1,6 +1,7 @@
 import { ConfigurationError, quote } from '../common/errors';
 import type { Logger } from '../common/logger';
-import { parseImage, repositoryOf, type ImageReference } from './images';
+import { repositoryOf } from '../common/image-reference';
+import { parseImage, type ImageEntry } from './images';
 import { applyRank, isClusterScoped } from './kinds';
 import { describeSource, type KubeObject, type ManifestObject, type Source } from './manifests';
 import { checkSchema, isBuiltInGroupVersion } from './schema';
@@ -17,7 +18,7 @@ export interface Provenance {
 export interface RenderOptions {
   /** The `namespace` input, when given. */
   namespace?: string;
-  images: ImageReference[];
+  images: ImageEntry[];
   labels: Record<string, string>;
   annotations: Record<string, string>;
   provenance: Provenance;
@@ -177,10 +178,7 @@ export function podContainers(object: KubeObject): Container[] {
 }
 
 /** The `images` entry with the same repository as `current`, if any. */
-export function replaceImage(
-  current: string,
-  images: ImageReference[],
-): ImageReference | undefined {
+export function replaceImage(current: string, images: ImageEntry[]): ImageEntry | undefined {
   const parsed = parseImage(current);
   if (!parsed) return undefined;
   const repository = repositoryOf(parsed);

@@ -5,7 +5,7 @@ import { STORAGE_SCOPE } from '../common/clouds';
 import { ConfigurationError, quote } from '../common/errors';
 import {
   discardBody,
-  keepAliveAgent,
+  ConnectionPool,
   readBody,
   send,
   sendWithRetry,
@@ -13,9 +13,10 @@ import {
   type HttpResponse,
 } from '../common/http';
 import type { Logger } from '../common/logger';
-import { HttpStatusError, type RetryPolicy } from '../common/retry';
+import { xmlErrorBody, type HttpError } from '../common/http-error';
+import type { RetryPolicy } from '../common/retry';
 import { quoteEtag, sameEtag, type BlobSpec } from './specs';
-import { ObjectChangedError, type ObjectStore, type RemoteObject } from './store';
+import { ObjectChangedError, storageError, type ObjectStore, type RemoteObject } from './store';
 
 /** The REST API version sent with every request (bearer tokens need 2017-11-09 or later). */
 export const STORAGE_API_VERSION = '2023-11-03';
@@ -41,21 +42,24 @@ export interface AzureBlobStoreOptions {
 /** Azure Blob Storage through its REST API: Get Blob Properties, List Blobs, ranged Get Blob. */
 export class AzureBlobStore implements ObjectStore {
   readonly description: string;
-  private readonly agent;
+  private readonly pool: ConnectionPool;
   private readonly base: string;
 
   constructor(private readonly options: AzureBlobStoreOptions) {
     const endpoint = options.endpoint.toString().replace(/\/+$/, '');
     this.base = `${endpoint}/${options.container}`;
     this.description = `container '${options.container}' at ${endpoint}`;
-    this.agent = keepAliveAgent(options.endpoint.protocol, options.maxConnections);
+    this.pool = new ConnectionPool({ maxSockets: options.maxConnections });
   }
 
   async head(spec: BlobSpec): Promise<RemoteObject> {
     const url = this.blobUrl(spec.name, spec.pin?.kind === 'etag' ? undefined : spec.pin);
     const response = await this.request('HEAD', url, {}, `Reading properties of '${spec.name}'`);
     if (response.status !== 200) {
-      throw this.explain(await statusError(response, `HEAD '${spec.name}'`), spec.name);
+      throw this.explain(
+        await statusError(response, `HEAD '${spec.name}'`, xmlErrorBody, storageError),
+        spec.name,
+      );
     }
     discardBody(response.body);
     const header = (name: string) => single(response.headers[name]);
@@ -96,7 +100,10 @@ export class AzureBlobStore implements ObjectStore {
       const url = `${this.base}?${this.withSas(query.toString())}`;
       const response = await this.request('GET', url, {}, `Listing blobs under '${prefix}'`);
       if (response.status !== 200) {
-        throw this.explain(await statusError(response, `List blobs`, xmlErrorCode), undefined);
+        throw this.explain(
+          await statusError(response, `List blobs`, xmlErrorBody, storageError),
+          undefined,
+        );
       }
       const xml = (await readBody(response.body, 64 * 1024 * 1024)).toString('utf8');
       const result = parser.parse(xml)?.EnumerationResults ?? {};
@@ -141,7 +148,10 @@ export class AzureBlobStore implements ObjectStore {
       throw new ObjectChangedError(object);
     }
     if (response.status !== 206 && !(response.status === 200 && start === 0)) {
-      throw this.explain(await statusError(response, `GET '${object.name}'`), object.name);
+      throw this.explain(
+        await statusError(response, `GET '${object.name}'`, xmlErrorBody, storageError),
+        object.name,
+      );
     }
     const length = Number(single(response.headers['content-length']));
     if (length !== end - start + 1) {
@@ -163,7 +173,8 @@ export class AzureBlobStore implements ObjectStore {
     return sendWithRetry(() => this.send(method, url, headers), description, {
       retry: this.options.retry,
       logger: this.options.logger,
-      codeFromBody: xmlErrorCode,
+      parse: xmlErrorBody,
+      create: storageError,
     });
   }
 
@@ -180,8 +191,9 @@ export class AzureBlobStore implements ObjectStore {
       method,
       url: new URL(url),
       headers: all,
-      agent: this.agent,
+      pool: this.pool,
       idleTimeoutMs: this.options.idleTimeoutMs ?? 60_000,
+      carriesCredential: this.options.auth.kind === 'sas',
     });
   }
 
@@ -206,7 +218,7 @@ export class AzureBlobStore implements ObjectStore {
   }
 
   /** Turns the service's answer into a message that says what to fix. */
-  private explain(error: HttpStatusError, blob: string | undefined): Error {
+  private explain(error: HttpError, blob: string | undefined): Error {
     const where = this.description;
     const byOidc = this.options.auth.kind === 'oidc';
     if (error.status === 404) {
@@ -262,10 +274,6 @@ export function encodeBlobName(name: string): string {
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-function xmlErrorCode(body: string): string | undefined {
-  return /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
 }
 
 /** `https://<account>.blob.<suffix>` for an account name, checked against Azure's rules. */

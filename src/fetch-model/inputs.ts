@@ -8,7 +8,7 @@ import {
 } from '../common/aws-credentials';
 import { readAzureIdentity, type AzureIdentitySettings } from '../common/credential';
 import { ConfigurationError, quote } from '../common/errors';
-import type { Inputs } from '../common/inputs';
+import { requireSecureEndpoint, type Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
 import { accountEndpoint } from './azure-blob';
 import { parseBlobSpec, parseExpectedDigests, type BlobSpec } from './specs';
@@ -277,11 +277,7 @@ function parseEndpoint(value: string, logger: Logger): URL {
         'nothing to sign in with OIDC.',
     );
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new ConfigurationError(
-      `Invalid blob-endpoint ${quote(value)}. Expected an https:// (or http://) URL.`,
-    );
-  }
+  requireSecureEndpoint('blob-endpoint', url, 'https://mymodels.blob.core.windows.net');
   url.pathname = url.pathname.replace(/\/+$/, '');
   return url;
 }

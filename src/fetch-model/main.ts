@@ -40,7 +40,7 @@ function createStore(settings: FetchSettings, env: NodeJS.ProcessEnv, logger: Lo
     const credentials = new WebIdentityCredentials(
       store.identity,
       (audience) => core.getIDToken(audience),
-      createStsClient(store.identity),
+      createStsClient(store.identity, logger),
       logger,
       env,
     );

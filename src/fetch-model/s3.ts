@@ -6,7 +6,7 @@ import type { AwsCredentials } from '../common/aws-credentials';
 import { ConfigurationError, quote } from '../common/errors';
 import {
   discardBody,
-  keepAliveAgent,
+  ConnectionPool,
   readBody,
   send,
   sendWithRetry,
@@ -15,9 +15,10 @@ import {
 } from '../common/http';
 import { mapLimited } from '../common/limiter';
 import type { Logger } from '../common/logger';
-import { HttpStatusError, type RetryPolicy } from '../common/retry';
+import { xmlErrorBody, type HttpError } from '../common/http-error';
+import type { RetryPolicy } from '../common/retry';
 import { sameEtag, unquoteEtag, type BlobSpec } from './specs';
-import { ObjectChangedError, type ObjectStore, type RemoteObject } from './store';
+import { ObjectChangedError, storageError, type ObjectStore, type RemoteObject } from './store';
 
 /** SHA-256 of an empty payload: every request here is a GET or HEAD without a body. */
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -48,13 +49,13 @@ export interface S3StoreOptions {
 export class S3Store implements ObjectStore {
   readonly description: string;
   private readonly base: URL;
-  private readonly agent;
+  private readonly pool: ConnectionPool;
   private readonly signer: SignatureV4;
 
   constructor(private readonly options: S3StoreOptions) {
     this.base = bucketBase(options.bucket, options.region, options.endpoint);
     this.description = `bucket '${options.bucket}' at ${this.base.origin}`;
-    this.agent = keepAliveAgent(this.base.protocol, options.maxConnections);
+    this.pool = new ConnectionPool({ maxSockets: options.maxConnections });
     this.signer = new SignatureV4({
       service: 's3',
       region: options.region,
@@ -132,9 +133,12 @@ export class S3Store implements ObjectStore {
         `Listing objects under '${prefix}'`,
       );
       if (response.status !== 200) {
-        throw this.explain(await statusError(response, 'ListObjectsV2', xmlErrorCode), {
-          action: 's3:ListBucket',
-        });
+        throw this.explain(
+          await statusError(response, 'ListObjectsV2', xmlErrorBody, storageError),
+          {
+            action: 's3:ListBucket',
+          },
+        );
       }
       const xml = (await readBody(response.body, 64 * 1024 * 1024)).toString('utf8');
       const result = parser.parse(xml)?.ListBucketResult ?? {};
@@ -167,10 +171,13 @@ export class S3Store implements ObjectStore {
       throw new ObjectChangedError(object);
     }
     if (response.status !== 206 && !(response.status === 200 && start === 0)) {
-      throw this.explain(await statusError(response, `GET '${object.name}'`, xmlErrorCode), {
-        action: versionId ? 's3:GetObjectVersion' : 's3:GetObject',
-        key: object.name,
-      });
+      throw this.explain(
+        await statusError(response, `GET '${object.name}'`, xmlErrorBody, storageError),
+        {
+          action: versionId ? 's3:GetObjectVersion' : 's3:GetObject',
+          key: object.name,
+        },
+      );
     }
     const length = Number(single(response.headers['content-length']));
     if (length !== end - start + 1) {
@@ -191,7 +198,8 @@ export class S3Store implements ObjectStore {
     return sendWithRetry(() => this.send(method, key, query, headers), description, {
       retry: this.options.retry,
       logger: this.options.logger,
-      codeFromBody: xmlErrorCode,
+      parse: xmlErrorBody,
+      create: storageError,
     });
   }
 
@@ -221,7 +229,7 @@ export class S3Store implements ObjectStore {
       method,
       url,
       headers: signed.headers as Record<string, string>,
-      agent: this.agent,
+      pool: this.pool,
       idleTimeoutMs: this.options.idleTimeoutMs ?? 60_000,
     });
   }
@@ -241,15 +249,15 @@ export class S3Store implements ObjectStore {
     key: string,
     versionId: string | undefined,
   ): Promise<Error> {
-    let error: HttpStatusError;
+    let error: HttpError;
     const probe = await this.send('GET', key, versionId ? { versionId } : {}, {
       range: 'bytes=0-0',
     });
     if (probe.status === head.status) {
-      error = await statusError(probe, `HEAD '${key}'`, xmlErrorCode);
+      error = await statusError(probe, `HEAD '${key}'`, xmlErrorBody, storageError);
     } else {
       discardBody(probe.body);
-      error = await statusError(head, `HEAD '${key}'`);
+      error = await statusError(head, `HEAD '${key}'`, xmlErrorBody, storageError);
     }
     return this.explain(error, {
       action: versionId ? 's3:GetObjectVersion' : 's3:GetObject',
@@ -261,7 +269,7 @@ export class S3Store implements ObjectStore {
 
   /** Turns the service's answer into a message that says what to fix. */
   private explain(
-    error: HttpStatusError,
+    error: HttpError,
     context: { action: string; key?: string; versionId?: string; bucketRegion?: string },
   ): Error {
     const { bucket, region, roleArn } = this.options;
@@ -392,8 +400,4 @@ function nullVersion(value: string | undefined): string | undefined {
 
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-function xmlErrorCode(body: string): string | undefined {
-  return /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
 }

@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import { errorFactory } from '../common/http';
+import { HttpError } from '../common/http-error';
 import type { BlobSpec } from './specs';
 
 /** One object as the store describes it, pinned to the content about to be downloaded. */
@@ -53,3 +55,11 @@ export class ObjectChangedError extends Error {
     this.name = 'ObjectChangedError';
   }
 }
+
+/** An answer of Azure Storage or S3 with a status the store did not expect. */
+export class StorageError extends HttpError {
+  override readonly name = 'StorageError';
+}
+
+/** How the stores build their errors from the shared status mapping. */
+export const storageError = errorFactory(StorageError);

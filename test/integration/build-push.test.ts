@@ -182,7 +182,18 @@ describe('build-push against the real registry and dockerd, signed in through OI
     ).trim();
   }
 
+  /**
+   * Blob reads since `since` went through ACR's redirect to the data endpoint, and no registry
+   * token went with them (the data endpoint refuses a request that carries one).
+   */
+  const expectRedirectedBlobReads = (since: number) => {
+    const reads = stack.registry.data.requests.slice(since);
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.filter((read) => read.authorization || read.status !== 200)).toEqual([]);
+  };
+
   it('dockerfile mode: builds, smoke-tests, pushes with OIDC, and the pulled image holds the model', async () => {
+    const dataReads = stack.registry.data.requests.length;
     const sha = randomBytes(20).toString('hex');
     const files = JSON.stringify([
       {
@@ -263,6 +274,7 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(again.outputs.digest).toBe(run.outputs.digest);
     expect(again.outputs['bytes-uploaded']).toBe('0');
     expect(again.stdout).not.toMatch(/docker build|Smoke test/);
+    expectRedirectedBlobReads(dataReads);
   });
 
   it('dockerfile mode with push: false builds and smoke-tests, and touches no registry', async () => {
@@ -319,6 +331,7 @@ describe('build-push against the real registry and dockerd, signed in through OI
   });
 
   it('model-layer mode: no build, base layers mounted, model layer uploaded, image runs with the model', async () => {
+    const dataReads = stack.registry.data.requests.length;
     const sha = randomBytes(20).toString('hex');
     // ACR's token service is briefly unavailable: the exchange is retried.
     stack.registry.tokens.failNext = 1;
@@ -334,7 +347,7 @@ describe('build-push against the real registry and dockerd, signed in through OI
       sha,
     );
     expect(run.stdout).toMatch(
-      /ACR token exchange: ACR token exchange at https:\/\/127\.0\.0\.1:\d+\/oauth2\/exchange failed: HTTP 503; retrying in/,
+      /ACR token exchange at https:\/\/127\.0\.0\.1:\d+\/oauth2\/exchange failed: HTTP 503; retrying in/,
     );
     expect(errorLines(run)).toEqual([]);
     expect(run.exitCode).toBe(0);
@@ -390,6 +403,29 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(Number(next.outputs['bytes-uploaded'])).toBeLessThan(16 * 1024);
     expect(next.summary).toMatch(/model layer \| `[0-9a-f]{16}` \| [\d.]+ MiB \| reused/);
     expect(next.summary).toMatch(/base layer 1 \| `[0-9a-f]{16}` \| [\d.]+ [KMG]iB \| exists/);
+    expectRedirectedBlobReads(dataReads);
+  });
+
+  it('the registry double redirects blob reads like ACR, and its data endpoint refuses a registry token', async () => {
+    const manifest = (await (await stack.registry.get('ai/app-base', 'manifests/1')).json()) as {
+      config: { digest: string };
+    };
+    const path = `/v2/ai/app-base/blobs/${manifest.config.digest}`;
+    const token = stack.registry.bearer('ai/app-base', ['pull']);
+    const redirect = await fetch(`${stack.registry.url}${path}`, {
+      headers: { authorization: `Bearer ${token}` },
+      redirect: 'manual',
+    });
+    expect(redirect.status).toBe(307);
+    const location = new URL(redirect.headers.get('location')!);
+    expect(location.host).not.toBe(stack.registry.host);
+    expect(location.searchParams.get('sig')).toBeTruthy();
+    const withToken = await fetch(location, { headers: { authorization: `Bearer ${token}` } });
+    expect(withToken.status).toBe(400);
+    expect(withToken.headers.get('x-ms-error-code')).toBe('InvalidAuthenticationInfo');
+    expect((await fetch(location)).status).toBe(200);
+    // Without pull rights there is no redirect: the registry's own challenge comes back.
+    expect((await fetch(`${stack.registry.url}${path}`, { redirect: 'manual' })).status).toBe(401);
   });
 
   it('model-layer mode: takes an OCI base, picks the platform from an index, refuses a missing one', async () => {
@@ -530,7 +566,9 @@ describe('build-push against the real registry and dockerd, signed in through OI
   describe('uploads through a proxy that injects faults', () => {
     let proxy: FaultProxy;
     beforeEach(async () => {
-      proxy = await new FaultProxy(new URL(stack.registry.url)).start();
+      proxy = new FaultProxy(new URL(stack.registry.url));
+      proxy.advertiseSelf = true;
+      await proxy.start();
     });
     afterEach(() => proxy.stop());
     const proxyHost = () => new URL(proxy.url(stack.registry.url)).host;
@@ -596,7 +634,7 @@ describe('build-push against the real registry and dockerd, signed in through OI
             kind: 'status',
             status: 401,
             headers: {
-              'www-authenticate': `Bearer realm="${stack.registry.tokens.realm}",service="${stack.registry.host}",error="invalid_token"`,
+              'www-authenticate': `Bearer realm="${proxy.url(stack.registry.tokens.realm)}",service="${stack.registry.host}",error="invalid_token"`,
             },
           };
         }

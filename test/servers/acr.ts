@@ -1,4 +1,4 @@
-import { createHash, randomUUID, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { json } from './github-oidc';
@@ -28,6 +28,16 @@ export interface AcrTokenOptions {
   accessTokenLifetimeSeconds?: number;
 }
 
+/** The registry's login server in front of the real registry: where and how it listens. */
+export interface AcrLoginOptions extends AcrTokenOptions {
+  /** The Distribution registry behind this login server (plain http on loopback). */
+  upstream: URL;
+  /** Where blob reads are redirected, as ACR sends them to its data endpoint or storage. */
+  data: AcrDataEndpoint;
+  /** The loopback port to listen on: the registry's public port, named in its config. */
+  port: number;
+}
+
 /** What the double was asked, for tests that check the protocol the client followed. */
 export interface AcrRequest {
   endpoint: 'exchange' | 'token';
@@ -37,8 +47,12 @@ export interface AcrRequest {
 }
 
 /**
- * A stand-in for ACR's token service, the part of a registry host that turns Entra tokens into
- * registry tokens (ACR's "AAD OAuth2 flow"):
+ * A stand-in for ACR's login server (`<registry>.azurecr.io`) in front of the real Distribution
+ * registry. Everything under /v2/ is relayed to the registry, except that a blob GET or HEAD
+ * the caller may read is answered, as ACR answers it, with a 307 to another host (the data
+ * endpoint) carrying a signed URL; that host refuses a request that also carries an
+ * Authorization header. The token service lives on the same host, as ACR's does
+ * (ACR's "AAD OAuth2 flow"):
  * - `POST /oauth2/exchange` with `grant_type=access_token&service=&tenant=&access_token=`
  *   verifies the Entra token (signature, audience https://containerregistry.azure.net, tenant,
  *   lifetime) and answers `{"refresh_token": ...}`;
@@ -50,19 +64,22 @@ export interface AcrRequest {
  * Access tokens are the JWTs Distribution's token auth verifies: RS256, `kid` the libtrust
  * fingerprint of a key in the registry's rootcertbundle, `aud` the service, `access` the grants.
  */
-export class AcrTokenServer {
+export class AcrLoginServer {
   readonly requests: AcrRequest[] = [];
   /** Refresh and access tokens issued, so tests can check none of them reached a log. */
   readonly issuedSecrets: string[] = [];
+  /** Blob reads answered with a redirect to the data endpoint. */
+  redirects = 0;
   private server?: https.Server;
-  private port = 0;
+  private readonly upstreamAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   /** Answers the next N POSTs (exchange or token) with 503, for retry tests. */
   failNext = 0;
 
-  constructor(readonly options: AcrTokenOptions) {}
+  constructor(readonly options: AcrLoginOptions) {}
 
+  /** The registry's own origin: where clients, the realm and docker find it. */
   get origin(): string {
-    return `https://127.0.0.1:${this.port}`;
+    return `https://${this.options.service}`;
   }
 
   /** The realm the registry names in its WWW-Authenticate challenge. */
@@ -72,17 +89,79 @@ export class AcrTokenServer {
 
   async start(): Promise<this> {
     this.server = https.createServer(this.options.tls, (req, res) => {
-      let body = '';
-      req.setEncoding('utf8');
-      req.on('data', (chunk: string) => (body += chunk));
-      req.on('end', () => this.handle(req, body, res));
+      const path = (req.url ?? '/').split('?')[0];
+      if (path.startsWith('/oauth2/')) {
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (chunk: string) => (body += chunk));
+        req.on('end', () => this.handle(req, body, res));
+        return;
+      }
+      void this.registry(req, res);
     });
-    this.port = await listenOnLoopback(this.server);
+    await listenOnLoopback(this.server, '127.0.0.1', this.options.port);
     return this;
   }
 
   async stop(): Promise<void> {
     await closeServer(this.server);
+    this.upstreamAgent.destroy();
+  }
+
+  /**
+   * Relays a registry request. A blob GET or HEAD is first asked of the registry as a HEAD with
+   * the caller's credentials: when the caller may read it, the answer is a 307 to the data
+   * endpoint; otherwise the registry's own answer (401 with its challenge, 404) is relayed.
+   */
+  private async registry(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const blob = /^\/v2\/(.+)\/blobs\/(sha256:[a-f0-9]{64})$/.exec((req.url ?? '').split('?')[0]);
+    if (blob && (req.method === 'GET' || req.method === 'HEAD')) {
+      const status = await this.upstreamStatus('HEAD', req.url!, req.headers.authorization);
+      if (status === 200) {
+        this.redirects++;
+        const location = this.options.data.sign(blob[1], blob[2]);
+        res.writeHead(307, { location, 'content-length': '0' });
+        res.end();
+        return;
+      }
+    }
+    this.relay(req, res);
+  }
+
+  private upstreamStatus(method: string, path: string, authorization?: string): Promise<number> {
+    return new Promise((resolve) => {
+      const request = http.request(
+        new URL(path, this.options.upstream),
+        {
+          method,
+          agent: this.upstreamAgent,
+          headers: authorization ? { authorization } : {},
+        },
+        (answer) => {
+          answer.resume();
+          resolve(answer.statusCode ?? 0);
+        },
+      );
+      request.on('error', () => resolve(0));
+      request.end();
+    });
+  }
+
+  private relay(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const headers = { ...req.headers, host: this.options.service };
+    const upstream = http.request(
+      new URL(req.url ?? '/', this.options.upstream),
+      { method: req.method, headers, agent: this.upstreamAgent },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.on('close', () => {
+      if (!req.complete) upstream.destroy();
+    });
+    req.pipe(upstream);
   }
 
   /** Signs an access token directly, for test fixtures (pushing a base image). */
@@ -256,6 +335,160 @@ export class AcrTokenServer {
       this.options.signingKey,
     );
   }
+}
+
+/** What the data endpoint was asked, for tests that check what reached it. */
+export interface DataRequest {
+  method: string;
+  /** Whether the request carried an Authorization header (it is refused when it does). */
+  authorization: boolean;
+  status: number;
+}
+
+/**
+ * The host ACR redirects blob reads to (its dedicated data endpoint, or the storage account
+ * behind it). URLs are signed and short-lived, as a storage SAS is: `sig` is an HMAC over the
+ * repository, digest and expiry. Like Azure Storage given a SAS, it refuses a request that also
+ * carries an Authorization header, so a client that forwards the registry token across the
+ * redirect fails here as it would against ACR. It reads the bytes from the registry itself.
+ */
+export class AcrDataEndpoint {
+  readonly requests: DataRequest[] = [];
+  private server?: https.Server;
+  private port = 0;
+  private readonly key = randomBytes(32);
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  /** Lifetime of the signed URLs. */
+  urlLifetimeSeconds = 600;
+
+  constructor(
+    private readonly options: {
+      tls: { key: string; cert: string };
+      /** A loopback address other than the registry's: another host, as far as clients know. */
+      address: string;
+      /** The registry to read blobs from, and a token that may pull from a repository. */
+      upstream: URL;
+      pullToken: (repository: string) => string;
+      /** The host name clients use (a production-style name in proxy tests). */
+      hostName?: string;
+    },
+  ) {}
+
+  get origin(): string {
+    return `https://${this.options.hostName ?? this.options.address}:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    this.server = https.createServer(this.options.tls, (req, res) => void this.handle(req, res));
+    this.port = await listenOnLoopback(this.server, this.options.address);
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await closeServer(this.server);
+    this.agent.destroy();
+  }
+
+  /** A URL that reads one blob of one repository until it expires. */
+  sign(repository: string, digest: string): string {
+    const expiry = new Date(Date.now() + this.urlLifetimeSeconds * 1000).toISOString();
+    const hex = digest.slice('sha256:'.length);
+    const url = new URL(
+      `/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`,
+      this.origin,
+    );
+    url.searchParams.set('r', repository);
+    url.searchParams.set('se', expiry);
+    url.searchParams.set('sp', 'r');
+    url.searchParams.set('sig', this.signature(repository, digest, expiry));
+    return url.toString();
+  }
+
+  private signature(repository: string, digest: string, expiry: string): string {
+    return createHmac('sha256', this.key)
+      .update(`${repository}\n${digest}\n${expiry}`)
+      .digest('base64');
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const record = (status: number) =>
+      this.requests.push({
+        method: req.method ?? '',
+        authorization: req.headers.authorization !== undefined,
+        status,
+      });
+    const url = new URL(req.url ?? '/', this.origin);
+    const match = /^\/docker\/registry\/v2\/blobs\/sha256\/[a-f0-9]{2}\/([a-f0-9]{64})\/data$/.exec(
+      url.pathname,
+    );
+    if (req.headers.authorization !== undefined) {
+      record(400);
+      return storageError(
+        res,
+        400,
+        'InvalidAuthenticationInfo',
+        'Authentication information is not given in the correct format: a request may be ' +
+          'authorized by the signature in its URL or by an Authorization header, not both.',
+      );
+    }
+    const repository = url.searchParams.get('r') ?? '';
+    const expiry = url.searchParams.get('se') ?? '';
+    const digest = match ? `sha256:${match[1]}` : '';
+    const expected = match ? this.signature(repository, digest, expiry) : '';
+    if (!match || url.searchParams.get('sig') !== expected) {
+      record(403);
+      return storageError(res, 403, 'AuthenticationFailed', 'Signature did not match.');
+    }
+    if (Date.parse(expiry) < Date.now()) {
+      record(403);
+      return storageError(res, 403, 'AuthenticationFailed', 'Signed expiry time has passed.');
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      record(405);
+      return storageError(res, 405, 'UnsupportedHttpVerb', 'The resource does not support it.');
+    }
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.options.pullToken(repository)}`,
+    };
+    if (req.headers.range) headers.range = req.headers.range;
+    const upstream = http.request(
+      new URL(`/v2/${repository}/blobs/${digest}`, this.options.upstream),
+      { method: req.method, headers, agent: this.agent },
+      (answer) => {
+        const status = answer.statusCode ?? 502;
+        record(status);
+        if (status !== 200 && status !== 206) {
+          answer.resume();
+          return storageError(res, status === 404 ? 404 : 502, 'BlobNotFound', 'No such blob.');
+        }
+        const relayed: Record<string, string> = { 'content-type': 'application/octet-stream' };
+        for (const name of ['content-length', 'content-range', 'etag', 'accept-ranges']) {
+          const value = answer.headers[name];
+          if (typeof value === 'string') relayed[name] = value;
+        }
+        res.writeHead(status, relayed);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    upstream.end();
+  }
+}
+
+/** An Azure Storage error answer: the code in x-ms-error-code and in the XML body. */
+function storageError(
+  res: http.ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+): void {
+  const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+  res.writeHead(status, {
+    'content-type': 'application/xml',
+    'content-length': String(Buffer.byteLength(body)),
+    'x-ms-error-code': code,
+  });
+  res.end(body);
 }
 
 function unauthorized(res: http.ServerResponse, message: string): void {

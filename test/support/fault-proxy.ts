@@ -40,6 +40,12 @@ export class FaultProxy {
    * whose signature covers it (S3's SigV4); otherwise it names the upstream.
    */
   preserveHost = false;
+  /**
+   * Names itself instead of the upstream in the URLs answers carry (a challenge's realm, a
+   * Location), as a reverse proxy that publishes a service under its own name must: a registry
+   * client sends its token only to a realm on the registry's own host.
+   */
+  advertiseSelf = false;
 
   constructor(
     private readonly upstream: URL,
@@ -65,6 +71,18 @@ export class FaultProxy {
   async stop(): Promise<void> {
     this.agent.destroy();
     await closeServer(this.server);
+  }
+
+  private advertised(headers: http.IncomingHttpHeaders): http.IncomingHttpHeaders {
+    if (!this.advertiseSelf) return headers;
+    const upstream = `https://${this.upstream.host}`;
+    const self = `https://127.0.0.1:${this.port}`;
+    const rewritten = { ...headers };
+    for (const name of ['www-authenticate', 'location'] as const) {
+      const value = rewritten[name];
+      if (typeof value === 'string') rewritten[name] = value.split(upstream).join(self);
+    }
+    return rewritten;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -98,7 +116,7 @@ export class FaultProxy {
           req.socket.destroy();
           return;
         }
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        res.writeHead(answer.statusCode ?? 502, this.advertised(answer.headers));
         if (fault.kind !== 'cut') {
           answer.pipe(res);
           return;

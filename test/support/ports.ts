@@ -31,9 +31,22 @@ export async function waitForPort(port: number, timeoutMs = 30_000): Promise<voi
   }
 }
 
-/** Starts `server` on a free port of 127.0.0.1 and returns the port. */
-export async function listenOnLoopback(server: http.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+/**
+ * Starts `server` on a loopback address (127.0.0.1 unless another 127.x address plays another
+ * host) and returns the port: a free one, or `port` when given.
+ */
+export async function listenOnLoopback(
+  server: http.Server | net.Server,
+  address = '127.0.0.1',
+  port = 0,
+): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   return (server.address() as net.AddressInfo).port;
 }
 

@@ -3,7 +3,12 @@ import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { AcrTokenServer, libtrustKeyId, type AcrTokenOptions } from '../servers/acr';
+import {
+  AcrDataEndpoint,
+  AcrLoginServer,
+  libtrustKeyId,
+  type AcrTokenOptions,
+} from '../servers/acr';
 import type { SigningKey } from '../servers/jwt';
 import { freePort, waitForPort } from './ports';
 import { localTls } from './tls';
@@ -17,17 +22,22 @@ export type RegistryOptions = Pick<
 >;
 
 /**
- * The real Distribution registry (Debian's docker-registry) as a child process on 127.0.0.1,
- * over HTTPS with the local certificate, with token auth: it answers 401 with a Bearer challenge
- * naming the ACR token double as its realm, and accepts only JWTs signed by the double's key,
- * whose certificate is its rootcertbundle. dockerd treats 127.0.0.0/8 as an insecure registry,
- * so it talks to it over HTTPS without verifying the certificate, as it does to any localhost one.
+ * The real Distribution registry (Debian's docker-registry) as a child process, behind the ACR
+ * login-server double, which clients reach over HTTPS on 127.0.0.1 with the local certificate.
+ * The registry has token auth on: it answers 401 with a Bearer challenge whose realm is the login
+ * server's /oauth2/token (the registry's own host, as on ACR), and accepts only JWTs signed by
+ * the double's key, whose certificate is its rootcertbundle. Blob reads are redirected, as ACR
+ * redirects them, to a data endpoint on another host (127.0.0.2) that serves signed URLs and
+ * refuses a request that also carries an Authorization header. dockerd treats 127.0.0.0/8 as
+ * insecure registries, so it talks to them over HTTPS without verifying the certificate.
  */
 export class Registry {
   private child?: ChildProcess;
   private dir = '';
   port = 0;
-  tokens!: AcrTokenServer;
+  /** The login server: token endpoints, and the registry's front door. */
+  tokens!: AcrLoginServer;
+  data!: AcrDataEndpoint;
   private stderr = '';
 
   constructor(private readonly options: RegistryOptions) {}
@@ -45,13 +55,24 @@ export class Registry {
     const tls = localTls();
     this.dir = mkdtempSync(path.join(tmpdir(), 'registry-'));
     this.port = await freePort();
+    const internalPort = await freePort();
+    const upstream = new URL(`http://127.0.0.1:${internalPort}`);
     const signingKey = tokenSigningKey(this.dir);
-    this.tokens = await new AcrTokenServer({
+    this.data = await new AcrDataEndpoint({
+      tls,
+      address: '127.0.0.2',
+      upstream,
+      pullToken: (repository) => this.bearer(repository, ['pull']),
+    }).start();
+    this.tokens = await new AcrLoginServer({
       ...this.options,
       tls,
       service: this.host,
       issuer: TOKEN_ISSUER,
       signingKey,
+      upstream,
+      data: this.data,
+      port: this.port,
     }).start();
     const config = {
       version: 0.1,
@@ -62,12 +83,12 @@ export class Registry {
         maintenance: { uploadpurging: { enabled: false } },
       },
       http: {
-        addr: this.host,
+        // Only the login server talks to it, over loopback; clients see the login server's TLS.
+        addr: `127.0.0.1:${internalPort}`,
         secret: randomBytes(16).toString('hex'),
         // Location headers relative to the request, as ACR sends them; it also keeps clients
         // that reach the registry through the fault proxy going through the proxy.
         relativeurls: true,
-        tls: { certificate: tls.certPath, key: tls.keyPath },
       },
       auth: {
         token: {
@@ -93,7 +114,7 @@ export class Registry {
         reject(new Error(`docker-registry exited with code ${code}: ${this.stderr}`)),
       ),
     );
-    await Promise.race([waitForPort(this.port), exited]);
+    await Promise.race([waitForPort(internalPort), exited]);
     return this;
   }
 
@@ -105,7 +126,7 @@ export class Registry {
         child.kill('SIGTERM');
       });
     }
-    await this.tokens?.stop();
+    await Promise.all([this.tokens?.stop(), this.data?.stop()]);
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 

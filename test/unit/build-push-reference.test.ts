@@ -5,7 +5,7 @@ import {
   validateRegistry,
   validateRepository,
   validateTag,
-} from '../../src/build-push/oci/reference';
+} from '../../src/common/image-reference';
 
 describe('image references', () => {
   it('accepts what Distribution accepts', () => {
@@ -53,7 +53,7 @@ describe('image references', () => {
       tag: undefined,
       digest,
     });
-    expect(parseImageReference('myacr.azurecr.io/app', 'base-image', 'r.io').tag).toBe('latest');
+    expect(parseImageReference('myacr.azurecr.io/app', 'base-image', 'r.io').tag).toBeUndefined();
     expect(() => parseImageReference('ai/app@sha256:zz', 'base-image', 'r.io')).toThrow(
       /Invalid base-image 'ai\/app@sha256:zz'/,
     );

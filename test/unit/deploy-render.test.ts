@@ -1,6 +1,7 @@
 import { MemoryLogger } from '../../src/common/logger';
 import { ConfigurationError } from '../../src/common/errors';
-import { parseImage, parseImageInputs, repositoryOf } from '../../src/deploy-aks/images';
+import { repositoryOf } from '../../src/common/image-reference';
+import { parseImage, parseImageInputs } from '../../src/deploy-aks/images';
 import { parseManifest, type ManifestObject } from '../../src/deploy-aks/manifests';
 import {
   chooseNamespace,
@@ -49,7 +50,7 @@ describe('image references', () => {
     expect(parseImage(`registry.local:5000/team/app:1.2@${DIGEST}`)).toEqual({
       raw: `registry.local:5000/team/app:1.2@${DIGEST}`,
       registry: 'registry.local:5000',
-      path: 'team/app',
+      repository: 'team/app',
       tag: '1.2',
       digest: DIGEST,
     });

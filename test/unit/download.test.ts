@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { Limiter } from '../../src/common/limiter';
 import { MemoryLogger } from '../../src/common/logger';
-import { DEFAULT_RETRY, HttpStatusError } from '../../src/common/retry';
+import { HttpError } from '../../src/common/http-error';
+import { DEFAULT_RETRY } from '../../src/common/retry';
 import { downloadObject, partialFiles } from '../../src/fetch-model/download';
 import {
   ObjectChangedError,
@@ -38,9 +39,9 @@ class MemoryStore implements ObjectStore {
   async openRange(_object: RemoteObject, start: number, end: number): Promise<Readable> {
     const call = this.calls.push([start, end]) - 1;
     const fault = this.fault(call, start);
-    if (fault === '503') throw new HttpStatusError('busy', 503, 'ServerBusy', 1);
+    if (fault === '503') throw new HttpError('busy', 503, 'ServerBusy', 1);
     if (fault === 'changed') throw new ObjectChangedError(this.object());
-    if (fault === 'fatal') throw new HttpStatusError('forbidden', 403, 'AuthorizationFailure');
+    if (fault === 'fatal') throw new HttpError('forbidden', 403, 'AuthorizationFailure');
     const bytes = this.data.subarray(start, end + 1);
     const chunks: Buffer[] = [];
     for (let at = 0; at < bytes.length; at += 1000) chunks.push(bytes.subarray(at, at + 1000));

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { keepAliveAgent, readBody, send } from '../../src/common/http';
+import { ConnectionPool, readBody, send } from '../../src/common/http';
 
 describe('send', () => {
   let server: http.Server;
@@ -23,13 +23,13 @@ describe('send', () => {
   });
 
   it('leaves no timeout listener behind on a kept-alive socket after each response', async () => {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const pool = new ConnectionPool({ maxSockets: 1 });
     const sockets = new Set<import('node:net').Socket>();
     for (let i = 0; i < 20; i++) {
       const response = await send({
         method: 'GET',
         url: new URL('/ok', base),
-        agent,
+        pool,
         idleTimeoutMs: 5000,
       });
       sockets.add(response.body.socket);
@@ -39,14 +39,14 @@ describe('send', () => {
     const [socket] = sockets;
     await new Promise((resolve) => setImmediate(resolve));
     expect(socket.listenerCount('timeout')).toBeLessThanOrEqual(1);
-    agent.destroy();
+    pool.destroy();
   });
 
   it('fails a body that stalls for the idle timeout with a transient ETIMEDOUT', async () => {
     const response = await send({
       method: 'GET',
       url: new URL('/stall', base),
-      agent: keepAliveAgent('http:', 2),
+      pool: new ConnectionPool({ maxSockets: 2 }),
       idleTimeoutMs: 200,
     });
     await expect(readBody(response.body)).rejects.toMatchObject({ code: 'ETIMEDOUT' });

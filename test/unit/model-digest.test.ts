@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { modelDigest } from '../../src/fetch-model/model-digest';
+import { modelDigest } from '../../src/common/model';
 
 describe('modelDigest', () => {
   const a = { path: 'ResNet_152.model', sha256: '1'.repeat(64) };

@@ -1,18 +1,12 @@
-import {
-  backoffDelay,
-  DEFAULT_RETRY,
-  HttpStatusError,
-  isTransient,
-  parseRetryAfter,
-  withRetry,
-} from '../../src/common/retry';
+import { HttpError, parseRetryAfter } from '../../src/common/http-error';
+import { backoffDelay, DEFAULT_RETRY, isTransient, withRetry } from '../../src/common/retry';
 
 describe('isTransient', () => {
   it.each([408, 429, 500, 503])('retries HTTP %i', (status) => {
-    expect(isTransient(new HttpStatusError('x', status, undefined))).toBe(true);
+    expect(isTransient(new HttpError('x', status, undefined))).toBe(true);
   });
   it.each([400, 401, 403, 404, 412])('does not retry HTTP %i', (status) => {
-    expect(isTransient(new HttpStatusError('x', status, undefined))).toBe(false);
+    expect(isTransient(new HttpError('x', status, undefined))).toBe(false);
   });
   it('retries resets and timeouts, not other errors', () => {
     expect(isTransient(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe(true);
@@ -53,7 +47,7 @@ describe('withRetry', () => {
     const result = await withRetry(
       async () => {
         calls++;
-        if (calls < 3) throw new HttpStatusError('busy', 503, 'ServerBusy');
+        if (calls < 3) throw new HttpError('busy', 503, 'ServerBusy');
         return 'ok';
       },
       { description: 'op', wait: noWait },
@@ -68,7 +62,7 @@ describe('withRetry', () => {
       withRetry(
         async () => {
           calls++;
-          throw new HttpStatusError('busy', 503, undefined);
+          throw new HttpError('busy', 503, undefined);
         },
         { description: 'op', wait: noWait, policy: { ...DEFAULT_RETRY, maxAttempts: 4 } },
       ),
@@ -82,7 +76,7 @@ describe('withRetry', () => {
       withRetry(
         async () => {
           calls++;
-          throw new HttpStatusError('nope', 404, 'BlobNotFound');
+          throw new HttpError('nope', 404, 'BlobNotFound');
         },
         { description: 'op', wait: noWait },
       ),
@@ -95,7 +89,7 @@ describe('withRetry', () => {
     let calls = 0;
     await withRetry(
       async () => {
-        if (calls++ === 0) throw new HttpStatusError('slow down', 429, undefined, 7000);
+        if (calls++ === 0) throw new HttpError('slow down', 429, undefined, 7000);
       },
       { description: 'op', wait: async (ms) => void waits.push(ms) },
     );

@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import type { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import { WebIdentityCredentials, type StsApi } from '../../src/common/aws-credentials';
+import { HttpError } from '../../src/common/http-error';
 import { ConfigurationError } from '../../src/common/errors';
 import { MemoryLogger } from '../../src/common/logger';
 import { fetchModel } from '../../src/fetch-model/fetch';
@@ -202,11 +202,11 @@ describe('WebIdentityCredentials', () => {
     const inputs: Array<Record<string, unknown>> = [];
     return {
       inputs,
-      async send(command: AssumeRoleWithWebIdentityCommand) {
-        inputs.push(command.input as unknown as Record<string, unknown>);
+      async assumeRoleWithWebIdentity(input) {
+        inputs.push(input as unknown as Record<string, unknown>);
         const answer = answers.shift();
         if (!answer) throw new Error('no more answers');
-        return answer(command.input as unknown as Record<string, unknown>) as never;
+        return answer(input as unknown as Record<string, unknown>) as never;
       },
     };
   }
@@ -249,11 +249,12 @@ describe('WebIdentityCredentials', () => {
   });
 
   it("names the trust policy's aud and sub when STS denies the role", async () => {
-    const denied = Object.assign(
-      new Error('Not authorized to perform sts:AssumeRoleWithWebIdentity'),
-      {
-        name: 'AccessDenied',
-      },
+    const denied = new HttpError(
+      'AWS STS AssumeRoleWithWebIdentity failed: HTTP 403 AccessDenied',
+      403,
+      'AccessDenied',
+      undefined,
+      'Not authorized to perform sts:AssumeRoleWithWebIdentity',
     );
     const client = sts([
       () => {

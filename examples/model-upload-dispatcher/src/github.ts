@@ -1,13 +1,8 @@
 import { sign } from 'node:crypto';
 import { errorMessage } from '../../../src/common/errors';
 import type { Logger } from '../../../src/common/logger';
-import {
-  HttpStatusError,
-  isTransient,
-  parseRetryAfter,
-  sleep,
-  withRetry,
-} from '../../../src/common/retry';
+import { HttpError, parseRetryAfter } from '../../../src/common/http-error';
+import { isTransient, sleep, withRetry } from '../../../src/common/retry';
 import type { ModelUploadedPayload } from './filter';
 import type { DispatcherSettings, GitHubAuth } from './settings';
 
@@ -98,7 +93,7 @@ export function rateLimitWait(response: GitHubResponse, now = Date.now()): numbe
 }
 
 /** A GitHub answer the dispatcher did not want; `rateLimitWaitMs` set when it was a rate limit. */
-export class GitHubError extends HttpStatusError {
+export class GitHubError extends HttpError {
   constructor(
     message: string,
     status: number,

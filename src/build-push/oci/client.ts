@@ -1,19 +1,28 @@
 import { createHash, type Hash } from 'node:crypto';
 import { ConfigurationError, errorMessage, quote } from '../../common/errors';
-import { discardBody, readBody, type HttpResponse } from '../../common/http';
+import { HttpError } from '../../common/http-error';
+import {
+  discardBody,
+  header,
+  readBody,
+  send,
+  sharedPool,
+  statusError,
+  type HttpRequest,
+  type HttpResponse,
+  type RequestBody,
+} from '../../common/http';
 import type { Logger } from '../../common/logger';
 import {
   backoffDelay,
   sleep,
   DEFAULT_RETRY,
-  HttpStatusError,
   isTransient,
   withRetry,
   type RetryPolicy,
 } from '../../common/retry';
 import { parseChallenge, type Challenge } from './challenge';
-import { registryErrorText, type RegistryCredentials } from './credentials';
-import { header, sendRequest, type Body, type RegistryRequest } from './transport';
+import { registryError, registryErrorBody, type RegistryCredentials } from './credentials';
 
 export const MANIFEST_TYPES = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -24,6 +33,10 @@ export const MANIFEST_TYPES = {
 const ACCEPT_MANIFESTS = Object.values(MANIFEST_TYPES).join(', ');
 /** Times a blob upload may start again from byte 0 after the registry dropped its session. */
 const MAX_RESTARTS = 5;
+/** Redirect hops a blob read may take (ACR sends blob GETs and HEADs to its data endpoint). */
+const MAX_REDIRECTS = 5;
+/** A socket idle this long fails a registry request (transient: it is retried). */
+const IDLE_TIMEOUT_MS = 120_000;
 
 /** A blob's bytes that can be read again from any offset (an upload resumes mid-blob). */
 export interface BlobSource {
@@ -90,7 +103,7 @@ export class RegistryClient {
   /** The user name and password for `docker login`, from the same credentials. */
   async dockerLogin(): Promise<{ username: string; password: string }> {
     const challenge = (await this.ping()) ?? { scheme: 'basic' as const };
-    return this.options.credentials.dockerLogin(challenge);
+    return this.options.credentials.dockerLogin(challenge, this.options.registry);
   }
 
   async getManifest(repository: string, reference: string): Promise<FetchedManifest | undefined> {
@@ -120,6 +133,7 @@ export class RegistryClient {
       method: 'GET',
       path: `/v2/${repository}/blobs/${digest}`,
       expect: [200],
+      followRedirects: true,
     });
     const body = await readBody(response.body, 32 * 1024 * 1024);
     const actual = `sha256:${createHash('sha256').update(body).digest('hex')}`;
@@ -132,6 +146,7 @@ export class RegistryClient {
       method: 'HEAD',
       path: `/v2/${repository}/blobs/${digest}`,
       expect: [200, 404],
+      followRedirects: true,
     });
     discardBody(response.body);
     return response.status === 200;
@@ -209,7 +224,7 @@ export class RegistryClient {
         if (!isTransient(error) || ++failures >= this.retry.maxAttempts) throw error;
         resumes++;
         hash = atStart;
-        const retryAfter = error instanceof HttpStatusError ? error.retryAfterMs : undefined;
+        const retryAfter = error instanceof HttpError ? error.retryAfterMs : undefined;
         await sleep(backoffDelay(failures - 1, this.retry, retryAfter));
         const status = await this.uploadStatus(location);
         if ('received' in status && status.received >= start && status.received <= end) {
@@ -365,27 +380,31 @@ export class RegistryClient {
 
   /**
    * Sends a request with authentication: on 401 it answers the challenge (renewing once if a
-   * token was already sent) and sends again. With `retry`, transient failures are retried.
+   * token was already sent) and sends again. With `retry`, transient failures are retried. The
+   * registry token goes only to the registry's own origin: an absolute Location or Link on
+   * another host, and any redirect hop that leaves the origin, gets none.
    */
   private async send(
     request: {
-      method: RegistryRequest['method'];
+      method: HttpRequest['method'];
       path?: string;
       url?: URL;
       headers?: Record<string, string>;
-      body?: Body;
+      body?: RequestBody;
       expect: number[];
+      followRedirects?: boolean;
     },
     retry = true,
   ): Promise<HttpResponse> {
     const url = request.url ?? this.resolve(request.path!);
+    const ownOrigin = url.origin === this.base.origin;
     const attempt = async (): Promise<HttpResponse> => {
       let renewed = false;
       for (;;) {
-        const sentAuthorization = this.authorization;
+        const sentAuthorization = ownOrigin ? this.authorization : undefined;
         let response: HttpResponse;
         try {
-          response = await sendRequest({
+          response = await send({
             method: request.method,
             url,
             headers: {
@@ -394,11 +413,20 @@ export class RegistryClient {
               ...(sentAuthorization ? { authorization: sentAuthorization } : {}),
             },
             body: request.body,
+            pool: sharedPool(8),
+            idleTimeoutMs: IDLE_TIMEOUT_MS,
+            maxRedirects: request.followRedirects ? MAX_REDIRECTS : 0,
           });
         } catch (error) {
           throw unreachable(error, this.options.registry);
         }
-        if (response.status === 401 && (!sentAuthorization || !renewed)) {
+        const answeredByRegistry = response.url.origin === this.base.origin;
+        if (
+          response.status === 401 &&
+          ownOrigin &&
+          answeredByRegistry &&
+          (!sentAuthorization || !renewed)
+        ) {
           const challenge = parseChallenge(header(response, 'www-authenticate'));
           discardBody(response.body);
           if (!challenge) throw await this.authError(response, request.method, url);
@@ -411,14 +439,23 @@ export class RegistryClient {
           this.authorization = await this.options.credentials.authorization(
             challenge,
             this.options.scopes,
+            this.options.registry,
           );
           continue;
         }
         if (request.expect.includes(response.status)) return response;
-        if (response.status === 401 || response.status === 403) {
+        if ((response.status === 401 || response.status === 403) && answeredByRegistry) {
           throw await this.authError(response, request.method, url);
         }
-        throw await this.statusError(response, `${request.method} ${url.pathname}`);
+        const where = answeredByRegistry
+          ? url.pathname
+          : `${url.pathname} (redirected to ${response.url.host})`;
+        throw await statusError(
+          response,
+          `${request.method} ${where}`,
+          registryErrorBody,
+          registryError,
+        );
       }
     };
     if (!retry) return attempt();
@@ -429,23 +466,6 @@ export class RegistryClient {
     });
   }
 
-  private async statusError(response: HttpResponse, what: string): Promise<HttpStatusError> {
-    let text = '';
-    try {
-      text = (await readBody(response.body, 64 * 1024)).toString('utf8');
-    } catch {
-      // The status alone still says what failed.
-    }
-    const retryAfter = header(response, 'retry-after');
-    const code = /"code"\s*:\s*"([A-Z_]+)"/.exec(text)?.[1];
-    return new HttpStatusError(
-      `${what} failed: HTTP ${response.status}${text ? `: ${registryErrorText(text)}` : ''}`,
-      response.status,
-      code,
-      retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined,
-    );
-  }
-
   private async authError(
     response: HttpResponse,
     method: string,
@@ -454,9 +474,13 @@ export class RegistryClient {
     const text = (await readBody(response.body, 64 * 1024).catch(() => Buffer.alloc(0))).toString(
       'utf8',
     );
+    const service = text ? registryErrorBody(text) : {};
+    const detail = service.message
+      ? `${service.code ? `${service.code} ` : ''}${service.message}`
+      : '';
     return new ConfigurationError(
       `Registry ${quote(this.options.registry)} refused ${method} ${url.pathname} ` +
-        `(HTTP ${response.status}${text ? `: ${registryErrorText(text)}` : ''}) with ` +
+        `(HTTP ${response.status}${detail ? `: ${detail}` : ''}) with ` +
         `${this.options.credentials.description}. The identity needs the AcrPush role on the ` +
         `registry to push (AcrPull to read a base image), or, outside ACR, a user allowed to ` +
         `push to ${this.options.scopes.map((scope) => scope.split(':')[1]).join(' and ')}.`,

@@ -1,9 +1,17 @@
-import { ConfigurationError } from '../../common/errors';
-import { readBody } from '../../common/http';
+import { ConfigurationError, quote } from '../../common/errors';
+import {
+  assertSecureForCredentials,
+  credentialForm,
+  errorFactory,
+  readBody,
+  send,
+  sendWithRetry,
+  statusError,
+  type HttpResponse,
+} from '../../common/http';
+import { HttpError, type ServiceError } from '../../common/http-error';
 import type { Logger } from '../../common/logger';
-import { HttpStatusError, isTransient, withRetry } from '../../common/retry';
 import type { Challenge } from './challenge';
-import { sendRequest } from './transport';
 
 /** The user name ACR's token service takes with a refresh token as the password. */
 export const ACR_REFRESH_TOKEN_USER = '00000000-0000-0000-0000-000000000000';
@@ -22,9 +30,13 @@ export interface EntraTokens {
  */
 export interface RegistryCredentials {
   readonly description: string;
-  authorization(challenge: Challenge, scopes: string[]): Promise<string>;
+  /** `registry` is the host the challenge came from: the only host a token request may go to. */
+  authorization(challenge: Challenge, scopes: string[], registry: string): Promise<string>;
   renew(): void;
-  dockerLogin(challenge: Challenge): Promise<{ username: string; password: string }>;
+  dockerLogin(
+    challenge: Challenge,
+    registry: string,
+  ): Promise<{ username: string; password: string }>;
 }
 
 /**
@@ -48,8 +60,8 @@ export class AcrOidcCredentials implements RegistryCredentials {
     this.accessTokens.clear();
   }
 
-  async authorization(challenge: Challenge, scopes: string[]): Promise<string> {
-    const { realm, service } = bearerChallenge(challenge);
+  async authorization(challenge: Challenge, scopes: string[], registry: string): Promise<string> {
+    const { realm, service } = bearerChallenge(challenge, registry);
     const key = `${realm} ${service} ${scopes.join(' ')}`;
     let token = this.accessTokens.get(key);
     if (!token) {
@@ -60,8 +72,11 @@ export class AcrOidcCredentials implements RegistryCredentials {
     return `Bearer ${await token}`;
   }
 
-  async dockerLogin(challenge: Challenge): Promise<{ username: string; password: string }> {
-    const { realm, service } = bearerChallenge(challenge);
+  async dockerLogin(
+    challenge: Challenge,
+    registry: string,
+  ): Promise<{ username: string; password: string }> {
+    const { realm, service } = bearerChallenge(challenge, registry);
     return { username: ACR_REFRESH_TOKEN_USER, password: await this.refresh(realm, service) };
   }
 
@@ -130,11 +145,11 @@ export class PasswordCredentials implements RegistryCredentials {
     this.tokens.clear();
   }
 
-  async authorization(challenge: Challenge, scopes: string[]): Promise<string> {
+  async authorization(challenge: Challenge, scopes: string[], registry: string): Promise<string> {
     const basic = `Basic ${Buffer.from(`${this.username}:${this.password}`).toString('base64')}`;
     this.logger.mask(basic.slice(6));
     if (challenge.scheme === 'basic') return basic;
-    const { realm, service } = bearerChallenge(challenge);
+    const { realm, service } = bearerChallenge(challenge, registry);
     const key = `${realm} ${service} ${scopes.join(' ')}`;
     let token = this.tokens.get(key);
     if (!token) {
@@ -150,59 +165,60 @@ export class PasswordCredentials implements RegistryCredentials {
   }
 }
 
-/** No credentials: anonymous tokens, for public or test registries. */
-export class AnonymousCredentials implements RegistryCredentials {
-  readonly description = 'anonymous';
-  constructor(private readonly logger: Logger) {}
-  renew(): void {}
-  async authorization(challenge: Challenge, scopes: string[]): Promise<string> {
-    if (challenge.scheme === 'basic') {
-      throw new ConfigurationError(
-        'The registry asks for a user name and password; set username and password, or ' +
-          'client-id and tenant-id for ACR.',
-      );
-    }
-    const { realm, service } = bearerChallenge(challenge);
-    return `Bearer ${await getToken(realm, service, scopes, undefined, this.logger)}`;
-  }
-  async dockerLogin(): Promise<{ username: string; password: string }> {
-    throw new ConfigurationError(
-      'docker login needs credentials: set username and password, or client-id and tenant-id.',
-    );
-  }
-}
-
-function bearerChallenge(challenge: Challenge): { realm: string; service: string } {
+/**
+ * The realm and service of a bearer challenge, once the realm is known to be the registry's own
+ * token endpoint: on the registry's host, over https (plain http only for a loopback registry).
+ * A registry that names another host would receive the Entra token or the password, so it is
+ * refused rather than followed.
+ */
+function bearerChallenge(
+  challenge: Challenge,
+  registry: string,
+): { realm: string; service: string } {
   if (challenge.scheme !== 'bearer' || !challenge.realm) {
     throw new Error(
       `The registry's WWW-Authenticate challenge (${challenge.scheme}) names no token realm`,
     );
   }
-  return { realm: challenge.realm, service: challenge.service ?? new URL(challenge.realm).host };
+  let realm: URL;
+  try {
+    realm = new URL(challenge.realm);
+  } catch {
+    throw new ConfigurationError(
+      `Registry ${quote(registry)} names an invalid token realm ${quote(challenge.realm)}.`,
+    );
+  }
+  if (
+    realm.host !== registry.toLowerCase() ||
+    (realm.protocol !== 'https:' && realm.protocol !== 'http:')
+  ) {
+    throw new ConfigurationError(
+      `Registry ${quote(registry)} names the token realm ${quote(challenge.realm)}, which is not ` +
+        `on the registry's own host. Credentials are sent only to the registry itself (ACR's ` +
+        `realm is https://<registry>/oauth2/token); check the 'registry' input.`,
+    );
+  }
+  assertSecureForCredentials(realm);
+  return { realm: challenge.realm, service: challenge.service ?? registry };
 }
 
-/** GET realm?service=&scope= as Docker does, with basic credentials or none. */
+/** GET realm?service=&scope= as Docker does, with basic credentials. */
 async function getToken(
   realm: string,
   service: string,
   scopes: string[],
-  basic: string | undefined,
+  basic: string,
   logger: Logger,
 ): Promise<string> {
   const url = new URL(realm);
   url.searchParams.set('service', service);
   for (const scope of scopes) url.searchParams.append('scope', scope);
-  const answer = await withRetry(
-    async () => {
-      const response = await sendRequest({
-        method: 'GET',
-        url,
-        headers: basic ? { authorization: basic } : {},
-      });
-      return parseTokenAnswer(response, url, 'registry token');
-    },
-    { description: 'registry token', logger, retryable: isTransient },
+  const response = await sendWithRetry(
+    () => send({ method: 'GET', url, headers: { authorization: basic }, idleTimeoutMs: 30_000 }),
+    'registry token',
+    { logger, parse: registryErrorBody, create: registryError },
   );
+  const answer = await parseTokenAnswer(response, url, 'registry token');
   const token = answer.token ?? answer.access_token;
   if (typeof token !== 'string')
     throw new Error(`${url.origin}${url.pathname} answered without a token`);
@@ -216,56 +232,72 @@ async function tokenRequest(
   logger: Logger,
   what: string,
 ): Promise<Record<string, unknown>> {
-  return withRetry(
-    async () => {
-      const response = await sendRequest({
-        method: 'POST',
-        url,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: form.toString(),
-      });
-      return parseTokenAnswer(response, url, what);
-    },
-    { description: what, logger, retryable: isTransient },
-  );
+  const where = `${what} at ${url.origin}${url.pathname}`;
+  const response = await sendWithRetry(() => send(credentialForm(url, form)), where, {
+    logger,
+    parse: registryErrorBody,
+    create: registryError,
+  });
+  return parseTokenAnswer(response, url, what);
 }
 
 async function parseTokenAnswer(
-  response: Awaited<ReturnType<typeof sendRequest>>,
+  response: HttpResponse,
   url: URL,
   what: string,
 ): Promise<Record<string, unknown>> {
-  const text = (await readBody(response.body, 1024 * 1024)).toString('utf8');
-  if (response.status === 200) return JSON.parse(text) as Record<string, unknown>;
   const where = `${url.origin}${url.pathname}`;
+  if (response.status === 200) {
+    const text = (await readBody(response.body, 1024 * 1024)).toString('utf8');
+    return JSON.parse(text) as Record<string, unknown>;
+  }
+  const error = await statusError(
+    response,
+    `${what} at ${where}`,
+    registryErrorBody,
+    registryError,
+  );
   if (response.status === 401 || response.status === 403 || response.status === 400) {
     throw new ConfigurationError(
-      `${what} refused at ${where} (HTTP ${response.status}): ${registryErrorText(text)}. ` +
+      `${what} refused at ${where} (HTTP ${response.status}): ` +
+        `${error.serviceMessage ?? error.code ?? 'no details'}. ` +
         'For ACR with OIDC, the app registration (client-id) needs a role assignment on the ' +
         'registry (AcrPush to push), and the registry must allow Entra authentication.',
     );
   }
-  throw new HttpStatusError(
-    `${what} at ${where} failed: HTTP ${response.status}`,
-    response.status,
-    undefined,
-  );
+  throw error;
 }
 
-/** The message of a registry's `{"errors":[{code,message}]}` body, or the raw text. */
-export function registryErrorText(text: string): string {
+/** An answer of the registry or its token service with a status the client did not expect. */
+export class RegistryError extends HttpError {
+  override readonly name = 'RegistryError';
+}
+
+export const registryError = errorFactory(RegistryError);
+
+/**
+ * A registry's `{"errors":[{code,message}]}` body, or a token service's OAuth
+ * `{"error","error_description"}`, or text.
+ */
+export function registryErrorBody(text: string): ServiceError {
   try {
-    const parsed = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
+    const parsed = JSON.parse(text) as {
+      errors?: Array<{ code?: string; message?: string }>;
+      error?: string;
+      error_description?: string;
+    };
     if (parsed.errors?.length) {
-      return parsed.errors
-        .map((error) => `${error.code ?? ''} ${error.message ?? ''}`.trim())
-        .join('; ');
+      return {
+        code: parsed.errors[0].code,
+        message: parsed.errors
+          .map((error) => `${error.code ?? ''} ${error.message ?? ''}`.trim())
+          .join('; '),
+      };
     }
-    const oauth = parsed as { error?: string; error_description?: string };
-    if (oauth.error)
-      return `${oauth.error}${oauth.error_description ? `: ${oauth.error_description}` : ''}`;
+    if (parsed.error)
+      return { code: parsed.error, message: parsed.error_description ?? parsed.error };
   } catch {
     // Not JSON: show it as it is.
   }
-  return text.trim().slice(0, 300) || 'no details';
+  return { message: text.trim().slice(0, 300) || undefined };
 }

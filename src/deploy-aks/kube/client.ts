@@ -1,14 +1,9 @@
-import * as http from 'node:http';
-import * as https from 'node:https';
 import { errorMessage } from '../../common/errors';
+import { ConnectionPool, readBody, send, statusError, type HttpResponse } from '../../common/http';
+import type { ServiceError } from '../../common/http-error';
 import type { Logger } from '../../common/logger';
-import {
-  isTransient,
-  parseRetryAfter,
-  sleep,
-  withRetry,
-  type RetryPolicy,
-} from '../../common/retry';
+import { parseRetryAfter } from '../../common/http-error';
+import { sleep, withRetry, type RetryPolicy } from '../../common/retry';
 import type { KubeObject } from '../manifests';
 import type { KubeConnection } from './connection';
 import { KubeApiError, UnreachableError } from './errors';
@@ -50,7 +45,7 @@ interface RequestOptions {
 /** What a pod answered through the API server's proxy. */
 export interface PodProxyResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: HttpResponse['headers'];
   body: Buffer;
   /** From sending the request to the end of the answer, throttled attempts excluded. */
   milliseconds: number;
@@ -71,6 +66,8 @@ const PROXY_VERBS: Record<string, string> = {
 };
 
 const PROXY_THROTTLE_ATTEMPTS = 8;
+/** A pod's answer larger than this is not a prediction: refused rather than held in memory. */
+const PROXY_MAX_ANSWER = 16 * 1024 * 1024;
 
 const RETRY: RetryPolicy = {
   maxAttempts: 4,
@@ -85,27 +82,26 @@ const RETRY: RetryPolicy = {
  * its expiry is replaced by the token source before it fails.
  */
 export class KubeClient {
-  private readonly agent: https.Agent | http.Agent;
+  private readonly pool: ConnectionPool;
   private readonly discovery = new Map<string, Promise<ResourceInfo[]>>();
 
   constructor(
     readonly connection: KubeConnection,
     private readonly logger: Logger,
   ) {
-    const tls = {
-      keepAlive: true,
+    this.pool = new ConnectionPool({
       maxSockets: 32,
-      ca: connection.ca,
-      rejectUnauthorized: !connection.insecureSkipTlsVerify,
-      cert: connection.clientCertificate?.cert,
-      key: connection.clientCertificate?.key,
-    };
-    this.agent =
-      connection.server.protocol === 'https:' ? new https.Agent(tls) : new http.Agent(tls);
+      tls: {
+        ca: connection.ca,
+        rejectUnauthorized: !connection.insecureSkipTlsVerify,
+        cert: connection.clientCertificate?.cert,
+        key: connection.clientCertificate?.key,
+      },
+    });
   }
 
   close(): void {
-    this.agent.destroy();
+    this.pool.destroy();
   }
 
   /** Discovery of one kind: its plural name and scope; undefined when the server has no such kind. */
@@ -270,11 +266,11 @@ export class KubeClient {
     };
     const intent = { verb: 'watch', resource: resourceName(info), namespace };
     const response = await this.open('GET', this.path(info, namespace), { query, intent }, signal);
-    if (response.statusCode !== 200) throw await this.statusError(response, intent);
+    if (response.status !== 200) throw await this.statusError(response, intent);
     let buffer = '';
-    response.setEncoding('utf8');
+    response.body.setEncoding('utf8');
     try {
-      for await (const chunk of response) {
+      for await (const chunk of response.body) {
         buffer += chunk as string;
         let newline;
         while ((newline = buffer.indexOf('\n')) >= 0) {
@@ -340,11 +336,9 @@ export class KubeClient {
         accept: 'application/json, */*',
         intent,
       });
-      const chunks: Buffer[] = [];
-      for await (const chunk of response) chunks.push(chunk as Buffer);
+      const body = await readBody(response.body, PROXY_MAX_ANSWER);
       const milliseconds = performance.now() - started;
-      const body = Buffer.concat(chunks);
-      const status = response.statusCode ?? 0;
+      const status = response.status;
       const apiStatus = apiServerStatus(response, body);
       if (apiStatus && status === 429 && attempt < PROXY_THROTTLE_ATTEMPTS) {
         const wait = Math.min(
@@ -356,7 +350,7 @@ export class KubeClient {
         continue;
       }
       if (apiStatus && (status === 401 || status === 403)) {
-        throw this.describe(status, body.toString('utf8'), intent, response.headers);
+        throw describe(status, kubeStatusBody(body.toString('utf8')), intent, undefined);
       }
       return {
         status,
@@ -373,19 +367,16 @@ export class KubeClient {
     return withRetry(
       async () => {
         const response = await this.open(method, path, options);
-        const body = await readAll(response);
-        if (response.statusCode! >= 200 && response.statusCode! < 300) {
-          return (options.text ? body : JSON.parse(body)) as T;
+        if (response.status < 200 || response.status >= 300) {
+          throw await this.statusError(response, options.intent);
         }
-        throw this.describe(response.statusCode!, body, options.intent, response.headers);
+        const body = (await readBody(response.body, 64 * 1024 * 1024)).toString('utf8');
+        return (options.text ? body : JSON.parse(body)) as T;
       },
       {
         policy: RETRY,
         logger: this.logger,
         description: `${options.intent.verb} ${options.intent.resource}`,
-        retryable: (error) =>
-          (error instanceof KubeApiError && (error.status === 429 || error.status >= 500)) ||
-          (!(error instanceof KubeApiError) && isTransient(error)),
       },
     ).catch((error: unknown) => {
       if (error instanceof KubeApiError) throw error;
@@ -411,7 +402,7 @@ export class KubeClient {
     path: string,
     options: Omit<RequestOptions, 'intent'> & { intent: Intent },
     signal?: AbortSignal,
-  ): Promise<http.IncomingMessage> {
+  ): Promise<HttpResponse> {
     const url = new URL(path, this.connection.server);
     // Keep a path prefix the server URL may carry (e.g. a proxy path).
     url.pathname = this.connection.server.pathname.replace(/\/$/, '') + path;
@@ -427,56 +418,71 @@ export class KubeClient {
       headers['content-type'] = options.contentType ?? 'application/json';
       headers['content-length'] = String(Buffer.byteLength(options.body));
     }
-    const transport = url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
-      const req = transport.request(url, { method, headers, agent: this.agent, signal }, resolve);
-      req.setTimeout(30_000, () => {
-        // Watches stay open for minutes; only requests still waiting for headers time out.
-        const error: NodeJS.ErrnoException = new Error('no response for 30 s; timed out');
-        error.code = 'ETIMEDOUT';
-        req.destroy(error);
-      });
-      req.on('response', () => req.setTimeout(0));
-      req.on('error', reject);
-      req.end(options.body);
+    return send({
+      method: method as 'GET' | 'PATCH',
+      url,
+      headers,
+      body: options.body,
+      pool: this.pool,
+      signal,
+      // Requests still waiting for their answer time out; a watch's body stays open for minutes.
+      idleTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: options.query?.watch ? 0 : 60_000,
     });
   }
 
-  private async statusError(response: http.IncomingMessage, intent: Intent): Promise<KubeApiError> {
-    return this.describe(response.statusCode!, await readAll(response), intent, response.headers);
-  }
-
   /** Turns a Status answer into an error that says what was refused, and for 401/403 what to fix. */
-  private describe(
-    status: number,
-    body: string,
-    intent: Intent,
-    _headers: http.IncomingHttpHeaders,
-  ): KubeApiError {
-    let parsed: { message?: string; reason?: string; details?: Record<string, unknown> } = {};
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      parsed = { message: body.slice(0, 300) };
-    }
-    const target = `${intent.resource}${intent.name ? ` '${intent.name}'` : ''}${intent.namespace ? ` in namespace '${intent.namespace}'` : ''}`;
-    const message = parsed.message ?? `HTTP ${status}`;
-    let text: string;
-    if (status === 401) {
-      text =
-        `The Kubernetes API server rejected the credentials (401 Unauthorized) on ${intent.verb} ${target}: ` +
-        `${message}. For AKS with Entra ID the token must be for the AKS server app; for a ` +
-        `kubeconfig, check that its token or certificate is still valid.`;
-    } else if (status === 403) {
-      text =
-        `Kubernetes forbids '${intent.verb}' on ${target} for this identity (403 Forbidden): ` +
-        `${message}. Grant it an RBAC role that allows ${intent.verb} on ${intent.resource}, e.g. the ` +
-        `Azure Kubernetes Service RBAC Writer role (or a RoleBinding) for the namespace.`;
-    } else {
-      text = `Kubernetes refused ${intent.verb} ${target}: ${message} (HTTP ${status}${parsed.reason ? ` ${parsed.reason}` : ''})`;
-    }
-    return new KubeApiError(text, status, parsed.reason, parsed.details);
+  private statusError(response: HttpResponse, intent: Intent): Promise<KubeApiError> {
+    return statusError(response, intent.verb, kubeStatusBody, (_, status, service, retryAfter) =>
+      describe(status, service, intent, retryAfter),
+    ) as Promise<KubeApiError>;
   }
+}
+
+/** A Kubernetes Status body: its reason, message and details. */
+function kubeStatusBody(body: string): ServiceError {
+  try {
+    const parsed = JSON.parse(body) as {
+      message?: string;
+      reason?: string;
+      details?: Record<string, unknown>;
+    };
+    return { code: parsed.reason, message: parsed.message, details: parsed.details };
+  } catch {
+    return { message: body.slice(0, 300) };
+  }
+}
+
+function describe(
+  status: number,
+  service: ServiceError,
+  intent: Intent,
+  retryAfterMs: number | undefined,
+): KubeApiError {
+  const target = `${intent.resource}${intent.name ? ` '${intent.name}'` : ''}${intent.namespace ? ` in namespace '${intent.namespace}'` : ''}`;
+  const message = service.message ?? `HTTP ${status}`;
+  let text: string;
+  if (status === 401) {
+    text =
+      `The Kubernetes API server rejected the credentials (401 Unauthorized) on ${intent.verb} ${target}: ` +
+      `${message}. For AKS with Entra ID the token must be for the AKS server app; for a ` +
+      `kubeconfig, check that its token or certificate is still valid.`;
+  } else if (status === 403) {
+    text =
+      `Kubernetes forbids '${intent.verb}' on ${target} for this identity (403 Forbidden): ` +
+      `${message}. Grant it an RBAC role that allows ${intent.verb} on ${intent.resource}, e.g. the ` +
+      `Azure Kubernetes Service RBAC Writer role (or a RoleBinding) for the namespace.`;
+  } else {
+    text = `Kubernetes refused ${intent.verb} ${target}: ${message} (HTTP ${status}${service.code ? ` ${service.code}` : ''})`;
+  }
+  return new KubeApiError(
+    text,
+    status,
+    service.code,
+    service.details,
+    retryAfterMs,
+    service.message,
+  );
 }
 
 export function resourceName(info: ResourceInfo): string {
@@ -487,11 +493,8 @@ export function resourceName(info: ResourceInfo): string {
  * The Status object of an answer the API server gave itself rather than the proxied pod: a
  * JSON `kind: Status` body (a pod's own JSON error has no such shape).
  */
-function apiServerStatus(
-  response: http.IncomingMessage,
-  body: Buffer,
-): PodProxyResponse['fromApiServer'] {
-  if ((response.statusCode ?? 0) < 400) return undefined;
+function apiServerStatus(response: HttpResponse, body: Buffer): PodProxyResponse['fromApiServer'] {
+  if (response.status < 400) return undefined;
   if (!/json/.test(String(response.headers['content-type'] ?? ''))) return undefined;
   try {
     const parsed = JSON.parse(body.toString('utf8')) as {
@@ -506,10 +509,4 @@ function apiServerStatus(
     // not JSON: the pod's own answer
   }
   return undefined;
-}
-
-async function readAll(response: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of response) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }

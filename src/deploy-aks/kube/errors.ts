@@ -1,13 +1,17 @@
+import { HttpError } from '../../common/http-error';
+
 /** A Kubernetes Status answer to a request, with what was asked for. */
-export class KubeApiError extends Error {
+export class KubeApiError extends HttpError {
   constructor(
     message: string,
-    readonly status: number,
+    status: number,
     /** Status.reason, e.g. NotFound, Conflict, Forbidden, Invalid. */
     readonly reason: string | undefined,
     readonly details: Record<string, unknown> | undefined,
+    retryAfterMs?: number,
+    serviceMessage?: string,
   ) {
-    super(message);
+    super(message, status, reason, retryAfterMs, serviceMessage);
     this.name = 'KubeApiError';
   }
 }

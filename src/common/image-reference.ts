@@ -1,4 +1,4 @@
-import { ConfigurationError, quote } from '../../common/errors';
+import { ConfigurationError, quote } from './errors';
 
 /**
  * The grammar of Distribution's reference package: a repository is path components of lower-case
@@ -9,7 +9,10 @@ const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const HOST =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$/;
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const DIGEST = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+
+/** The registry a reference without a registry part names, as docker and the kubelet read it. */
+export const DOCKER_HUB = 'docker.io';
 
 /** A parsed image reference: `registry/repository[:tag][@digest]`. */
 export interface ImageReference {
@@ -53,8 +56,10 @@ export function validateTag(value: string, input = 'tags'): string {
 }
 
 /**
- * Parses `registry/repository[:tag][@sha256:...]`. A reference without a registry part is taken
- * to live in `defaultRegistry` (the target registry), since no public registry is assumed.
+ * Parses `registry/repository[:tag][@digest]`. The first path component is a registry when it
+ * looks like a host (a dot, a port, or `localhost`); otherwise the reference lives in
+ * `defaultRegistry`. For Docker Hub, a single-component name means `library/<name>`, as the
+ * kubelet resolves it. No tag is implied: callers that want `latest` add it.
  */
 export function parseImageReference(
   value: string,
@@ -84,7 +89,8 @@ export function parseImageReference(
   const first = firstSlash >= 0 ? rest.slice(0, firstSlash) : '';
   const hasRegistry = first !== '' && (/[.:]/.test(first) || first === 'localhost');
   const registry = hasRegistry ? validateRegistry(first, input) : defaultRegistry;
-  const repository = hasRegistry ? rest.slice(firstSlash + 1) : rest;
+  let repository = hasRegistry ? rest.slice(firstSlash + 1) : rest;
+  if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
   try {
     validateRepository(repository, input);
     if (tag !== undefined) validateTag(tag, input);
@@ -95,13 +101,17 @@ export function parseImageReference(
         `${(error as Error).message}`,
     );
   }
-  if (tag === undefined && digest === undefined) tag = 'latest';
   return { registry, repository, tag, digest };
+}
+
+/** `registry/repository`: what two references must share for one to replace the other. */
+export function repositoryOf(reference: ImageReference): string {
+  return `${reference.registry}/${reference.repository}`;
 }
 
 export function formatReference(reference: ImageReference): string {
   return (
-    `${reference.registry}/${reference.repository}` +
+    repositoryOf(reference) +
     (reference.tag ? `:${reference.tag}` : '') +
     (reference.digest ? `@${reference.digest}` : '')
   );
