@@ -300,6 +300,16 @@ async function main(): Promise<void> {
       return `repository_dispatch model-uploaded, ${MODEL_FILE} pinned to ETag ${etag}`;
     });
 
+    /** build-push's inputs as ai-app-cicd.yml's build job passes them (dockerfile mode). */
+    const buildInputs = (modelPath: string) => ({
+      ...stack.identityInputs(),
+      cloud: 'AzurePublicCloud',
+      registry: stack.build.registry.host,
+      repository: REPOSITORY,
+      mode: 'dockerfile',
+      context: APP_CONTEXT,
+      'model-path': modelPath,
+    });
     /** deploy-aks's inputs as ai-app-cicd.yml's deploy job passes them. */
     const deployInputs = (images: string, modelDigest: string, extra: Record<string, string>) => ({
       ...stack.identityInputs(),
@@ -324,6 +334,28 @@ async function main(): Promise<void> {
         )
         .join(', ');
     let serviceEndpoint = '';
+    /** POSTs the smoke test's sample to `base`/score, prints the answer, checks the prediction. */
+    const scoreSample = async (base: string): Promise<string> => {
+      const response = await fetch(`${base}/score`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: readFileSync(path.join(workspace, SMOKE_REQUEST)),
+      });
+      const text = await response.text();
+      check(response.ok, `POST /score answered ${response.status}: ${text}`);
+      console.log(
+        `POST ${base}/score (${SMOKE_REQUEST}, a handwritten 7) → ${JSON.stringify(JSON.parse(text), null, 2)}`,
+      );
+      check(
+        text.replace(/\s/g, '').includes(SMOKE_EXPECT.replace(/\s/g, '')),
+        `the prediction does not contain ${SMOKE_EXPECT}`,
+      );
+      const best = (JSON.parse(text) as { results?: Array<{ label: string; probability: number }> })
+        .results?.[0];
+      return best
+        ? `"${best.label}" (p=${best.probability.toFixed(3)})`
+        : `answer ${text.slice(0, 60)}`;
+    };
 
     let runNumber = 0;
     const pipeline = async (pass: 1 | 2) => {
@@ -359,16 +391,10 @@ async function main(): Promise<void> {
         const run = await runAction(
           'build-push',
           {
-            ...stack.identityInputs(),
-            cloud: 'AzurePublicCloud',
-            registry: stack.build.registry.host,
-            repository: REPOSITORY,
-            mode: 'dockerfile',
-            context: APP_CONTEXT,
+            ...buildInputs(model.path),
             dockerfile: '',
             'build-args': '',
             'base-image': '',
-            'model-path': model.path,
             'model-digest': model['model-digest'],
             'model-files': model.files,
             'smoke-port': '5000',
@@ -434,27 +460,7 @@ async function main(): Promise<void> {
           });
           console.log(`docker run ${name}: listening on ${base}`);
           console.log(`GET /version → ${await (await fetch(`${base}/version`)).text()}`.trim());
-          const response = await fetch(`${base}/score`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: readFileSync(path.join(workspace, SMOKE_REQUEST)),
-          });
-          const text = await response.text();
-          check(response.ok, `POST /score answered ${response.status}: ${text}`);
-          console.log(
-            `POST /score (${SMOKE_REQUEST}, a handwritten 7) → ${JSON.stringify(JSON.parse(text), null, 2)}`,
-          );
-          check(
-            text.replace(/\s/g, '').includes(SMOKE_EXPECT.replace(/\s/g, '')),
-            `the prediction does not contain ${SMOKE_EXPECT}`,
-          );
-          const answer = JSON.parse(text) as {
-            results?: Array<{ label: string; probability: number }>;
-          };
-          const best = answer.results?.[0];
-          return best
-            ? `predicted "${best.label}" (p=${best.probability.toFixed(3)})`
-            : `answered ${text.slice(0, 60)}`;
+          return `predicted ${await scoreSample(base)}`;
         });
       }
 
@@ -521,24 +527,7 @@ async function main(): Promise<void> {
               served === uploaded,
               `the pods serve model ${served}, not the uploaded ${uploaded}`,
             );
-            const response = await fetch(`${url}/score`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: readFileSync(path.join(workspace, SMOKE_REQUEST)),
-            });
-            const text = await response.text();
-            check(response.ok, `POST /score answered ${response.status}: ${text}`);
-            console.log(
-              `POST ${url}/score (${SMOKE_REQUEST}, a handwritten 7) → ${JSON.stringify(JSON.parse(text), null, 2)}`,
-            );
-            const best = (
-              JSON.parse(text) as { results?: Array<{ label: string; probability: number }> }
-            ).results?.[0];
-            check(
-              best && text.replace(/\s/g, '').includes(SMOKE_EXPECT.replace(/\s/g, '')),
-              `the prediction does not contain ${SMOKE_EXPECT}`,
-            );
-            return `predicted "${best.label}" (p=${best.probability.toFixed(3)}) by today's model, served by the cluster`;
+            return `predicted ${await scoreSample(url)} by today's model, served by the cluster`;
           },
         );
       }
@@ -572,19 +561,10 @@ async function main(): Promise<void> {
         ...stack.jobEnv(createHash('sha1').update(`yesterday ${sha}`).digest('hex'), '999'),
         RUNNER_TEMP: runnerTemp,
       };
-      const built = await runAction(
-        'build-push',
-        {
-          ...stack.identityInputs(),
-          cloud: 'AzurePublicCloud',
-          registry: stack.build.registry.host,
-          repository: REPOSITORY,
-          mode: 'dockerfile',
-          context: APP_CONTEXT,
-          'model-path': yesterday.dir,
-        },
-        { env, cwd: workspace },
-      );
+      const built = await runAction('build-push', buildInputs(yesterday.dir), {
+        env,
+        cwd: workspace,
+      });
       check(built.exitCode === 0, `build-push failed: ${errorLines(built).join(' ')}`);
       await runAction('build-push', {}, { env: { ...env, ...savedState(built) }, cwd: workspace });
       localImages.push(built.outputs.image);

@@ -5,7 +5,7 @@ import { appImage, pushAppBase } from '../support/app-images';
 import { BuildStack, REGISTRY_USER } from '../support/build-stack';
 import { DeployStack } from '../support/deploy-stack';
 import { APP_DIR, trainedModel } from '../support/models';
-import { errorLines, runAction, type ActionRun } from '../support/run-action';
+import { errorLines, type ActionRun } from '../support/run-action';
 
 const NAMESPACE = 'image-classifier';
 const SAMPLE = readFileSync(path.join(APP_DIR, 'sample/request.json'));
@@ -66,14 +66,7 @@ describe('canary analysis with the example app running as real pods', () => {
   afterEach(() => rmSync(workspace, { recursive: true, force: true }));
 
   const run = (inputs: Record<string, string>) =>
-    runAction(
-      'deploy-aks',
-      { ...deploy.clusterInputs(), namespace: NAMESPACE, manifests: 'k8s/', ...inputs },
-      {
-        env: { ...build.oidc.jobEnv(), RUNNER_TEMP: path.join(workspace, '.runner-temp') },
-        cwd: workspace,
-      },
-    );
+    deploy.runDeploy({ namespace: NAMESPACE, ...inputs }, workspace);
   const analysed = (image: string) =>
     run({
       strategy: 'canary',

@@ -3,48 +3,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { DeployStack } from '../support/deploy-stack';
 import { kubectl, kubectlBinaries } from '../support/kubectl';
-import { errorLines, runAction, type ActionRun } from '../support/run-action';
+import { appManifest, REGISTRY } from '../support/manifests';
+import { errorLines, type ActionRun } from '../support/run-action';
 
-const REGISTRY = 'registry.local:5000';
 const image = (n: number) => `${REGISTRY}/ai-app@sha256:${String(n).repeat(64).slice(0, 64)}`;
-
-/** A LoadBalancer Service and a Deployment of `replicas` pods, as the example app has them. */
-function appManifest(name: string, replicas: number): string {
-  return `apiVersion: v1
-kind: Service
-metadata:
-  name: ${name}
-spec:
-  type: LoadBalancer
-  selector:
-    app: ${name}
-  ports:
-    - port: 80
-      targetPort: 5000
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ${name}
-  labels:
-    app: ${name}
-spec:
-  replicas: ${replicas}
-  selector:
-    matchLabels:
-      app: ${name}
-  template:
-    metadata:
-      labels:
-        app: ${name}
-    spec:
-      containers:
-        - name: app
-          image: ${REGISTRY}/ai-app:latest
-          ports:
-            - containerPort: 5000
-`;
-}
 
 describe('deploy-aks canary and blue-green against the Kubernetes double, checked with kubectl', () => {
   const stack = new DeployStack();
@@ -61,18 +23,7 @@ describe('deploy-aks canary and blue-green against the Kubernetes double, checke
   afterEach(() => rmSync(workspace, { recursive: true, force: true }));
 
   const run = (inputs: Record<string, string>) =>
-    runAction(
-      'deploy-aks',
-      { ...stack.clusterInputs(), manifests: 'k8s/', ...inputs },
-      {
-        env: {
-          ...stack.oidc.jobEnv(),
-          GITHUB_SHA: '0123456789abcdef0123456789abcdef01234567',
-          RUNNER_TEMP: path.join(workspace, '.runner-temp'),
-        },
-        cwd: workspace,
-      },
-    );
+    stack.runDeploy(inputs, workspace, { GITHUB_SHA: '0123456789abcdef0123456789abcdef01234567' });
   const ok = (result: ActionRun) => {
     expect(errorLines(result)).toEqual([]);
     expect(result.exitCode).toBe(0);
@@ -112,6 +63,7 @@ describe('deploy-aks canary and blue-green against the Kubernetes double, checke
     expect(first.outputs.verdict).toBe('');
     expect(first.outputs.revision).toBe('');
     expect(JSON.parse(first.outputs.resources)).toEqual([
+      'ConfigMap/web-config',
       'Service/web',
       'Deployment/web-canary',
       'Deployment/web-baseline',
@@ -184,7 +136,7 @@ describe('deploy-aks canary and blue-green against the Kubernetes double, checke
     const failed = await run({ strategy: 'canary', images: image(9) });
     expectFailure(
       failed,
-      /The canary did not come up\. Rollout of Deployment\/pulls-canary in namespace default failed: pod pulls-canary-\w+-\w+ container app: (ErrImagePull|ImagePullBackOff).* Removed Deployment\/pulls-canary, Deployment\/pulls-baseline; Deployment\/pulls untouched\./,
+      /The canary did not come up\. Rollout of Deployment\/pulls-canary in namespace default failed: pod pulls-canary-\w+-\w+ container (warm-model|app): (ErrImagePull|ImagePullBackOff).* Removed Deployment\/pulls-canary, Deployment\/pulls-baseline; Deployment\/pulls untouched\./,
     );
     expect(failed.milliseconds).toBeLessThan(20_000);
     expect(get('pulls-canary')).toBeUndefined();
@@ -226,12 +178,12 @@ describe('deploy-aks canary and blue-green against the Kubernetes double, checke
     const writes = stack.kube.requests
       .slice(before)
       .filter((r) => r.method === 'PATCH')
-      .map((r) => `${/\/services\//.test(r.path) ? 'service' : 'deployment'} ${r.contentType}`)
-      .filter((w) => !/apply-patch/.test(w) || w.startsWith('deployment'));
+      .map((r) => `${/\/(\w+)\/shop/.exec(r.path)?.[1]} ${r.contentType}`)
+      .filter((w) => !/apply-patch/.test(w) || w.startsWith('deployments'));
     expect(writes).toEqual([
-      'service application/json-patch+json',
-      'deployment application/apply-patch+yaml',
-      'service application/json-patch+json',
+      'services application/json-patch+json',
+      'deployments application/apply-patch+yaml',
+      'services application/json-patch+json',
     ]);
     expect(promoted.summary).toContain('Service/shop routed to green.');
     expect(promoted.summary).toContain('Service/shop routed to stable.');

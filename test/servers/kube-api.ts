@@ -401,14 +401,7 @@ export class KubeApiServer {
     );
     if (proxy) return this.proxyToPod(req, res, url, proxy);
     const body = await readBody(req);
-    const user = this.authenticate(req);
-    this.requests.push({
-      method: req.method ?? 'GET',
-      path: `${url.pathname}${url.search}`,
-      user,
-      accept: req.headers.accept,
-      contentType: req.headers['content-type'],
-    });
+    const user = this.admit(req, url);
     const path = url.pathname.replace(/\/+$/, '') || '/';
     if (path === '/version')
       return send(res, 200, {
@@ -585,6 +578,19 @@ export class KubeApiServer {
       'MethodNotAllowed',
       `the server does not allow this method on the requested resource`,
     );
+  }
+
+  /** Authenticates a request and records it; returns the user. */
+  private admit(req: http.IncomingMessage, url: URL): string {
+    const user = this.authenticate(req);
+    this.requests.push({
+      method: req.method ?? 'GET',
+      path: `${url.pathname}${url.search}`,
+      user,
+      accept: req.headers.accept,
+      contentType: req.headers['content-type'],
+    });
+    return user;
   }
 
   private authenticate(req: http.IncomingMessage): string {
@@ -1646,14 +1652,7 @@ export class KubeApiServer {
     url: URL,
     match: RegExpExecArray,
   ): Promise<void> {
-    const user = this.authenticate(req);
-    this.requests.push({
-      method: req.method ?? 'GET',
-      path: `${url.pathname}${url.search}`,
-      user,
-      accept: req.headers.accept,
-      contentType: req.headers['content-type'],
-    });
+    const user = this.admit(req, url);
     const type = resourceOf('Pod');
     const namespace = decodeURIComponent(match[1]);
     const parts = decodeURIComponent(match[2]).split(':');

@@ -7,14 +7,21 @@ import type { KubeObject } from '../manifests';
 import type { RenderedObject } from '../render';
 import { failureMessage, rolloutFailureText } from '../report';
 import type { AnalysisTarget } from './analyse';
-import { deleteAll, deploymentInfo, deploymentsOf, namespaceOf, type Context } from './context';
+import {
+  deleteAll,
+  deploymentInfo,
+  deploymentsOf,
+  judgedVersions,
+  namespaceOf,
+  deployNewVersion,
+  type Context,
+} from './context';
 import {
   COLOR_LABEL,
   GREEN,
   STABLE_COLOR,
   podSelector,
   selects,
-  templateImages,
   variantName,
   variantOf,
   withPodLabel,
@@ -35,7 +42,7 @@ const podLabelsOf = (object: KubeObject): Selector | undefined =>
  * deletes green; `reject` points them back (if they moved) and deletes green.
  */
 export async function deployGreen(context: Context): Promise<AnalysisTarget | undefined> {
-  const { settings, client, rendered, bundlePath, logger, result } = context;
+  const { settings, client, rendered, result } = context;
   const deployments = deploymentsOf(rendered, 'blue-green');
   const info = await deploymentInfo(client);
   const greens = new Map<string, KubeObject>();
@@ -66,61 +73,19 @@ export async function deployGreen(context: Context): Promise<AnalysisTarget | un
       return { ...entry, object: greens.get(entry.object.metadata.name!)! };
     return routedTo(entry, deployments, STABLE_COLOR);
   });
-  const phase = await deploy(
-    { ...settings, rollbackOnFailure: false },
-    client,
-    { ...rendered, objects },
-    bundlePath,
-    logger,
-  );
-  result.phases.push({ title: 'Green', deploy: phase, stable: false });
-  const failure = phase.rollout?.failure;
-  if (failure) {
-    let message = `The green version did not come up. ${rolloutFailureText(failure)}`;
-    if (settings.rollbackOnFailure) {
-      const removed = await removeGreens(context);
-      message += ` Removed ${removed.join(', ') || 'nothing'}; traffic never left the stable version.`;
-    } else {
-      message +=
-        ' It is left in place (rollback-on-failure: false): run action reject to remove it.';
-    }
-    result.failure = message;
-    return undefined;
-  }
+  const ok = await deployNewVersion(context, objects, 'Green', {
+    what: 'The green version',
+    remove: () => removeGreens(context),
+    unharmed: 'traffic never left the stable version.',
+  });
+  if (!ok) return undefined;
   return settings.dryRun ? undefined : target;
 }
 
 export async function promoteGreen(context: Context): Promise<void> {
   const { settings, client, rendered, bundlePath, logger, result } = context;
   const deployments = deploymentsOf(rendered, 'blue-green');
-  const info = await deploymentInfo(client);
-  const refs: WorkloadRef[] = [];
-  const missing: string[] = [];
-  for (const { object } of deployments) {
-    const name = variantName(object.metadata.name!, GREEN);
-    const namespace = namespaceOf(object, rendered);
-    const green = await client.get(info, namespace, name);
-    if (!green) {
-      missing.push(`Deployment/${name}`);
-      continue;
-    }
-    const running = templateImages(green).join(', ');
-    const wanted = templateImages(object).join(', ');
-    if (running !== wanted) {
-      throw new ConfigurationError(
-        `Deployment/${name} runs ${running}, but the manifests with this run's images give ` +
-          `${wanted}: promote would roll out something other than what green ran. Pass the ` +
-          `same images as the deploy did, or deploy green again.`,
-      );
-    }
-    refs.push({ info, kind: 'Deployment', name, namespace });
-  }
-  if (missing.length > 0) {
-    throw new ConfigurationError(
-      `Nothing to promote: ${missing.join(', ')} not found in namespace '${result.namespace}'. ` +
-        `Run action deploy with strategy blue-green first (a rejected green is gone).`,
-    );
-  }
+  const refs = await judgedVersions(context, GREEN);
   const ready = await logger.group('Checking that green is ready', () =>
     waitForRollout(
       client,

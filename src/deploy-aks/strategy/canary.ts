@@ -2,17 +2,18 @@ import { ConfigurationError } from '../../common/errors';
 import { deploy } from '../deploy';
 import type { KubeObject } from '../manifests';
 import type { RenderedObject } from '../render';
-import { failureMessage, rolloutFailureText } from '../report';
+import { failureMessage } from '../report';
 import type { AnalysisTarget } from './analyse';
-import { deleteAll, deploymentInfo, deploymentsOf, namespaceOf, type Context } from './context';
 import {
-  asManifest,
-  canaryReplicasFor,
-  podSelector,
-  templateImages,
-  variantName,
-  variantOf,
-} from './variants';
+  deleteAll,
+  deploymentInfo,
+  deploymentsOf,
+  judgedVersions,
+  namespaceOf,
+  deployNewVersion,
+  type Context,
+} from './context';
+import { asManifest, canaryReplicasFor, podSelector, variantName, variantOf } from './variants';
 
 const replicasOf = (object: KubeObject): number =>
   (object.spec as { replicas?: number } | undefined)?.replicas ?? 1;
@@ -24,7 +25,7 @@ const replicasOf = (object: KubeObject): number =>
  * canary gets its share of real traffic. Returns the pods to analyse.
  */
 export async function deployCanary(context: Context): Promise<AnalysisTarget | undefined> {
-  const { settings, client, rendered, bundlePath, logger, result } = context;
+  const { settings, client, rendered, logger, result } = context;
   const deployments = deploymentsOf(rendered, 'canary');
   const info = await deploymentInfo(client);
   const objects: RenderedObject[] = [];
@@ -66,27 +67,12 @@ export async function deployCanary(context: Context): Promise<AnalysisTarget | u
   }
   if (target && deployments.length > 1)
     logger.info(`The analysis is sent to ${target.candidate.metadata.name}.`);
-  const phase = await deploy(
-    { ...settings, rollbackOnFailure: false },
-    client,
-    { ...rendered, objects },
-    bundlePath,
-    logger,
-  );
-  result.phases.push({ title: 'Canary and baseline', deploy: phase, stable: false });
-  const failure = phase.rollout?.failure;
-  if (failure) {
-    let message = `The canary did not come up. ${rolloutFailureText(failure)}`;
-    if (settings.rollbackOnFailure) {
-      const removed = await removeVariants(context);
-      message += ` Removed ${removed.join(', ') || 'nothing'}; ${stableNames(context)} untouched.`;
-    } else {
-      message +=
-        ' It is left in place (rollback-on-failure: false): run action reject to remove it.';
-    }
-    result.failure = message;
-    return undefined;
-  }
+  const ok = await deployNewVersion(context, objects, 'Canary and baseline', {
+    what: 'The canary',
+    remove: () => removeVariants(context),
+    unharmed: `${stableNames(context)} untouched.`,
+  });
+  if (!ok) return undefined;
   return settings.dryRun ? undefined : target;
 }
 
@@ -97,32 +83,7 @@ export async function deployCanary(context: Context): Promise<AnalysisTarget | u
  */
 export async function promoteCanary(context: Context): Promise<void> {
   const { settings, client, rendered, bundlePath, result } = context;
-  const deployments = deploymentsOf(rendered, 'canary');
-  const info = await deploymentInfo(client);
-  const missing: string[] = [];
-  for (const { object } of deployments) {
-    const name = variantName(object.metadata.name!, 'canary');
-    const canary = await client.get(info, namespaceOf(object, rendered), name);
-    if (!canary) {
-      missing.push(`Deployment/${name}`);
-      continue;
-    }
-    const running = templateImages(canary).join(', ');
-    const wanted = templateImages(object).join(', ');
-    if (running !== wanted) {
-      throw new ConfigurationError(
-        `Deployment/${name} runs ${running}, but the manifests with this run's images give ` +
-          `${wanted}: promote would roll out something other than what the canary ran. Pass ` +
-          `the same images as the deploy did, or deploy the canary again.`,
-      );
-    }
-  }
-  if (missing.length > 0) {
-    throw new ConfigurationError(
-      `Nothing to promote: ${missing.join(', ')} not found in namespace '${result.namespace}'. ` +
-        `Run action deploy with strategy canary first (a rejected canary is gone).`,
-    );
-  }
+  await judgedVersions(context, 'canary');
   const phase = await deploy(settings, client, rendered, bundlePath, context.logger);
   result.phases.push({ title: 'Stable version', deploy: phase, stable: true });
   if (phase.rollout?.failure) {

@@ -1,10 +1,13 @@
 import { ConfigurationError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import type { AnalysisResult } from '../analysis/verdict';
-import type { DeployResult } from '../deploy';
+import { deploy, type DeployResult } from '../deploy';
 import type { DeploySettings, StrategyAction } from '../inputs';
 import { isWorkload } from '../kinds';
 import type { KubeClient, ResourceInfo } from '../kube/client';
+import type { RolloutFailure, WorkloadRef } from '../kube/rollout';
+import { rolloutFailureText } from '../report';
+import { templateImages, variantName } from './variants';
 import { describeSource, type KubeObject } from '../manifests';
 import type { Rendered, RenderedObject } from '../render';
 
@@ -129,3 +132,87 @@ export async function readyPods(
 /** The namespace a rendered object lives in. */
 export const namespaceOf = (object: KubeObject, rendered: Rendered): string =>
   object.metadata.namespace ?? rendered.namespace;
+
+/**
+ * The new version's Deployments (`<name>-canary` or `<name>-green`) an earlier deploy left, one
+ * per Deployment of the manifests. Refuses when one is missing, or runs other images than the
+ * manifests give with this run's `images`: promote rolls out what was judged, nothing else.
+ */
+export async function judgedVersions(
+  context: Context,
+  role: 'canary' | 'green',
+): Promise<WorkloadRef[]> {
+  const { client, rendered, result } = context;
+  const info = await deploymentInfo(client);
+  const refs: WorkloadRef[] = [];
+  const missing: string[] = [];
+  for (const { object } of deploymentsOf(rendered, result.strategy)) {
+    const name = variantName(object.metadata.name!, role);
+    const namespace = namespaceOf(object, rendered);
+    const live = await client.get(info, namespace, name);
+    if (!live) {
+      missing.push(`Deployment/${name}`);
+      continue;
+    }
+    const running = templateImages(live).join(', ');
+    const wanted = templateImages(object).join(', ');
+    if (running !== wanted) {
+      throw new ConfigurationError(
+        `Deployment/${name} runs ${running}, but the manifests with this run's images give ` +
+          `${wanted}: promote would roll out something other than what the ${role} ran. Pass ` +
+          `the same images as the deploy did, or deploy the ${role} again.`,
+      );
+    }
+    refs.push({ info, kind: 'Deployment', name, namespace });
+  }
+  if (missing.length > 0) {
+    throw new ConfigurationError(
+      `Nothing to promote: ${missing.join(', ')} not found in namespace '${result.namespace}'. ` +
+        `Run action deploy with strategy ${result.strategy} first (a rejected ${role} is gone).`,
+    );
+  }
+  return refs;
+}
+
+/**
+ * Applies the new version's objects beside the stable ones and waits for them. When they do not
+ * come up they are removed (the stable version never changed), or left when
+ * rollback-on-failure is off, and the step fails saying which. True when they came up.
+ */
+export async function deployNewVersion(
+  context: Context,
+  objects: RenderedObject[],
+  title: string,
+  onFailure: { what: string; remove: () => Promise<string[]>; unharmed: string },
+): Promise<boolean> {
+  const { settings, client, rendered, bundlePath, logger, result } = context;
+  const phase = await deploy(
+    { ...settings, rollbackOnFailure: false },
+    client,
+    { ...rendered, objects },
+    bundlePath,
+    logger,
+  );
+  result.phases.push({ title, deploy: phase, stable: false });
+  const failure = phase.rollout?.failure;
+  if (!failure) return true;
+  await newVersionFailed(context, failure, onFailure.what, onFailure.remove, onFailure.unharmed);
+  return false;
+}
+
+async function newVersionFailed(
+  context: Context,
+  failure: RolloutFailure,
+  what: string,
+  remove: () => Promise<string[]>,
+  unharmed: string,
+): Promise<void> {
+  let message = `${what} did not come up. ${rolloutFailureText(failure)}`;
+  if (context.settings.rollbackOnFailure) {
+    const removed = await remove();
+    message += ` Removed ${removed.join(', ') || 'nothing'}; ${unharmed}`;
+  } else {
+    message += ' It is left in place (rollback-on-failure: false): run action reject to remove it.';
+  }
+  context.result.failure = message;
+}
