@@ -116,6 +116,13 @@ describe('canary analysis with the example app running as real pods', () => {
     expect(passed.throttled).toBeGreaterThan(0);
     expect(deploy.kube.proxyCounts.throttled).toBeGreaterThan(0);
     expect(passed.candidate.errors).toBe(0);
+    // The cluster token went with every proxied request, and never into the log.
+    const printed = `${retrained.stdout}\n${retrained.stderr}`
+      .split('\n')
+      .filter((line) => !line.startsWith('::add-mask::'))
+      .join('\n');
+    expect(deploy.kube.bearerTokens.size).toBeGreaterThan(0);
+    for (const token of deploy.kube.bearerTokens) expect(printed).not.toContain(token);
     expect(retrained.summary).toContain(
       '#### Analysis: pass (200 samples, field `results[0].label`)',
     );
