@@ -178,7 +178,6 @@ async function main(): Promise<void> {
   };
   let dispatcherServer: LocalDispatcherServer | undefined;
   const containers: string[] = [];
-  const localImages: string[] = [];
   try {
     await stage('Start the embedded stack', async () => {
       await stack.start();
@@ -445,7 +444,6 @@ async function main(): Promise<void> {
             );
             console.log(`docker pull ${image.image}`);
             await docker(['pull', '-q', image.image], dockerEnv);
-            localImages.push(image.image);
           } finally {
             rmSync(config, { recursive: true, force: true });
           }
@@ -567,7 +565,6 @@ async function main(): Promise<void> {
       });
       check(built.exitCode === 0, `build-push failed: ${errorLines(built).join(' ')}`);
       await runAction('build-push', {}, { env: { ...env, ...savedState(built) }, cwd: workspace });
-      localImages.push(built.outputs.image);
       const deployed = await runAction(
         'deploy-aks',
         deployInputs(built.outputs.image, built.outputs['model-digest'], {}),
@@ -596,9 +593,24 @@ async function main(): Promise<void> {
     await timed('stopped the dispatcher', async () => dispatcherServer?.stop());
     // The stack first: its pods are containers that use the images.
     await timed('stopped the stack and removed its pods', () => stack.stop());
-    for (const image of localImages) {
-      await timed(`removed ${image.split('@')[0]}`, () => docker(['image', 'rm', '-f', image]));
-    }
+    // Every image of this run's registry (its port is never used again): pulled, or built and
+    // tagged by build-push.
+    await timed(`removed the images of ${stack.build.registry.host}`, async () => {
+      const ids = new Set(
+        (
+          await docker([
+            'image',
+            'ls',
+            '-q',
+            '--filter',
+            `reference=${stack.build.registry.host}/*/*`,
+          ])
+        )
+          .split('\n')
+          .filter(Boolean),
+      );
+      if (ids.size > 0) await docker(['image', 'rm', '-f', ...ids]);
+    });
     const left = readdirSync(DEMO_DIR);
     console.log(
       `Stopped the stack and removed the demo containers; left for inspection: ${path.relative(REPO_ROOT, DEMO_DIR)}/{${left.join(',')}}`,
