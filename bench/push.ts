@@ -28,6 +28,7 @@ import {
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { modelDigest, writeLock } from '../src/common/model';
 import { BuildStack, REGISTRY_USER } from '../test/support/build-stack';
 import { errorLines, REPO_ROOT, runAction } from '../test/support/run-action';
 
@@ -95,12 +96,19 @@ async function main(): Promise<void> {
   let serial = 0;
 
   /** A workspace with the app, and a model directory of fresh random bytes. */
-  const workspace = () => {
+  const workspace = async () => {
     const dir = path.join(root, `ws-${++serial}`);
     cpSync(path.join(FIXTURE, 'app'), path.join(dir, 'app'), { recursive: true });
     mkdirSync(path.join(dir, 'model'), { recursive: true });
     const sha256 = randomFile(path.join(dir, 'model', 'model.bin'), sizeBytes);
-    return { dir, sha256 };
+    // fetch-model's state file: build-push ships exactly the files it names, with these sha256s.
+    await writeLock(path.join(dir, 'model'), {
+      version: 1,
+      files: {
+        'model.bin': { name: 'model.bin', uri: '', etag: '', size: sizeBytes, sha256, mtimeMs: 0 },
+      },
+    });
+    return { dir, sha256, modelDigest: modelDigest([{ path: 'model.bin', sha256 }]) };
   };
   const action = (
     dir: string,
@@ -163,7 +171,7 @@ async function main(): Promise<void> {
     for (let run = 0; run < runs; run++) {
       process.stderr.write(`run ${run + 1} of ${runs}\n`);
       {
-        const ws = workspace();
+        const ws = await workspace();
         cpSync(path.join(ws.dir, 'model'), path.join(ws.dir, 'app', 'model'), { recursive: true });
         const image = `${host}/bench/peer-${run}:1`;
         const { seconds } = await timed(async () => {
@@ -175,7 +183,7 @@ async function main(): Promise<void> {
         rmSync(ws.dir, { recursive: true, force: true });
       }
       {
-        const ws = workspace();
+        const ws = await workspace();
         const { seconds, value } = await timed(() =>
           action(ws.dir, { repository: `bench/dockerfile-${run}`, context: 'app' }),
         );
@@ -190,14 +198,14 @@ async function main(): Promise<void> {
         rmSync(ws.dir, { recursive: true, force: true });
       }
       {
-        const ws = workspace();
+        const ws = await workspace();
         const repository = `bench/layer-${run}`;
         const sha = randomBytes(20).toString('hex');
         const inputs = {
           repository,
           mode: 'model-layer',
           'base-image': 'ai/app-base:1',
-          'model-digest': ws.sha256,
+          'model-digest': ws.modelDigest,
         };
         const first = await timed(() => action(ws.dir, inputs, sha));
         checked(first.value, 'model-layer mode');
@@ -219,7 +227,7 @@ async function main(): Promise<void> {
         rmSync(ws.dir, { recursive: true, force: true });
       }
       {
-        const ws = workspace();
+        const ws = await workspace();
         const repository = `bench/curl-${run}`;
         const token = stack.registry.bearer(repository);
         const file = path.join(ws.dir, 'model', 'model.bin');

@@ -34757,14 +34757,14 @@ exports.buildPush = buildPush;
 const errors_1 = __nccwpck_require__(1922);
 const format_1 = __nccwpck_require__(6950);
 const dockerfile_mode_1 = __nccwpck_require__(6101);
-const existing_1 = __nccwpck_require__(9921);
 const labels_1 = __nccwpck_require__(8068);
 const model_files_1 = __nccwpck_require__(7460);
 const model_layer_mode_1 = __nccwpck_require__(8556);
 const result_1 = __nccwpck_require__(8070);
 /**
- * The action's logic: model files and digest → tags and labels → skip when the registry already
- * has this commit with this model → build (dockerfile or model-layer mode), smoke test, push.
+ * The action's logic: the model files (exactly those named, each to be checked against its
+ * sha256) and their digest → tags → build (dockerfile or model-layer mode, each deciding
+ * whether the registry already holds this very image), smoke test, push.
  */
 async function buildPush(settings, deps) {
     const { logger } = deps;
@@ -34781,47 +34781,201 @@ async function buildPush(settings, deps) {
         phases: [],
     };
     const phase = (0, result_1.phaseRunner)((name, fn) => logger.group(name, fn), result.phases);
-    let files;
-    let modelDigest = settings.modelDigest;
+    let model;
     if (settings.modelPath) {
-        files = await phase('Model', async () => {
-            const listed = await (0, model_files_1.listModelFiles)(settings.modelPath);
-            if (!modelDigest) {
-                logger.info("no model-digest given: hashing the model files (pass fetch-model's output to avoid this)");
-                modelDigest = await (0, model_files_1.computeModelDigest)(listed);
+        model = await phase('Model', async () => {
+            const resolved = await (0, model_files_1.resolveModelFiles)(settings.modelPath, settings.modelFiles);
+            if (settings.modelDigest && settings.modelDigest !== resolved.digest) {
+                throw new errors_1.ConfigurationError(`model-digest ${(0, errors_1.quote)(settings.modelDigest)} does not match the files ${resolved.source} ` +
+                    `names, whose digest is ${resolved.digest}. Expected fetch-model's model-digest and ` +
+                    'files outputs of the same run.');
             }
-            const bytes = listed.reduce((sum, file) => sum + file.size, 0);
-            logger.info(`${listed.length} file(s), ${(0, format_1.formatBytes)(bytes)}, model digest ${modelDigest}`);
-            return listed;
+            const bytes = resolved.files.reduce((sum, file) => sum + file.size, 0);
+            logger.info(`${resolved.files.length} file(s) named by ${resolved.source}, ${(0, format_1.formatBytes)(bytes)}, ` +
+                `model digest ${resolved.digest}; each file's sha256 is checked as it is read`);
+            return resolved;
         });
-        result.modelFiles = files.length;
-        result.modelBytes = files.reduce((sum, file) => sum + file.size, 0);
+        result.modelFiles = model.files.length;
+        result.modelBytes = model.files.reduce((sum, file) => sum + file.size, 0);
     }
-    result.modelDigest = modelDigest;
-    const fallbackTag = (0, labels_1.defaultTag)(settings.revision, modelDigest);
+    result.modelDigest = model?.digest ?? settings.modelDigest;
+    const fallbackTag = (0, labels_1.defaultTag)(settings.revision, result.modelDigest);
     const tags = settings.tags.length > 0 ? settings.tags : fallbackTag ? [fallbackTag] : [];
     if (tags.length === 0) {
         throw new errors_1.ConfigurationError("No tag to push: GITHUB_SHA is not set, so the default tag <commit>-<model digest> cannot be made. Set 'tags'.");
     }
     result.tags = tags;
-    const labels = (0, labels_1.imageLabels)(settings, modelDigest, files);
-    if (settings.skipExisting && settings.push) {
-        const existing = await phase('Existing image', () => (0, existing_1.findSameImage)(deps.client(), settings.repository, tags[0], settings.revision, modelDigest, logger));
-        if (existing) {
-            result.skipped = true;
-            result.digest = existing.digest;
-            result.image = `${settings.registry}/${settings.repository}@${existing.digest}`;
-            logger.info(`skip-existing: nothing to build or push, ${result.image} is current`);
-            return result;
-        }
-    }
+    let signedIn;
+    const modeDeps = {
+        ...deps,
+        signIn: () => (signedIn ??= (async () => {
+            const login = await deps.client().dockerLogin();
+            await deps.docker.login(settings.registry, login.username, login.password);
+        })()),
+    };
     if (settings.mode === 'dockerfile') {
-        await (0, dockerfile_mode_1.dockerfileMode)(settings, files, labels, tags, deps, phase, result);
+        await (0, dockerfile_mode_1.dockerfileMode)(settings, model, tags, modeDeps, phase, result);
     }
     else {
-        await (0, model_layer_mode_1.modelLayerMode)(settings, files, modelDigest, labels, tags, deps, phase, result);
+        await (0, model_layer_mode_1.modelLayerMode)(settings, model, tags, modeDeps, phase, result);
     }
     return result;
+}
+
+
+/***/ }),
+
+/***/ 5222:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.userDockerConfigDir = userDockerConfigDir;
+exports.createStepDockerConfig = createStepDockerConfig;
+exports.layeredConfig = layeredConfig;
+const node_fs_1 = __nccwpck_require__(3024);
+const node_os_1 = __nccwpck_require__(8161);
+const path = __importStar(__nccwpck_require__(6760));
+const errors_1 = __nccwpck_require__(1922);
+/** Keys of the user's config.json that say how to reach registries and the daemon. */
+const CARRIED_KEYS = ['HttpHeaders', 'proxies', 'currentContext', 'aliases', 'plugins'];
+/** Directories of the user's docker config the CLI reads besides config.json. */
+const CARRIED_DIRECTORIES = ['cli-plugins', 'contexts'];
+/** The user's docker config directory, as the docker CLI finds it. */
+function userDockerConfigDir(env) {
+    return env.DOCKER_CONFIG || path.join(env.HOME || (0, node_os_1.homedir)(), '.docker');
+}
+/**
+ * Creates this step's docker config under `parent`: the sign-ins the user already has (from
+ * docker/login-action or `docker login`: `auths`, `credHelpers`, and registries kept in a
+ * `credsStore`) except for `registry`, which this step signs in to itself, plus the plugins,
+ * contexts and buildx builders of the user's config. `docker login` then writes this step's
+ * credentials into the new config only: the user's own config is read, never written, and the
+ * directory is removed at the end of the step (and by the post step if the job is cancelled).
+ */
+function createStepDockerConfig(parent, env, registry, logger) {
+    const userDir = userDockerConfigDir(env);
+    const config = layeredConfig(readUserConfig(path.join(userDir, 'config.json'), logger), registry);
+    const directory = (0, node_fs_1.mkdtempSync)(path.join(parent, 'build-push-docker-'));
+    try {
+        (0, node_fs_1.writeFileSync)(path.join(directory, 'config.json'), JSON.stringify(config, null, 2), {
+            mode: 0o600,
+        });
+        for (const name of CARRIED_DIRECTORIES) {
+            const source = path.join(userDir, name);
+            if ((0, node_fs_1.existsSync)(source))
+                (0, node_fs_1.symlinkSync)(source, path.join(directory, name));
+        }
+    }
+    catch (error) {
+        (0, node_fs_1.rmSync)(directory, { recursive: true, force: true });
+        throw error;
+    }
+    const childEnv = {};
+    for (const [name, value] of Object.entries(env))
+        if (value !== undefined)
+            childEnv[name] = value;
+    childEnv.DOCKER_CONFIG = directory;
+    // buildx keeps its builders (docker/setup-buildx-action's included) and the current one
+    // under the docker config unless BUILDX_CONFIG says otherwise: keep using the user's.
+    const userBuildx = path.join(userDir, 'buildx');
+    if (!env.BUILDX_CONFIG && (0, node_fs_1.existsSync)(userBuildx))
+        childEnv.BUILDX_CONFIG = userBuildx;
+    const carried = [
+        ...new Set([...Object.keys(config.auths ?? {}), ...Object.keys(config.credHelpers ?? {})]),
+    ].filter((key) => key !== registry);
+    return { directory, env: childEnv, carried };
+}
+/**
+ * The config this step starts from. A `credsStore` holds the credentials of every registry
+ * without a `credHelpers` entry, so it cannot be carried as it is (this step's registry would
+ * go to it too): each registry the user signed in to through it (an empty `auths` entry, which
+ * `docker login` leaves there) gets it as its own credential helper instead.
+ */
+function layeredConfig(user, registry) {
+    const same = (key) => registryHost(key) === registry;
+    const auths = {};
+    const credHelpers = {};
+    for (const [key, entry] of Object.entries(user.auths ?? {})) {
+        if (same(key))
+            continue;
+        const empty = !entry || Object.keys(entry).length === 0;
+        if (empty && user.credsStore && !user.credHelpers?.[key])
+            credHelpers[key] = user.credsStore;
+        else
+            auths[key] = entry;
+    }
+    for (const [key, helper] of Object.entries(user.credHelpers ?? {})) {
+        if (!same(key) && typeof helper === 'string')
+            credHelpers[key] = helper;
+    }
+    // An entry for this step's registry, empty until `docker login` fills it: a config without
+    // any auth would make the CLI pick the platform's default credential store (pass,
+    // secretservice) when one is installed, and the login would land outside this directory.
+    auths[registry] = {};
+    const config = { auths };
+    if (Object.keys(credHelpers).length > 0)
+        config.credHelpers = credHelpers;
+    for (const key of CARRIED_KEYS)
+        if (user[key] !== undefined)
+            config[key] = user[key];
+    return config;
+}
+/** `https://myacr.azurecr.io/v1/` and `myacr.azurecr.io` name the same registry in `auths`. */
+function registryHost(key) {
+    return key
+        .replace(/^https?:\/\//, '')
+        .replace(/\/.*$/, '')
+        .toLowerCase();
+}
+function readUserConfig(file, logger) {
+    if (!(0, node_fs_1.existsSync)(file))
+        return {};
+    try {
+        const parsed = JSON.parse((0, node_fs_1.readFileSync)(file, 'utf8'));
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+            return parsed;
+        throw new Error('not a JSON object');
+    }
+    catch (error) {
+        logger.warning(`Could not read the docker config ${file} (${(0, errors_1.errorMessage)(error)}); sign-ins to other ` +
+            'registries (docker/login-action) are not available to this step.');
+        return {};
+    }
 }
 
 
@@ -34834,62 +34988,67 @@ async function buildPush(settings, deps) {
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.DockerCli = void 0;
-const node_child_process_1 = __nccwpck_require__(1421);
+const exec_1 = __nccwpck_require__(5236);
 /**
- * The docker CLI, run as a child process. `configDir` is a private DOCKER_CONFIG for this run,
- * so `docker login` never writes credentials into the user's ~/.docker.
+ * The docker CLI, run through @actions/exec. Every call gets the same environment: the
+ * private DOCKER_CONFIG of this step (see docker-config.ts) and the buildx state the user set
+ * up, so the build, the push and the smoke test see one sign-in and one builder.
  */
 class DockerCli {
     logger;
-    configDir;
+    env;
+    exec;
     binary;
-    constructor(logger, configDir, binary = 'docker') {
+    constructor(logger, 
+    /** The whole environment of each docker process. */
+    env, exec = exec_1.getExecOutput, binary = 'docker') {
         this.logger = logger;
-        this.configDir = configDir;
+        this.env = env;
+        this.exec = exec;
         this.binary = binary;
     }
-    /** Runs docker; `stream` prints output lines as they come (builds, pushes). */
-    run(args, options = {}) {
-        const fullArgs = this.configDir ? ['--config', this.configDir, ...args] : args;
-        return new Promise((resolve, reject) => {
-            const child = (0, node_child_process_1.spawn)(this.binary, fullArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
-            let stdout = '';
-            let stderr = '';
-            let pending = '';
-            const emit = (chunk) => {
-                if (!options.stream)
-                    return;
-                pending += chunk;
-                const lines = pending.split('\n');
-                pending = lines.pop() ?? '';
-                for (const line of lines)
-                    this.logger.info(line);
-            };
-            child.stdout.setEncoding('utf8').on('data', (chunk) => {
-                stdout += chunk;
-                emit(chunk);
+    /**
+     * Runs docker. `stream` prints output lines as they come (builds, pushes) and the command
+     * line first; `input` goes to stdin; a non-zero exit fails unless `check` is false.
+     */
+    async run(args, options = {}) {
+        if (options.stream)
+            this.logger.info(`$ ${this.binary} ${args.join(' ')}`);
+        const line = (text) => {
+            if (options.stream)
+                this.logger.info(text);
+        };
+        let output;
+        try {
+            output = await this.exec(this.binary, args, {
+                env: this.env,
+                silent: true,
+                ignoreReturnCode: true,
+                input: options.input === undefined ? undefined : Buffer.from(options.input),
+                listeners: { stdline: line, errline: line },
             });
-            child.stderr.setEncoding('utf8').on('data', (chunk) => {
-                stderr += chunk;
-                emit(chunk);
-            });
-            child.on('error', (error) => reject(error.code === 'ENOENT'
-                ? new Error(`docker is not installed or not on PATH (${this.binary}); dockerfile mode and the smoke test need it`)
-                : error));
-            child.on('close', (code) => {
-                if (pending && options.stream)
-                    this.logger.info(pending);
-                const result = { code: code ?? -1, stdout, stderr };
-                if (options.check !== false && result.code !== 0) {
-                    const detail = (stderr.trim() || stdout.trim()).split('\n').slice(-5).join('\n');
-                    reject(new Error(`docker ${args[0]} failed (exit ${result.code}): ${detail}`));
-                }
-                else
-                    resolve(result);
-            });
-            child.stdin.end(options.input ?? '');
-        });
+        }
+        catch (error) {
+            if (/Unable to locate executable file/.test(String(error?.message))) {
+                throw new Error(`docker is not installed or not on PATH (${this.binary}); dockerfile mode and the smoke test need it`);
+            }
+            throw error;
+        }
+        const result = { code: output.exitCode, stdout: output.stdout, stderr: output.stderr };
+        if (options.check !== false && result.code !== 0) {
+            const detail = (result.stderr.trim() || result.stdout.trim())
+                .split('\n')
+                .slice(-5)
+                .join('\n');
+            throw new Error(`docker ${args[0]} failed (exit ${result.code}): ${detail}`);
+        }
+        return result;
     }
+    /**
+     * Whether `docker buildx` answers, with this step's environment: a buildx plugin installed in
+     * the user's docker config (docker/setup-buildx-action puts it there) counts, as it would for
+     * the user's own `docker buildx` calls.
+     */
     async hasBuildx() {
         const result = await this.run(['buildx', 'version'], { check: false }).catch(() => undefined);
         return result?.code === 0;
@@ -34897,12 +35056,10 @@ class DockerCli {
     /** `docker login` with the password on stdin, never on the command line. */
     async login(registry, username, password) {
         this.logger.mask(password);
+        this.logger.info(`$ ${this.binary} login ${registry} --username ${username} --password-stdin`);
         await this.run(['login', registry, '--username', username, '--password-stdin'], {
             input: password,
         });
-    }
-    async logout(registry) {
-        await this.run(['logout', registry], { check: false });
     }
 }
 exports.DockerCli = DockerCli;
@@ -34916,43 +35073,73 @@ exports.DockerCli = DockerCli;
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.buildCommand = buildCommand;
 exports.dockerfileMode = dockerfileMode;
 const format_1 = __nccwpck_require__(6950);
+const labels_1 = __nccwpck_require__(8068);
 const smoke_1 = __nccwpck_require__(8790);
 const stage_1 = __nccwpck_require__(2769);
+/** `docker push` ends each tag with `<tag>: digest: sha256:<hex> size: <bytes>`. */
+const PUSHED_DIGEST = /: digest: (sha256:[a-f0-9]{64}) size: (\d+)/;
 /**
- * Dockerfile mode: stage the model into the context, `docker buildx build --load` (or `docker
- * build`), smoke-test, then `docker push` each tag with a login for this run only. The digest
- * is read back from the registry.
+ * The build command: `docker buildx build --load` when buildx is installed (it then builds with
+ * the builder the user chose: BUILDX_BUILDER, or the current one, e.g. from
+ * docker/setup-buildx-action), `docker build` otherwise.
  */
-async function dockerfileMode(settings, files, labels, tags, deps, phase, result) {
+function buildCommand(settings, references, labels, buildx) {
+    const args = buildx ? ['buildx', 'build', '--load'] : ['build'];
+    args.push('--file', settings.dockerfile);
+    for (const reference of references)
+        args.push('--tag', reference);
+    for (const [key, value] of Object.entries(labels))
+        args.push('--label', `${key}=${value}`);
+    for (const arg of settings.buildArgs)
+        args.push('--build-arg', arg);
+    args.push(settings.context);
+    return args;
+}
+/**
+ * Dockerfile mode: sign in to the registry first (so `FROM` an image there works), stage the
+ * model into the context (each file checked against its sha256), build, smoke-test, then
+ * `docker push` each tag; the digest is the one docker reports for the push.
+ */
+async function dockerfileMode(settings, model, tags, deps, phase, result) {
     const { docker, logger } = deps;
     const references = tags.map((tag) => `${settings.registry}/${settings.repository}:${tag}`);
     result.image = references[0];
+    const labels = (0, labels_1.imageLabels)(settings, model?.digest, model?.files);
+    if (settings.skipExisting && settings.push) {
+        logger.info('skip-existing: an image docker built cannot be checked against anything this run computes ' +
+            '(registry tags and labels are writable by anyone who may push), so dockerfile mode always ' +
+            'builds; model-layer mode skips an image it can verify');
+    }
+    await phase('Sign in', async () => {
+        if (!settings.push && !deps.canSignIn) {
+            logger.info(`not signed in to ${settings.registry}: nothing is pushed and no credentials are at hand ` +
+                '(no id-token permission, no username); a FROM image there could not be pulled');
+            return;
+        }
+        await deps.signIn();
+        logger.info(`signed in to ${settings.registry} for this step (private docker config)`);
+    });
     await phase('Build', async () => {
-        const staging = files && settings.modelPath
-            ? await (0, stage_1.stageModel)(settings.context, settings.modelContextDir, files)
+        const staging = model && settings.modelPath
+            ? await (0, stage_1.stageModel)(settings.context, settings.modelContextDir, model.files)
             : undefined;
         if (staging) {
-            logger.info(`model staged in ${staging.directory} (${staging.linked} hard link(s), ${staging.copied} copie(s))`);
+            logger.info(`model staged in ${staging.directory} and checked (${staging.linked} hard link(s), ${staging.copied} copie(s))`);
         }
         try {
             const buildx = await docker.hasBuildx();
-            const args = buildx ? ['buildx', 'build', '--load'] : ['build'];
-            args.push('--file', settings.dockerfile);
-            for (const reference of references)
-                args.push('--tag', reference);
-            for (const [key, value] of Object.entries(labels))
-                args.push('--label', `${key}=${value}`);
-            for (const arg of settings.buildArgs)
-                args.push('--build-arg', arg);
-            args.push(settings.context);
-            logger.info(`docker ${args.slice(0, buildx ? 3 : 1).join(' ')} (${buildx ? 'buildx' : 'no buildx: classic builder'})`);
-            await docker.run(args, { stream: true });
+            logger.info(buildx
+                ? `buildx found: building with the ${docker.env.BUILDX_BUILDER ? `'${docker.env.BUILDX_BUILDER}'` : 'current'} builder`
+                : 'no buildx: building with docker build');
+            await docker.run(buildCommand(settings, references, labels, buildx), { stream: true });
         }
         finally {
             await staging?.remove();
         }
+        result.imageId = (await docker.run(['image', 'inspect', '--format', '{{.Id}}', references[0]])).stdout.trim();
     });
     if (settings.smoke) {
         const smoke = settings.smoke;
@@ -34965,26 +35152,30 @@ async function dockerfileMode(settings, files, labels, tags, deps, phase, result
         return;
     const client = deps.client();
     await phase('Push', async () => {
-        const login = await client.dockerLogin();
-        await docker.login(settings.registry, login.username, login.password);
         const pushed = new Set();
-        try {
-            for (const reference of references) {
-                const output = await docker.run(['push', reference], { stream: true });
-                for (const match of output.stdout.matchAll(/^([0-9a-f]{12}): Pushed$/gm))
-                    pushed.add(match[1]);
+        let digest;
+        for (const reference of references) {
+            const output = await docker.run(['push', reference], { stream: true });
+            for (const match of output.stdout.matchAll(/^([0-9a-f]{12}): Pushed$/gm))
+                pushed.add(match[1]);
+            const reported = PUSHED_DIGEST.exec(output.stdout)?.[1];
+            if (!reported)
+                throw new Error(`docker push ${reference} reported no digest`);
+            if (digest && reported !== digest) {
+                throw new Error(`docker push gave ${references[0]} the digest ${digest} but ${reference} ${reported}`);
             }
+            digest = reported;
         }
-        finally {
-            await docker.logout(settings.registry);
-        }
-        const fetched = await client.getManifest(settings.repository, tags[0]);
+        // Read back by the digest docker reported, never by tag: another push may move the tag.
+        const fetched = await client.getManifest(settings.repository, digest);
         if (!fetched)
-            throw new Error(`${references[0]} is not in the registry after docker push`);
-        result.digest = fetched.digest;
-        result.image = `${settings.registry}/${settings.repository}@${fetched.digest}`;
+            throw new Error(`${settings.repository}@${digest} is not in the registry after docker push`);
+        result.digest = digest;
+        result.image = `${settings.registry}/${settings.repository}@${digest}`;
+        result.manifest = { mediaType: fetched.mediaType, size: fetched.body.length };
         result.pushed = true;
         const manifest = JSON.parse(fetched.body.toString('utf8'));
+        result.imageId = manifest.config.digest;
         const config = JSON.parse((await client.getBlob(settings.repository, manifest.config.digest)).toString('utf8'));
         // docker push names each layer by the first 12 hex digits of its diff_id.
         manifest.layers.forEach((layer, index) => {
@@ -35014,9 +35205,11 @@ async function dockerfileMode(settings, files, labels, tags, deps, phase, result
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.readExisting = readExisting;
-exports.findSameImage = findSameImage;
-exports.findModelLayer = findModelLayer;
+exports.findModelLayerClaim = findModelLayerClaim;
+exports.differenceFrom = differenceFrom;
+exports.logExisting = logExisting;
 const labels_1 = __nccwpck_require__(8068);
+/** The image a tag points at now; its config is read by the digest the manifest names. */
 async function readExisting(client, repository, tag) {
     const fetched = await client.getManifest(repository, tag);
     if (!fetched)
@@ -35025,34 +35218,23 @@ async function readExisting(client, repository, tag) {
     if (!manifest.config)
         return undefined; // an index: not something this action pushed
     const config = JSON.parse((await client.getBlob(repository, manifest.config.digest)).toString('utf8'));
-    return { tag, digest: fetched.digest, labels: config.config?.Labels ?? {}, manifest };
+    return {
+        tag,
+        digest: fetched.digest,
+        mediaType: fetched.mediaType,
+        size: fetched.body.length,
+        labels: config.config?.Labels ?? {},
+        manifest,
+        config,
+    };
 }
 /**
- * skip-existing: the first tag already holds an image of this commit and this model (both
- * labels equal), so there is nothing to build or push.
+ * Model-layer mode: an earlier image of this repository whose labels claim a model layer for the
+ * same model digest, destination and layer format (tags ending in the model digest's first 12
+ * characters, the default tag scheme, are looked at first). Only a hint that the layer may be
+ * there: the caller computes the layer's digest itself before reusing anything.
  */
-async function findSameImage(client, repository, tag, revision, modelDigest, logger) {
-    const existing = await readExisting(client, repository, tag);
-    if (!existing) {
-        logger.info(`${repository}:${tag} does not exist yet`);
-        return undefined;
-    }
-    const same = revision !== undefined &&
-        existing.labels[labels_1.LABEL.revision] === revision &&
-        (existing.labels[labels_1.LABEL.modelDigest] ?? '') === (modelDigest ?? '');
-    logger.info(same
-        ? `${repository}:${tag} already holds revision ${revision?.slice(0, 12)} with model ${modelDigest?.slice(0, 12) ?? '(none)'} (${existing.digest})`
-        : `${repository}:${tag} exists with other labels (revision ${existing.labels[labels_1.LABEL.revision] ?? '?'}, ` +
-            `model ${existing.labels[labels_1.LABEL.modelDigest] ?? '?'}); it will be replaced`);
-    return same ? existing : undefined;
-}
-/**
- * Model-layer mode: finds a model layer this repository already holds for the same model digest
- * and destination, by the labels of earlier images (tags ending in the model digest's first 12
- * characters, the default tag scheme, are looked at first). With it, neither reading nor
- * uploading the model is needed.
- */
-async function findModelLayer(client, repository, modelDigest, modelDest, preferredTags, logger) {
+async function findModelLayerClaim(client, repository, modelDigest, modelDest, preferredTags) {
     const tags = await client.listTags(repository);
     const suffix = `-${modelDigest.slice(0, 12)}`;
     const candidates = [
@@ -35065,21 +35247,44 @@ async function findModelLayer(client, repository, modelDigest, modelDest, prefer
             continue;
         seen.add(tag);
         const existing = await readExisting(client, repository, tag).catch(() => undefined);
-        if (!existing)
-            continue;
-        const labels = existing.labels;
-        if (labels[labels_1.LABEL.modelDigest] !== modelDigest ||
+        const labels = existing?.labels;
+        if (!labels ||
+            labels[labels_1.LABEL.modelDigest] !== modelDigest ||
             labels[labels_1.LABEL.modelDest] !== modelDest ||
             labels[labels_1.LABEL.modelLayerFormat] !== labels_1.LAYER_FORMAT) {
             continue;
         }
         const layer = existing.manifest.layers.find((candidate) => candidate.digest === labels[labels_1.LABEL.modelLayer]);
-        if (layer && (await client.hasBlob(repository, layer.digest))) {
-            logger.info(`model layer ${layer.digest} found in ${repository}:${tag}`);
-            return { digest: layer.digest, size: layer.size, from: tag };
-        }
+        if (layer)
+            return { digest: layer.digest, from: tag };
     }
     return undefined;
+}
+/** Why an existing image is not the one this run would push, for the log; undefined when it is. */
+function differenceFrom(existing, expected) {
+    if (existing.digest === expected.digest)
+        return undefined;
+    const layers = (manifest) => manifest.layers.map((layer) => layer.digest);
+    const theirs = layers(existing.manifest);
+    const ours = layers(expected.manifest);
+    if (theirs.at(-1) !== expected.modelLayer && theirs.length === ours.length) {
+        return `its last layer is ${theirs.at(-1)}, the model layer computed here is ${expected.modelLayer}`;
+    }
+    if (theirs.join() !== ours.join()) {
+        return 'its layers are not the base image layers plus the model layer computed here';
+    }
+    return 'its config differs from the one this run would write (labels, base image config)';
+}
+/** Logs the outcome of a skip-existing check. */
+function logExisting(logger, reference, existing, difference) {
+    if (!existing)
+        logger.info(`${reference} does not exist yet`);
+    else if (!difference) {
+        logger.info(`${reference} (${existing.digest}) is exactly the image this run would push: same base ` +
+            'layers, the model layer computed here from the verified files, the same config');
+    }
+    else
+        logger.info(`${reference} exists but is not this run's image (${difference}); it will be replaced`);
 }
 
 
@@ -35180,11 +35385,14 @@ var __importStar = (this && this.__importStar) || (function () {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.MODES = void 0;
 exports.readSettings = readSettings;
+exports.parseTags = parseTags;
+exports.parseLabels = parseLabels;
 const node_fs_1 = __nccwpck_require__(3024);
 const path = __importStar(__nccwpck_require__(6760));
 const credential_1 = __nccwpck_require__(6324);
 const errors_1 = __nccwpck_require__(1922);
 const image_reference_1 = __nccwpck_require__(648);
+const labels_1 = __nccwpck_require__(8068);
 exports.MODES = ['dockerfile', 'model-layer'];
 const MiB = 1024 * 1024;
 function readSettings(inputs, env, logger) {
@@ -35241,14 +35449,8 @@ function readSettings(inputs, env, logger) {
     const baseImage = baseImageText
         ? withDefaultTag((0, image_reference_1.parseImageReference)(baseImageText, 'base-image', registry))
         : undefined;
-    const tags = inputs.list('tags').map((tag) => (0, image_reference_1.validateTag)(tag));
-    const labels = {};
-    for (const line of inputs.lines('labels')) {
-        const at = line.indexOf('=');
-        if (at <= 0)
-            throw new errors_1.ConfigurationError(`Invalid labels line ${(0, errors_1.quote)(line)}. Expected key=value, one per line.`);
-        labels[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-    }
+    const tags = parseTags(inputs.list('tags'), registry, repository);
+    const labels = parseLabels(inputs.lines('labels'));
     const smokePort = inputs.optional('smoke-port');
     let smoke;
     const smokePath = inputs.string('smoke-path', '/health');
@@ -35322,6 +35524,51 @@ function readSettings(inputs, env, logger) {
         chunkSize: inputs.byteSize('chunk-size', 64 * MiB, 1 * MiB, 4096 * MiB),
     };
 }
+/**
+ * `tags` entries: bare tags (`1.2`), or full references as docker/metadata-action writes them
+ * (`myacr.azurecr.io/ai/app:1.2`), which must name this registry and repository.
+ */
+function parseTags(entries, registry, repository) {
+    const tags = [];
+    for (const entry of entries) {
+        if (!/[/:@]/.test(entry)) {
+            tags.push((0, image_reference_1.validateTag)(entry));
+            continue;
+        }
+        const reference = (0, image_reference_1.parseImageReference)(entry, 'tags', registry);
+        if (reference.registry !== registry || reference.repository !== repository) {
+            throw new errors_1.ConfigurationError(`Invalid tags entry ${(0, errors_1.quote)(entry)}: it names ${(0, errors_1.quote)(`${reference.registry}/${reference.repository}`)}, ` +
+                `but this step pushes to ${(0, errors_1.quote)(`${registry}/${repository}`)}. Expected a bare tag such as ` +
+                `1.2, or a reference to this registry and repository such as ${registry}/${repository}:1.2.`);
+        }
+        if (reference.digest || !reference.tag) {
+            throw new errors_1.ConfigurationError(`Invalid tags entry ${(0, errors_1.quote)(entry)}: expected a tag to push, such as ` +
+                `${registry}/${repository}:1.2${reference.digest ? ', not a digest' : ''}.`);
+        }
+        tags.push(reference.tag);
+    }
+    return [...new Set(tags)];
+}
+/**
+ * `labels`: `key=value` per line, as docker/metadata-action writes them (a value may be empty or
+ * hold `=`). Keys under `ai.model.` are this action's own and may not be replaced.
+ */
+function parseLabels(lines) {
+    const labels = {};
+    for (const line of lines) {
+        const at = line.indexOf('=');
+        const key = at > 0 ? line.slice(0, at).trim() : '';
+        if (!key || /\s/.test(key)) {
+            throw new errors_1.ConfigurationError(`Invalid labels line ${(0, errors_1.quote)(line)}. Expected key=value, one per line.`);
+        }
+        if (key.startsWith(labels_1.RESERVED_LABEL_PREFIX)) {
+            throw new errors_1.ConfigurationError(`Invalid labels line ${(0, errors_1.quote)(line)}: labels under '${labels_1.RESERVED_LABEL_PREFIX}' are set by ` +
+                'build-push from the model it verified. Expected other keys.');
+        }
+        labels[key] = line.slice(at + 1).trim();
+    }
+    return labels;
+}
 function parseModelDigest(value) {
     if (value === undefined)
         return undefined;
@@ -35361,7 +35608,7 @@ function withDefaultTag(reference) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.LAYER_FORMAT = exports.LABEL = void 0;
+exports.RESERVED_LABEL_PREFIX = exports.LAYER_FORMAT = exports.LABEL = void 0;
 exports.defaultTag = defaultTag;
 exports.imageLabels = imageLabels;
 /** Label keys this action sets; the OCI ones plus model provenance. */
@@ -35385,18 +35632,21 @@ function defaultTag(revision, modelDigest) {
         ? `${revision.slice(0, 12)}-${modelDigest.slice(0, 12)}`
         : revision.slice(0, 12);
 }
+/** Label keys only this action sets; a user label may not replace them. */
+exports.RESERVED_LABEL_PREFIX = 'ai.model.';
 /**
- * Every label the image gets: source, revision, creation time, the model digest and, per model
- * file, its name, path, blob URI, ETag/version and sha256 (from fetch-model's `files` output when
- * given, else what is known locally), then the user's own labels, which win.
+ * Every label the image gets: source, revision, creation time (`created`, the settings' unless
+ * another is given), the model digest and, per model file, its name, path, blob URI,
+ * ETag/version and sha256 (from fetch-model's `files` output when given, else the state file's
+ * path, size and sha256), then the user's own labels, which win.
  */
-function imageLabels(settings, modelDigest, files) {
+function imageLabels(settings, modelDigest, files, created = settings.created) {
     const labels = {};
     if (settings.source)
         labels[exports.LABEL.source] = settings.source;
     if (settings.revision)
         labels[exports.LABEL.revision] = settings.revision;
-    labels[exports.LABEL.created] = settings.created;
+    labels[exports.LABEL.created] = created;
     if (modelDigest)
         labels[exports.LABEL.modelDigest] = modelDigest;
     if (settings.modelFiles) {
@@ -35411,7 +35661,7 @@ function imageLabels(settings, modelDigest, files) {
         })));
     }
     else if (files) {
-        labels[exports.LABEL.modelFiles] = JSON.stringify(files.map((file) => ({ path: file.relative, size: file.size })));
+        labels[exports.LABEL.modelFiles] = JSON.stringify(files.map((file) => ({ path: file.relative, size: file.size, sha256: file.sha256 })));
     }
     return { ...labels, ...settings.labels };
 }
@@ -35462,7 +35712,6 @@ exports.STATE_REGISTRY = exports.STATE_DOCKER_CONFIG = void 0;
 exports.run = run;
 const node_fs_1 = __nccwpck_require__(3024);
 const node_os_1 = __nccwpck_require__(8161);
-const path = __importStar(__nccwpck_require__(6760));
 const core = __importStar(__nccwpck_require__(7484));
 const actions_logger_1 = __nccwpck_require__(5563);
 const credential_1 = __nccwpck_require__(6324);
@@ -35470,30 +35719,43 @@ const errors_1 = __nccwpck_require__(1922);
 const inputs_1 = __nccwpck_require__(9184);
 const build_push_1 = __nccwpck_require__(2048);
 const docker_1 = __nccwpck_require__(555);
+const docker_config_1 = __nccwpck_require__(5222);
 const inputs_2 = __nccwpck_require__(8146);
 const client_1 = __nccwpck_require__(7146);
 const credentials_1 = __nccwpck_require__(75);
 const report_1 = __nccwpck_require__(933);
-/** State shared with the post step, which logs out if the main step could not. */
+const result_1 = __nccwpck_require__(8070);
+/** State shared with the post step, which removes the step's docker config if this could not. */
 exports.STATE_DOCKER_CONFIG = 'docker-config';
 exports.STATE_REGISTRY = 'registry';
 /** The action: inputs → build, smoke test, push → outputs and summary. */
 async function run(env = process.env) {
     const logger = (0, actions_logger_1.actionsLogger)();
-    // docker login writes into a private config directory, removed at the end (or by the post step).
-    const dockerConfig = (0, node_fs_1.mkdtempSync)(path.join(env.RUNNER_TEMP || (0, node_os_1.tmpdir)(), 'build-push-docker-'));
-    core.saveState(exports.STATE_DOCKER_CONFIG, dockerConfig);
+    let dockerConfig;
     try {
         const settings = (0, inputs_2.readSettings)(new inputs_1.Inputs((0, inputs_1.envInputSource)(env)), env, logger);
+        // One docker config for the whole step, layered over the user's; removed at the end (or by
+        // the post step when the job is cancelled first).
+        const config = (0, docker_config_1.createStepDockerConfig)(env.RUNNER_TEMP || (0, node_os_1.tmpdir)(), env, settings.registry, logger);
+        dockerConfig = config.directory;
+        core.saveState(exports.STATE_DOCKER_CONFIG, config.directory);
         core.saveState(exports.STATE_REGISTRY, settings.registry);
+        if (config.carried.length > 0) {
+            logger.info(`docker sign-ins kept from ${(0, docker_config_1.userDockerConfigDir)(env)}: ${config.carried.join(', ')}`);
+        }
         let client;
+        const identity = settings.auth.kind === 'oidc' ? settings.auth.identity : undefined;
         const result = await (0, build_push_1.buildPush)(settings, {
             logger,
-            docker: new docker_1.DockerCli(logger, dockerConfig),
+            docker: new docker_1.DockerCli(logger, config.env),
             client: () => (client ??= registryClient(settings, env, logger)),
+            canSignIn: settings.auth.kind === 'password' ||
+                Boolean(env.ACTIONS_ID_TOKEN_REQUEST_URL && identity?.clientId && identity.tenantId),
         });
         core.setOutput('image', result.image);
         core.setOutput('digest', result.digest ?? '');
+        core.setOutput('imageid', result.imageId ?? '');
+        core.setOutput('metadata', (0, result_1.metadataOutput)(result, `${settings.registry}/${settings.repository}`));
         core.setOutput('tags', JSON.stringify(result.tags));
         core.setOutput('skipped', String(result.skipped));
         core.setOutput('bytes-uploaded', String(result.bytesUploaded));
@@ -35505,7 +35767,8 @@ async function run(env = process.env) {
         core.setFailed((0, errors_1.errorMessage)(error));
     }
     finally {
-        (0, node_fs_1.rmSync)(dockerConfig, { recursive: true, force: true });
+        if (dockerConfig)
+            (0, node_fs_1.rmSync)(dockerConfig, { recursive: true, force: true });
     }
 }
 function registryClient(settings, env, logger) {
@@ -35572,52 +35835,247 @@ var __importStar = (this && this.__importStar) || (function () {
     };
 })();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.listModelFiles = listModelFiles;
+exports.EMPTY_SHA256 = void 0;
+exports.resolveModelFiles = resolveModelFiles;
 exports.compareBytes = compareBytes;
-exports.computeModelDigest = computeModelDigest;
+exports.openModelFile = openModelFile;
+exports.digestMismatch = digestMismatch;
+exports.readVerified = readVerified;
+const node_crypto_1 = __nccwpck_require__(7598);
+const node_fs_1 = __nccwpck_require__(3024);
 const promises_1 = __nccwpck_require__(1455);
 const path = __importStar(__nccwpck_require__(6760));
 const errors_1 = __nccwpck_require__(1922);
 const model_1 = __nccwpck_require__(5376);
-/** fetch-model's bookkeeping, which describes the download and does not belong in the image. */
-const EXCLUDED = new Set([model_1.LOCK_FILE]);
-/** Every regular file under `dir` (symlinks followed), sorted by relative path byte order. */
-async function listModelFiles(dir, input = 'model-path') {
+/** SHA-256 of no bytes: what an empty file must be expected to hash to. */
+exports.EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+const SHA256_HEX = /^[a-f0-9]{64}$/;
+/** How many names of each kind an error lists. */
+const SHOWN = 10;
+/**
+ * The files to ship from `dir`: exactly those `provenance` (fetch-model's `files` output, the
+ * `model-files` input) names, or without it the files fetch-model's state file names, each
+ * with the sha256 its bytes must have. Anything else in the directory is an error that names
+ * it: a symbolic link (which would ship whatever it points at), a device, FIFO or socket, a
+ * regular file outside the set, and a named file that is missing or has another size.
+ */
+async function resolveModelFiles(dir, provenance, input = 'model-path') {
     const top = await (0, promises_1.stat)(dir).catch(() => undefined);
     if (!top?.isDirectory()) {
         throw new errors_1.ConfigurationError(`${input} ${(0, errors_1.quote)(dir)} is not a directory. Expected the directory fetch-model wrote ` +
             `(its 'path' output).`);
     }
-    const files = [];
+    const source = provenance ? 'model-files' : `fetch-model's state file ${model_1.LOCK_FILE}`;
+    const expected = provenance
+        ? expectedFromProvenance(dir, provenance)
+        : await expectedFromLock(dir, input);
+    const found = new Map();
+    const extra = [];
+    const links = [];
+    const special = [];
+    const notRegular = new Set();
     const walk = async (current) => {
-        for (const entry of await (0, promises_1.readdir)(current, { withFileTypes: true })) {
+        const entries = await (0, promises_1.readdir)(current, { withFileTypes: true });
+        entries.sort((a, b) => compareBytes(a.name, b.name));
+        for (const entry of entries) {
             const absolute = path.join(current, entry.name);
             const relative = path.relative(dir, absolute).split(path.sep).join('/');
-            if (current === dir && EXCLUDED.has(entry.name))
+            if (current === dir && entry.name === model_1.LOCK_FILE && entry.isFile())
                 continue;
-            const info = await (0, promises_1.stat)(absolute);
-            if (info.isDirectory())
+            if (entry.isSymbolicLink()) {
+                const target = await (0, promises_1.readlink)(absolute).catch(() => '?');
+                links.push(`${(0, errors_1.quote)(relative)} → ${(0, errors_1.quote)(target)}`);
+                notRegular.add(relative);
+            }
+            else if (entry.isDirectory()) {
                 await walk(absolute);
-            else if (info.isFile()) {
-                files.push({ relative, absolute, size: info.size, executable: (info.mode & 0o111) !== 0 });
+            }
+            else if (entry.isFile()) {
+                if (expected.has(relative))
+                    found.set(relative, await (0, promises_1.stat)(absolute));
+                else
+                    extra.push((0, errors_1.quote)(relative));
+            }
+            else {
+                special.push(`${(0, errors_1.quote)(relative)} (${kindOf(entry)})`);
+                notRegular.add(relative);
             }
         }
     };
     await walk(dir);
-    if (files.length === 0) {
-        throw new errors_1.ConfigurationError(`${input} ${(0, errors_1.quote)(dir)} holds no files; expected the model.`);
+    const missing = [];
+    const resized = [];
+    for (const [relative, want] of expected) {
+        const info = found.get(relative);
+        if (!info) {
+            if (!notRegular.has(relative))
+                missing.push((0, errors_1.quote)(relative));
+        }
+        else if (want.size !== undefined && info.size !== want.size)
+            resized.push(`${(0, errors_1.quote)(relative)} (${info.size} bytes, ${source} says ${want.size})`);
+        else if (info.size === 0 && want.sha256 !== exports.EMPTY_SHA256)
+            resized.push(`${(0, errors_1.quote)(relative)} (empty, but ${source} gives a sha256 of content)`);
     }
-    return files.sort((a, b) => compareBytes(a.relative, b.relative));
+    const problems = [
+        listed('symbolic links (build-push ships no link, it would copy what the link points at)', links),
+        listed('devices, FIFOs or sockets', special),
+        listed(`files ${source} does not name`, extra),
+        listed(`files ${source} names that are missing`, missing),
+        listed('files with another size than expected', resized),
+    ].filter(Boolean);
+    if (problems.length > 0) {
+        throw new errors_1.ConfigurationError(`${input} ${(0, errors_1.quote)(dir)} does not hold exactly the model ${source} describes: ` +
+            `${problems.join('; ')}. Expected only the regular files ${source} names, as fetch-model ` +
+            'wrote them; remove anything else, or fetch the model again.');
+    }
+    const files = [...expected].map(([relative, want]) => {
+        const info = found.get(relative);
+        return {
+            relative,
+            absolute: path.join(dir, ...relative.split('/')),
+            size: info.size,
+            sha256: want.sha256,
+            executable: (info.mode & 0o111) !== 0,
+            from: source,
+        };
+    });
+    files.sort((a, b) => compareBytes(a.relative, b.relative));
+    return {
+        files,
+        digest: (0, model_1.modelDigest)(files.map((file) => ({ path: file.relative, sha256: file.sha256 }))),
+        source,
+    };
+}
+function expectedFromProvenance(dir, provenance) {
+    const expected = new Map();
+    for (const entry of provenance) {
+        const relative = relativeName(dir, entry.path ?? entry.name, entry.name);
+        const sha256 = (entry.sha256 ?? '').toLowerCase();
+        if (!SHA256_HEX.test(sha256)) {
+            throw new errors_1.ConfigurationError(`model-files entry ${(0, errors_1.quote)(entry.name)} has sha256 ${(0, errors_1.quote)(String(entry.sha256 ?? ''))}. ` +
+                "Expected fetch-model's files output, which gives each file's sha256 as 64 hex digits.");
+        }
+        if (expected.has(relative)) {
+            throw new errors_1.ConfigurationError(`model-files names ${(0, errors_1.quote)(relative)} twice. Expected fetch-model's files output, one entry per file.`);
+        }
+        expected.set(relative, {
+            sha256,
+            size: typeof entry.size === 'number' ? entry.size : undefined,
+        });
+    }
+    if (expected.size === 0) {
+        throw new errors_1.ConfigurationError("model-files is an empty list. Expected fetch-model's files output, naming every model file.");
+    }
+    return expected;
+}
+async function expectedFromLock(dir, input) {
+    const lock = await (0, model_1.readLock)(dir);
+    const expected = new Map();
+    for (const [name, entry] of Object.entries(lock.files)) {
+        const sha256 = String(entry?.sha256 ?? '').toLowerCase();
+        if (!SHA256_HEX.test(sha256))
+            continue;
+        expected.set(relativeName(dir, name, name, model_1.LOCK_FILE), {
+            sha256,
+            size: typeof entry.size === 'number' ? entry.size : undefined,
+        });
+    }
+    if (expected.size === 0) {
+        throw new errors_1.ConfigurationError(`${input} ${(0, errors_1.quote)(dir)} has no fetch-model state file (${model_1.LOCK_FILE}) naming its files, and ` +
+            "'model-files' is not set. Pass fetch-model's files output as model-files, so build-push " +
+            'knows which files to ship and which sha256 each must have.');
+    }
+    return expected;
+}
+/** A file's path relative to the model directory, refusing one that would leave it. */
+function relativeName(dir, value, name, from = 'model-files') {
+    const relative = path.isAbsolute(value)
+        ? path.relative(path.resolve(dir), path.resolve(value))
+        : value;
+    const parts = relative.split(/[\\/]/);
+    if (relative === '' ||
+        path.isAbsolute(relative) ||
+        parts.some((part) => part === '' || part === '.' || part === '..') ||
+        relative === model_1.LOCK_FILE) {
+        throw new errors_1.ConfigurationError(`${from} names ${(0, errors_1.quote)(name)} at ${(0, errors_1.quote)(value)}, which is not a file inside the model ` +
+            `directory ${(0, errors_1.quote)(dir)}. Expected paths inside model-path, as fetch-model writes them.`);
+    }
+    return parts.join('/');
+}
+function listed(what, names) {
+    if (names.length === 0)
+        return '';
+    const shown = names.slice(0, SHOWN).join(', ');
+    return `${what}: ${shown}${names.length > SHOWN ? ` and ${names.length - SHOWN} more` : ''}`;
+}
+function kindOf(entry) {
+    if (entry.isBlockDevice())
+        return 'block device';
+    if (entry.isCharacterDevice())
+        return 'character device';
+    if (entry.isFIFO())
+        return 'FIFO';
+    if (entry.isSocket())
+        return 'socket';
+    return 'not a regular file';
 }
 function compareBytes(a, b) {
     return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
-/** The model digest fetch-model would report for these files, for when none was passed in. */
-async function computeModelDigest(files) {
-    const hashed = [];
-    for (const file of files)
-        hashed.push({ path: file.relative, sha256: await (0, model_1.hashFile)(file.absolute) });
-    return (0, model_1.modelDigest)(hashed);
+/**
+ * Opens a model file for reading without following a symbolic link, and checks it is still the
+ * regular file of the size it was listed with.
+ */
+async function openModelFile(file) {
+    let handle;
+    try {
+        handle = await (0, promises_1.open)(file.absolute, node_fs_1.constants.O_RDONLY | node_fs_1.constants.O_NOFOLLOW);
+    }
+    catch (error) {
+        if (error.code === 'ELOOP') {
+            throw new errors_1.ConfigurationError(`model file ${(0, errors_1.quote)(file.relative)} became a symbolic link after it was listed; ` +
+                'build-push ships no link. Fetch the model again.');
+        }
+        throw error;
+    }
+    const info = await handle.stat();
+    if (!info.isFile() || info.size !== file.size) {
+        await handle.close();
+        throw new errors_1.ConfigurationError(`model file ${(0, errors_1.quote)(file.relative)} changed after it was listed ` +
+            `(${info.isFile() ? `${info.size} bytes, expected ${file.size}` : 'no longer a regular file'}).`);
+    }
+    return handle;
+}
+/** The error for a file whose bytes are not the ones its sha256 names. */
+function digestMismatch(file, actual) {
+    return new errors_1.ConfigurationError(`model file ${(0, errors_1.quote)(file.relative)} does not match its sha256 in ${file.from}: expected ` +
+        `${file.sha256}, read ${actual}. Its bytes changed after fetch-model verified them; ` +
+        'nothing was shipped. Fetch the model again.');
+}
+/**
+ * Reads a whole model file through `handle`, passing each chunk to `each` (to copy it) and
+ * checking the sha256 as the bytes go by, in one pass.
+ */
+async function readVerified(file, handle, each, chunkSize = 4 * 1024 * 1024) {
+    const hash = (0, node_crypto_1.createHash)('sha256');
+    let position = 0;
+    while (position < file.size) {
+        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, file.size - position));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+        if (bytesRead === 0)
+            break;
+        const chunk = buffer.subarray(0, bytesRead);
+        hash.update(chunk);
+        if (each)
+            await each(chunk);
+        position += bytesRead;
+    }
+    if (position !== file.size) {
+        throw new errors_1.ConfigurationError(`model file ${(0, errors_1.quote)(file.relative)} shrank while it was read (${position} of ${file.size} bytes).`);
+    }
+    const actual = hash.digest('hex');
+    if (actual !== file.sha256)
+        throw digestMismatch(file, actual);
 }
 
 
@@ -35633,19 +36091,24 @@ exports.modelLayerMode = modelLayerMode;
 const node_crypto_1 = __nccwpck_require__(7598);
 const errors_1 = __nccwpck_require__(1922);
 const format_1 = __nccwpck_require__(6950);
+const image_reference_1 = __nccwpck_require__(648);
 const existing_1 = __nccwpck_require__(9921);
 const labels_1 = __nccwpck_require__(8068);
 const image_1 = __nccwpck_require__(1128);
-const image_reference_1 = __nccwpck_require__(648);
 const tar_layer_1 = __nccwpck_require__(2734);
 const smoke_1 = __nccwpck_require__(8790);
 /**
  * Model-layer mode, no Docker daemon: the base image's manifest and config come from the
- * registry, the model becomes one uncompressed reproducible tar layer, each blob is uploaded
- * only when the repository lacks it (mounted from the base's repository when possible), and the
- * manifest goes last: first by digest (so the smoke test can pull it), then under each tag.
+ * registry, the model becomes one uncompressed reproducible tar layer (each file checked against
+ * its sha256 as it is read), each blob is uploaded only when the repository lacks it (mounted
+ * from the base's repository when possible), and the manifest goes last: first by digest (so
+ * the smoke test can pull it), then under each tag.
+ *
+ * Nothing the registry says about an image is taken on trust but its digests: an existing tag is
+ * skipped only when it is exactly the image this run would push, and a model layer is reused
+ * only when its digest is the one computed here from the verified files.
  */
-async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, phase, result) {
+async function modelLayerMode(settings, model, tags, deps, phase, result) {
     const { logger } = deps;
     const client = deps.client();
     const base = settings.baseImage;
@@ -35660,42 +36123,107 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
         logger.info(`${(0, image_reference_1.formatReference)(base)}: ${image.digest}, ${image.manifest.layers.length} layer(s), ${image.mediaType}`);
         return image;
     });
+    const layer = new tar_layer_1.TarLayer(model.files, settings.modelDest);
+    /** The model layer's digest, once computed here by reading (and so checking) every file. */
+    let localDigest;
+    const computeDigest = async (why) => {
+        logger.info(`hashing the model layer (${(0, format_1.formatBytes)(layer.size)}) ${why}`);
+        const started = Date.now();
+        localDigest = await layer.digest();
+        logger.info(`model layer ${localDigest}, computed in ${(0, format_1.formatDuration)(Date.now() - started)}`);
+        return localDigest;
+    };
+    const compose = (layerDigest, created) => composeImageFor(settings, model, baseImage, { digest: layerDigest, size: layer.size }, created);
+    if (settings.skipExisting && settings.push) {
+        const reference = `${settings.registry}/${repository}:${tags[0]}`;
+        const same = await phase('Existing image', async () => {
+            const existing = await (0, existing_1.readExisting)(client, repository, tags[0]);
+            if (!existing) {
+                (0, existing_1.logExisting)(logger, reference, undefined, undefined);
+                return undefined;
+            }
+            const digest = await computeDigest(`to compare with ${reference}`);
+            // The creation time is the one part of the image a re-run cannot reproduce: take theirs.
+            const expected = compose(digest, existing.config.created ?? '');
+            const difference = (0, existing_1.differenceFrom)(existing, {
+                digest: expected.digest,
+                manifest: expected.manifest,
+                modelLayer: digest,
+            });
+            (0, existing_1.logExisting)(logger, reference, existing, difference);
+            return difference ? undefined : existing;
+        });
+        if (same) {
+            result.skipped = true;
+            result.digest = same.digest;
+            result.imageId = same.manifest.config.digest;
+            result.manifest = { mediaType: same.mediaType, size: same.size };
+            result.image = `${settings.registry}/${repository}@${same.digest}`;
+            logger.info(`skip-existing: nothing to build or push, ${result.image} is current`);
+            return;
+        }
+    }
     await phase('Base layers', async () => {
-        for (const [index, layer] of [...baseImage.manifest.layers].entries()) {
+        for (const [index, baseLayer] of [...baseImage.manifest.layers].entries()) {
             const what = `base layer ${index + 1}`;
-            if (await client.hasBlob(repository, layer.digest)) {
-                result.blobs.push({ what, digest: layer.digest, size: layer.size, status: 'exists' });
+            if (await client.hasBlob(repository, baseLayer.digest)) {
+                result.blobs.push({
+                    what,
+                    digest: baseLayer.digest,
+                    size: baseLayer.size,
+                    status: 'exists',
+                });
             }
             else if (base.repository !== repository &&
-                (await client.mountBlob(repository, layer.digest, base.repository))) {
-                result.blobs.push({ what, digest: layer.digest, size: layer.size, status: 'mounted' });
+                (await client.mountBlob(repository, baseLayer.digest, base.repository))) {
+                result.blobs.push({
+                    what,
+                    digest: baseLayer.digest,
+                    size: baseLayer.size,
+                    status: 'mounted',
+                });
             }
             else {
-                throw new Error(`${what} ${layer.digest} is not in ${repository} and the registry would not mount it from ${base.repository}`);
+                throw new Error(`${what} ${baseLayer.digest} is not in ${repository} and the registry would not mount it from ${base.repository}`);
             }
-            logger.info(`${what} ${layer.digest.slice(7, 19)}: ${result.blobs.at(-1).status}`);
+            logger.info(`${what} ${baseLayer.digest.slice(7, 19)}: ${result.blobs.at(-1).status}`);
         }
     });
-    const layer = new tar_layer_1.TarLayer(files, settings.modelDest);
     const modelLayer = await phase('Model layer', async () => {
-        const reusable = await (0, existing_1.findModelLayer)(client, repository, modelDigest, settings.modelDest, tags, logger);
-        if (reusable && reusable.size === layer.size) {
+        if (!localDigest) {
+            const claim = await (0, existing_1.findModelLayerClaim)(client, repository, model.digest, settings.modelDest, tags);
+            if (claim) {
+                await computeDigest(`to check the layer :${claim.from} labels as this model's`);
+                if (localDigest !== claim.digest) {
+                    logger.info(`:${claim.from} labels ${claim.digest} as this model's layer, but the layer computed ` +
+                        'here differs; that layer is not reused');
+                }
+            }
+        }
+        if (localDigest && (await client.hasBlob(repository, localDigest))) {
             result.blobs.push({
                 what: 'model layer',
-                digest: reusable.digest,
-                size: reusable.size,
+                digest: localDigest,
+                size: layer.size,
                 status: 'reused',
             });
-            logger.info(`model layer already in ${repository} (from :${reusable.from}); 0 model bytes to upload`);
-            return reusable;
+            logger.info(`model layer ${localDigest} (computed here) is already in ${repository}; 0 model bytes to upload`);
+            return { digest: localDigest, size: layer.size };
         }
-        logger.info(`uploading the model as an uncompressed tar layer: ${files.length} file(s), ${(0, format_1.formatBytes)(layer.size)}, ` +
+        logger.info(`uploading the model as an uncompressed tar layer: ${model.files.length} file(s), ${(0, format_1.formatBytes)(layer.size)}, ` +
             `chunks of ${(0, format_1.formatBytes)(client.chunkSize)}`);
         const started = Date.now();
-        const upload = await client.uploadBlob(repository, {
-            size: layer.size,
-            read: (start, end) => layer.read(start, end),
-        });
+        let upload;
+        try {
+            upload = await client.uploadBlob(repository, { size: layer.size, read: (start, end) => layer.read(start, end) }, localDigest);
+        }
+        catch (error) {
+            // A file that failed its sha256 check ends the upload however the transport reports it.
+            throw layer.failure ?? error;
+        }
+        if (!layer.verified) {
+            throw new Error('the model layer was uploaded without every file being checked; not used');
+        }
         const elapsed = Date.now() - started;
         result.bytesUploaded += upload.bytesSent;
         result.blobs.push({
@@ -35709,46 +36237,33 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
             `(${(0, format_1.formatRate)(layer.size, elapsed)})${upload.resumes ? `, resumed ${upload.resumes} time(s)` : ''}`);
         return { digest: upload.digest, size: layer.size };
     });
-    const fullLabels = {
-        ...labels,
-        [labels_1.LABEL.modelDest]: settings.modelDest,
-        [labels_1.LABEL.modelLayer]: modelLayer.digest,
-        [labels_1.LABEL.modelLayerFormat]: labels_1.LAYER_FORMAT,
-    };
-    const image = (0, image_1.composeImage)(baseImage, modelLayer, fullLabels, settings.created, `action-build-push: model ${modelDigest.slice(0, 12)} in ${settings.modelDest}`);
-    const manifestDigest = await phase('Config and manifest', async () => {
-        const configDigest = `sha256:${sha256(image.config)}`;
-        const configExists = await client.hasBlob(repository, configDigest);
+    const image = compose(modelLayer.digest, settings.created);
+    await phase('Config and manifest', async () => {
+        const configExists = await client.hasBlob(repository, image.configDigest);
         if (!configExists) {
             await client.uploadSmallBlob(repository, image.config);
             result.bytesUploaded += image.config.length;
         }
         result.blobs.push({
             what: 'config',
-            digest: configDigest,
+            digest: image.configDigest,
             size: image.config.length,
             status: configExists ? 'exists' : 'uploaded',
         });
-        const manifest = image.manifestFor(configDigest);
         // By digest first: no tag points at the image until the smoke test has passed.
-        const digest = await client.putManifest(repository, `sha256:${sha256(manifest)}`, image.mediaType, manifest);
-        result.bytesUploaded += manifest.length;
-        return digest;
+        await client.putManifest(repository, image.digest, image.mediaType, image.manifestBytes);
+        result.bytesUploaded += image.manifestBytes.length;
     });
-    result.digest = manifestDigest;
-    result.image = `${settings.registry}/${repository}@${manifestDigest}`;
+    result.digest = image.digest;
+    result.imageId = image.configDigest;
+    result.manifest = { mediaType: image.mediaType, size: image.manifestBytes.length };
+    result.image = `${settings.registry}/${repository}@${image.digest}`;
     if (settings.smoke) {
         const smoke = settings.smoke;
         const docker = deps.docker;
         result.smoke = await phase('Smoke test', async () => {
-            const login = await client.dockerLogin();
-            await docker.login(settings.registry, login.username, login.password);
-            try {
-                await docker.run(['pull', '--quiet', result.image]);
-            }
-            finally {
-                await docker.logout(settings.registry);
-            }
+            await deps.signIn();
+            await docker.run(['pull', '--quiet', result.image]);
             try {
                 return await (0, smoke_1.smokeTest)(docker, result.image, smoke, logger);
             }
@@ -35758,20 +36273,43 @@ async function modelLayerMode(settings, files, modelDigest, labels, tags, deps, 
         });
         if (!result.smoke.passed) {
             throw new Error(`Smoke test failed: ${result.smoke.reason}. No tag was pushed (the untagged manifest ` +
-                `${manifestDigest} is left for the registry's garbage collection).`);
+                `${image.digest} is left for the registry's garbage collection).`);
         }
     }
     if (!settings.push)
         return;
     await phase('Tags', async () => {
-        const manifest = image.manifestFor(result.blobs.find((blob) => blob.what === 'config').digest);
         for (const tag of tags) {
-            await client.putManifest(repository, tag, image.mediaType, manifest);
-            result.bytesUploaded += manifest.length;
-            logger.info(`${settings.registry}/${repository}:${tag} → ${manifestDigest}`);
+            await client.putManifest(repository, tag, image.mediaType, image.manifestBytes);
+            result.bytesUploaded += image.manifestBytes.length;
+            logger.info(`${settings.registry}/${repository}:${tag} → ${image.digest}`);
         }
         result.pushed = true;
     });
+}
+/**
+ * The image this run pushes for a model layer and a creation time: the base's layers plus the
+ * model layer, the base's config with this run's labels. The same inputs give the same bytes,
+ * which is what lets a re-run recognise its own image.
+ */
+function composeImageFor(settings, model, base, modelLayer, created) {
+    const labels = {
+        ...(0, labels_1.imageLabels)(settings, model.digest, model.files, created),
+        [labels_1.LABEL.modelDest]: settings.modelDest,
+        [labels_1.LABEL.modelLayer]: modelLayer.digest,
+        [labels_1.LABEL.modelLayerFormat]: labels_1.LAYER_FORMAT,
+    };
+    const image = (0, image_1.composeImage)(base, modelLayer, labels, created, `action-build-push: model ${model.digest.slice(0, 12)} in ${settings.modelDest}`);
+    const configDigest = `sha256:${sha256(image.config)}`;
+    const manifestBytes = image.manifestFor(configDigest);
+    return {
+        config: image.config,
+        configDigest,
+        mediaType: image.mediaType,
+        manifestBytes,
+        manifest: JSON.parse(manifestBytes.toString('utf8')),
+        digest: `sha256:${sha256(manifestBytes)}`,
+    };
 }
 function sha256(data) {
     return (0, node_crypto_1.createHash)('sha256').update(data).digest('hex');
@@ -36560,7 +37098,8 @@ function composeImage(base, layer, labels, created, description) {
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.TarLayer = exports.LAYER_MTIME = void 0;
-const node_fs_1 = __nccwpck_require__(3024);
+const node_crypto_1 = __nccwpck_require__(7598);
+const model_files_1 = __nccwpck_require__(7460);
 const BLOCK = 512;
 /** A fixed modification time for every entry, so the same files always give the same bytes. */
 exports.LAYER_MTIME = 0;
@@ -36568,12 +37107,15 @@ exports.LAYER_MTIME = 0;
  * The model as one uncompressed tar layer, reproducible byte for byte: entries sorted, the
  * destination's parent directories first, uid/gid 0, fixed mtime, modes 0755/0644. Its size is
  * known before a byte is read, and any byte range can be streamed again, which is what lets an
- * interrupted upload resume mid-layer.
+ * interrupted upload resume mid-layer. Each file's sha256 is checked the first time its bytes
+ * are read, in the same pass: a file that does not match fails the read before its last chunk
+ * is handed out, so a layer holding it is never completed.
  */
 class TarLayer {
     files;
     destination;
     segments = [];
+    checks = new Map();
     size;
     constructor(files, 
     /** Absolute directory in the image, e.g. /app/model. */
@@ -36602,6 +37144,15 @@ class TarLayer {
         };
         addDirectory(root);
         for (const file of files) {
+            this.checks.set(file, {
+                hash: (0, node_crypto_1.createHash)('sha256'),
+                position: 0,
+                verified: file.size === 0 && file.sha256 === model_files_1.EMPTY_SHA256,
+                // An empty file is never read: it matches only the sha256 of no bytes.
+                failure: file.size === 0 && file.sha256 !== model_files_1.EMPTY_SHA256
+                    ? (0, model_files_1.digestMismatch)(file, model_files_1.EMPTY_SHA256)
+                    : undefined,
+            });
             const name = `${root}/${file.relative}`;
             addDirectory(name.split('/').slice(0, -1).join('/'));
             const header = entryHeader(name, file.size, file.executable ? 0o755 : 0o644, '0');
@@ -36627,22 +37178,79 @@ class TarLayer {
                 yield Buffer.alloc(to - from);
             }
             else {
-                let read = 0;
-                const stream = (0, node_fs_1.createReadStream)(segment.file.absolute, {
-                    start: within,
-                    end: within + (to - from) - 1,
-                    highWaterMark: chunkSize,
-                });
-                for await (const chunk of stream) {
-                    read += chunk.length;
-                    yield chunk;
-                }
-                if (read !== to - from) {
-                    throw new Error(`${segment.file.absolute} changed while the layer was being written ` +
-                        `(expected ${segment.file.size} bytes)`);
-                }
+                yield* this.readFile(segment.file, within, within + (to - from), chunkSize);
             }
         }
+    }
+    /** The layer's digest, `sha256:<hex>`, computed by reading it whole (checking every file). */
+    async digest() {
+        const hash = (0, node_crypto_1.createHash)('sha256');
+        for await (const chunk of this.read())
+            hash.update(chunk);
+        if (this.failure)
+            throw this.failure;
+        return `sha256:${hash.digest('hex')}`;
+    }
+    /** The first file that failed its sha256 check, if any did. */
+    get failure() {
+        for (const check of this.checks.values())
+            if (check.failure)
+                return check.failure;
+        return undefined;
+    }
+    /** Whether every file's bytes have been read and matched their sha256. */
+    get verified() {
+        return [...this.checks.values()].every((check) => check.verified);
+    }
+    async *readFile(file, start, end, chunkSize) {
+        const check = this.checks.get(file);
+        if (check.failure)
+            throw check.failure;
+        const handle = await (0, model_files_1.openModelFile)(file);
+        try {
+            for (let position = start; position < end;) {
+                const buffer = Buffer.allocUnsafe(Math.min(chunkSize, end - position));
+                const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+                if (bytesRead === 0) {
+                    throw new Error(`${file.absolute} changed while the layer was being written (expected ${file.size} bytes)`);
+                }
+                const chunk = buffer.subarray(0, bytesRead);
+                await this.advance(file, check, handle, position, chunk);
+                position += bytesRead;
+                yield chunk;
+            }
+        }
+        finally {
+            await handle.close();
+        }
+    }
+    /** Feeds the file's check with the bytes at `position` it has not hashed yet; throws on a mismatch. */
+    async advance(file, check, handle, position, chunk) {
+        if (check.verified)
+            return;
+        while (position > check.position) {
+            // A read that starts past the hashed bytes: hash the gap first.
+            const gap = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, position - check.position));
+            const { bytesRead } = await handle.read(gap, 0, gap.length, check.position);
+            if (bytesRead === 0)
+                return;
+            check.hash.update(gap.subarray(0, bytesRead));
+            check.position += bytesRead;
+        }
+        const fresh = position + chunk.length - check.position;
+        if (fresh <= 0)
+            return;
+        check.hash.update(chunk.subarray(chunk.length - fresh));
+        check.position += fresh;
+        if (check.position < file.size)
+            return;
+        const actual = check.hash.digest('hex');
+        if (actual === file.sha256) {
+            check.verified = true;
+            return;
+        }
+        check.failure = (0, model_files_1.digestMismatch)(file, actual);
+        throw check.failure;
     }
 }
 exports.TarLayer = TarLayer;
@@ -36759,21 +37367,20 @@ var __importStar = (this && this.__importStar) || (function () {
 })();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.post = post;
-const node_child_process_1 = __nccwpck_require__(1421);
 const node_fs_1 = __nccwpck_require__(3024);
 const core = __importStar(__nccwpck_require__(7484));
 const main_1 = __nccwpck_require__(9062);
 /**
- * The post step: when the main step was cancelled between `docker login` and its own logout,
- * this logs out and removes the private docker config. Normally there is nothing left to do.
+ * The post step: when the main step was cancelled before it could remove this step's private
+ * docker config (which holds its sign-in to the registry), this removes it. The credentials live
+ * only in that file, so removing it is the whole sign-out; the user's own config was never
+ * written. Normally there is nothing left to do.
  */
 function post() {
     const dockerConfig = core.getState(main_1.STATE_DOCKER_CONFIG);
     const registry = core.getState(main_1.STATE_REGISTRY);
     if (!dockerConfig || !(0, node_fs_1.existsSync)(dockerConfig))
         return;
-    if (registry)
-        (0, node_child_process_1.spawnSync)('docker', ['--config', dockerConfig, 'logout', registry], { stdio: 'ignore' });
     (0, node_fs_1.rmSync)(dockerConfig, { recursive: true, force: true });
     core.info(`removed the docker login for ${registry || 'the registry'}`);
 }
@@ -36836,7 +37443,29 @@ function renderSummary(result) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.metadataOutput = metadataOutput;
 exports.phaseRunner = phaseRunner;
+/**
+ * The `metadata` output, in the shape docker/build-push-action gives it: the manifest digest
+ * and descriptor, the config digest, and the image names (comma-separated).
+ */
+function metadataOutput(result, repository) {
+    const metadata = {};
+    if (result.digest) {
+        metadata['containerimage.digest'] = result.digest;
+        if (result.manifest) {
+            metadata['containerimage.descriptor'] = {
+                mediaType: result.manifest.mediaType,
+                digest: result.digest,
+                size: result.manifest.size,
+            };
+        }
+    }
+    if (result.imageId)
+        metadata['containerimage.config.digest'] = result.imageId;
+    metadata['image.name'] = result.tags.map((tag) => `${repository}:${tag}`).join(',');
+    return JSON.stringify(metadata);
+}
 /** Runs a phase inside a log group and records how long it took. */
 function phaseRunner(group, phases) {
     return async (name, fn) => {
@@ -36996,11 +37625,14 @@ exports.stageModel = stageModel;
 const promises_1 = __nccwpck_require__(1455);
 const path = __importStar(__nccwpck_require__(6760));
 const errors_1 = __nccwpck_require__(1922);
+const model_files_1 = __nccwpck_require__(7460);
 /**
- * Puts the model files into the build context (hard links when the model is on the same file
- * system, copies otherwise) so the Dockerfile can `COPY model/ /app/model/`. Returns a function
- * that removes the staging again; it refuses a directory that already exists, so it never
- * deletes something it did not create.
+ * Puts the model files into the build context so the Dockerfile can `COPY model/ /app/model/`:
+ * a hard link when the model is on the same file system, a copy otherwise, and either way each
+ * file's bytes are read once and checked against their sha256 (for a link, the bytes of the very
+ * inode that was linked). A file that does not match removes the whole staging and fails.
+ * Returns a function that removes the staging again; it refuses a directory that already exists,
+ * so it never deletes something it did not create.
  */
 async function stageModel(context, contextDir, files) {
     const directory = path.resolve(context, contextDir);
@@ -37016,16 +37648,32 @@ async function stageModel(context, contextDir, files) {
     let linked = 0;
     let copied = 0;
     try {
+        await (0, promises_1.mkdir)(directory);
         for (const file of files) {
             const target = path.join(directory, ...file.relative.split('/'));
             await (0, promises_1.mkdir)(path.dirname(target), { recursive: true });
+            const source = await (0, model_files_1.openModelFile)(file);
             try {
-                await (0, promises_1.link)(file.absolute, target);
-                linked++;
+                const info = await source.stat();
+                if (await linkSameInode(file.absolute, target, info)) {
+                    await (0, model_files_1.readVerified)(file, source);
+                    linked++;
+                }
+                else {
+                    const copy = await (0, promises_1.open)(target, 'wx', file.executable ? 0o755 : 0o644);
+                    try {
+                        await (0, model_files_1.readVerified)(file, source, async (chunk) => {
+                            await copy.write(chunk);
+                        });
+                    }
+                    finally {
+                        await copy.close();
+                    }
+                    copied++;
+                }
             }
-            catch {
-                await (0, promises_1.copyFile)(file.absolute, target);
-                copied++;
+            finally {
+                await source.close();
             }
         }
     }
@@ -37034,6 +37682,21 @@ async function stageModel(context, contextDir, files) {
         throw error;
     }
     return { directory, linked, copied, remove };
+}
+/** Hard-links `source` to `target` when that gives the inode already opened; false otherwise. */
+async function linkSameInode(source, target, opened) {
+    try {
+        await (0, promises_1.link)(source, target);
+    }
+    catch {
+        return false; // another file system, or links not allowed: copy instead
+    }
+    const staged = await (0, promises_1.lstat)(target);
+    if (staged.ino === opened.ino && staged.dev === opened.dev)
+        return true;
+    // The path was replaced between opening and linking: stage the opened file's bytes instead.
+    await (0, promises_1.unlink)(target);
+    return false;
 }
 
 
@@ -38668,14 +39331,6 @@ module.exports = require("net");
 
 /***/ }),
 
-/***/ 4573:
-/***/ ((module) => {
-
-"use strict";
-module.exports = require("node:buffer");
-
-/***/ }),
-
 /***/ 1421:
 /***/ ((module) => {
 
@@ -38780,14 +39435,6 @@ module.exports = require("node:tls");
 
 /***/ }),
 
-/***/ 3136:
-/***/ ((module) => {
-
-"use strict";
-module.exports = require("node:url");
-
-/***/ }),
-
 /***/ 7975:
 /***/ ((module) => {
 
@@ -38801,6 +39448,14 @@ module.exports = require("node:util");
 
 "use strict";
 module.exports = require("node:zlib");
+
+/***/ }),
+
+/***/ 2895:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("open");
 
 /***/ }),
 
@@ -48407,7 +49062,7 @@ function createMsalClient(clientId, tenantId, createMsalClientOptions = {}) {
     function createBaseInteractiveRequest(scopes, options) {
         return {
             openBrowser: async (url) => {
-                const open = await __nccwpck_require__.e(/* import() */ 935).then(__nccwpck_require__.bind(__nccwpck_require__, 6935));
+                const open = await Promise.resolve(/* import() */).then(__nccwpck_require__.t.bind(__nccwpck_require__, 2895, 23));
                 await open.default(url, { newInstance: true });
             },
             scopes,
@@ -69970,10 +70625,37 @@ exports.version = version;
 /******/ 		return module.exports;
 /******/ 	}
 /******/ 	
-/******/ 	// expose the modules object (__webpack_modules__)
-/******/ 	__nccwpck_require__.m = __webpack_modules__;
-/******/ 	
 /************************************************************************/
+/******/ 	/* webpack/runtime/create fake namespace object */
+/******/ 	(() => {
+/******/ 		var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
+/******/ 		var leafPrototypes;
+/******/ 		// create a fake namespace object
+/******/ 		// mode & 1: value is a module id, require it
+/******/ 		// mode & 2: merge all properties of value into the ns
+/******/ 		// mode & 4: return value when already ns object
+/******/ 		// mode & 16: return value when it's Promise-like
+/******/ 		// mode & 8|1: behave like require
+/******/ 		__nccwpck_require__.t = function(value, mode) {
+/******/ 			if(mode & 1) value = this(value);
+/******/ 			if(mode & 8) return value;
+/******/ 			if(typeof value === 'object' && value) {
+/******/ 				if((mode & 4) && value.__esModule) return value;
+/******/ 				if((mode & 16) && typeof value.then === 'function') return value;
+/******/ 			}
+/******/ 			var ns = Object.create(null);
+/******/ 			__nccwpck_require__.r(ns);
+/******/ 			var def = {};
+/******/ 			leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
+/******/ 			for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
+/******/ 				Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
+/******/ 			}
+/******/ 			def['default'] = () => (value);
+/******/ 			__nccwpck_require__.d(ns, def);
+/******/ 			return ns;
+/******/ 		};
+/******/ 	})();
+/******/ 	
 /******/ 	/* webpack/runtime/define property getters */
 /******/ 	(() => {
 /******/ 		// define getter functions for harmony exports
@@ -69983,28 +70665,6 @@ exports.version = version;
 /******/ 					Object.defineProperty(exports, key, { enumerable: true, get: definition[key] });
 /******/ 				}
 /******/ 			}
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/ensure chunk */
-/******/ 	(() => {
-/******/ 		__nccwpck_require__.f = {};
-/******/ 		// This file contains only the entry chunk.
-/******/ 		// The chunk loading function for additional chunks
-/******/ 		__nccwpck_require__.e = (chunkId) => {
-/******/ 			return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
-/******/ 				__nccwpck_require__.f[key](chunkId, promises);
-/******/ 				return promises;
-/******/ 			}, []));
-/******/ 		};
-/******/ 	})();
-/******/ 	
-/******/ 	/* webpack/runtime/get javascript chunk filename */
-/******/ 	(() => {
-/******/ 		// This function allow to reference async chunks
-/******/ 		__nccwpck_require__.u = (chunkId) => {
-/******/ 			// return url for filenames based on template
-/******/ 			return "" + chunkId + ".index.js";
 /******/ 		};
 /******/ 	})();
 /******/ 	
@@ -70027,48 +70687,6 @@ exports.version = version;
 /******/ 	/* webpack/runtime/compat */
 /******/ 	
 /******/ 	if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = __dirname + "/";
-/******/ 	
-/******/ 	/* webpack/runtime/require chunk loading */
-/******/ 	(() => {
-/******/ 		// no baseURI
-/******/ 		
-/******/ 		// object to store loaded chunks
-/******/ 		// "1" means "loaded", otherwise not loaded yet
-/******/ 		var installedChunks = {
-/******/ 			792: 1
-/******/ 		};
-/******/ 		
-/******/ 		// no on chunks loaded
-/******/ 		
-/******/ 		var installChunk = (chunk) => {
-/******/ 			var moreModules = chunk.modules, chunkIds = chunk.ids, runtime = chunk.runtime;
-/******/ 			for(var moduleId in moreModules) {
-/******/ 				if(__nccwpck_require__.o(moreModules, moduleId)) {
-/******/ 					__nccwpck_require__.m[moduleId] = moreModules[moduleId];
-/******/ 				}
-/******/ 			}
-/******/ 			if(runtime) runtime(__nccwpck_require__);
-/******/ 			for(var i = 0; i < chunkIds.length; i++)
-/******/ 				installedChunks[chunkIds[i]] = 1;
-/******/ 		
-/******/ 		};
-/******/ 		
-/******/ 		// require() chunk loading for javascript
-/******/ 		__nccwpck_require__.f.require = (chunkId, promises) => {
-/******/ 			// "1" is the signal for "already loaded"
-/******/ 			if(!installedChunks[chunkId]) {
-/******/ 				if(true) { // all chunks have JS
-/******/ 					installChunk(require("./" + __nccwpck_require__.u(chunkId)));
-/******/ 				} else installedChunks[chunkId] = 1;
-/******/ 			}
-/******/ 		};
-/******/ 		
-/******/ 		// no external install chunk
-/******/ 		
-/******/ 		// no HMR
-/******/ 		
-/******/ 		// no HMR manifest
-/******/ 	})();
 /******/ 	
 /************************************************************************/
 /******/ 	

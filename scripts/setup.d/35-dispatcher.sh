@@ -7,3 +7,6 @@ if [ ! -d "$dispatcher/node_modules" ] ||
   log "npm ci in examples/model-upload-dispatcher"
   (cd "$dispatcher" && npm ci --no-audit --no-fund)
 fi
+
+# The dispatcher's proxy test runs a real forward proxy.
+need_packages tinyproxy

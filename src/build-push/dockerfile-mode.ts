@@ -1,57 +1,98 @@
 import { formatBytes } from '../common/format';
-import type { Logger } from '../common/logger';
-import type { DockerCli } from './docker';
+import type { ModeDeps } from './build-push';
 import type { BuildPushSettings } from './inputs';
-import type { ModelFile } from './model-files';
-import type { RegistryClient } from './oci/client';
+import { imageLabels } from './labels';
+import type { ModelSet } from './model-files';
 import type { ImageConfig, ImageManifest } from './oci/image';
 import type { BlobReport, BuildPushResult } from './result';
 import { smokeTest } from './smoke';
 import { stageModel } from './stage';
 
+/** `docker push` ends each tag with `<tag>: digest: sha256:<hex> size: <bytes>`. */
+const PUSHED_DIGEST = /: digest: (sha256:[a-f0-9]{64}) size: (\d+)/;
+
 /**
- * Dockerfile mode: stage the model into the context, `docker buildx build --load` (or `docker
- * build`), smoke-test, then `docker push` each tag with a login for this run only. The digest
- * is read back from the registry.
+ * The build command: `docker buildx build --load` when buildx is installed (it then builds with
+ * the builder the user chose: BUILDX_BUILDER, or the current one, e.g. from
+ * docker/setup-buildx-action), `docker build` otherwise.
+ */
+export function buildCommand(
+  settings: Pick<BuildPushSettings, 'dockerfile' | 'buildArgs' | 'context'>,
+  references: string[],
+  labels: Record<string, string>,
+  buildx: boolean,
+): string[] {
+  const args = buildx ? ['buildx', 'build', '--load'] : ['build'];
+  args.push('--file', settings.dockerfile);
+  for (const reference of references) args.push('--tag', reference);
+  for (const [key, value] of Object.entries(labels)) args.push('--label', `${key}=${value}`);
+  for (const arg of settings.buildArgs) args.push('--build-arg', arg);
+  args.push(settings.context);
+  return args;
+}
+
+/**
+ * Dockerfile mode: sign in to the registry first (so `FROM` an image there works), stage the
+ * model into the context (each file checked against its sha256), build, smoke-test, then
+ * `docker push` each tag; the digest is the one docker reports for the push.
  */
 export async function dockerfileMode(
   settings: BuildPushSettings,
-  files: ModelFile[] | undefined,
-  labels: Record<string, string>,
+  model: ModelSet | undefined,
   tags: string[],
-  deps: { docker: DockerCli; client: () => RegistryClient; logger: Logger },
+  deps: ModeDeps,
   phase: <T>(name: string, fn: () => Promise<T>) => Promise<T>,
   result: BuildPushResult,
 ): Promise<void> {
   const { docker, logger } = deps;
   const references = tags.map((tag) => `${settings.registry}/${settings.repository}:${tag}`);
   result.image = references[0];
+  const labels = imageLabels(settings, model?.digest, model?.files);
+
+  if (settings.skipExisting && settings.push) {
+    logger.info(
+      'skip-existing: an image docker built cannot be checked against anything this run computes ' +
+        '(registry tags and labels are writable by anyone who may push), so dockerfile mode always ' +
+        'builds; model-layer mode skips an image it can verify',
+    );
+  }
+
+  await phase('Sign in', async () => {
+    if (!settings.push && !deps.canSignIn) {
+      logger.info(
+        `not signed in to ${settings.registry}: nothing is pushed and no credentials are at hand ` +
+          '(no id-token permission, no username); a FROM image there could not be pulled',
+      );
+      return;
+    }
+    await deps.signIn();
+    logger.info(`signed in to ${settings.registry} for this step (private docker config)`);
+  });
 
   await phase('Build', async () => {
     const staging =
-      files && settings.modelPath
-        ? await stageModel(settings.context, settings.modelContextDir, files)
+      model && settings.modelPath
+        ? await stageModel(settings.context, settings.modelContextDir, model.files)
         : undefined;
     if (staging) {
       logger.info(
-        `model staged in ${staging.directory} (${staging.linked} hard link(s), ${staging.copied} copie(s))`,
+        `model staged in ${staging.directory} and checked (${staging.linked} hard link(s), ${staging.copied} copie(s))`,
       );
     }
     try {
       const buildx = await docker.hasBuildx();
-      const args = buildx ? ['buildx', 'build', '--load'] : ['build'];
-      args.push('--file', settings.dockerfile);
-      for (const reference of references) args.push('--tag', reference);
-      for (const [key, value] of Object.entries(labels)) args.push('--label', `${key}=${value}`);
-      for (const arg of settings.buildArgs) args.push('--build-arg', arg);
-      args.push(settings.context);
       logger.info(
-        `docker ${args.slice(0, buildx ? 3 : 1).join(' ')} (${buildx ? 'buildx' : 'no buildx: classic builder'})`,
+        buildx
+          ? `buildx found: building with the ${docker.env.BUILDX_BUILDER ? `'${docker.env.BUILDX_BUILDER}'` : 'current'} builder`
+          : 'no buildx: building with docker build',
       );
-      await docker.run(args, { stream: true });
+      await docker.run(buildCommand(settings, references, labels, buildx), { stream: true });
     } finally {
       await staging?.remove();
     }
+    result.imageId = (
+      await docker.run(['image', 'inspect', '--format', '{{.Id}}', references[0]])
+    ).stdout.trim();
   });
 
   if (settings.smoke) {
@@ -65,24 +106,31 @@ export async function dockerfileMode(
 
   const client = deps.client();
   await phase('Push', async () => {
-    const login = await client.dockerLogin();
-    await docker.login(settings.registry, login.username, login.password);
     const pushed = new Set<string>();
-    try {
-      for (const reference of references) {
-        const output = await docker.run(['push', reference], { stream: true });
-        for (const match of output.stdout.matchAll(/^([0-9a-f]{12}): Pushed$/gm))
-          pushed.add(match[1]);
+    let digest: string | undefined;
+    for (const reference of references) {
+      const output = await docker.run(['push', reference], { stream: true });
+      for (const match of output.stdout.matchAll(/^([0-9a-f]{12}): Pushed$/gm))
+        pushed.add(match[1]);
+      const reported = PUSHED_DIGEST.exec(output.stdout)?.[1];
+      if (!reported) throw new Error(`docker push ${reference} reported no digest`);
+      if (digest && reported !== digest) {
+        throw new Error(
+          `docker push gave ${references[0]} the digest ${digest} but ${reference} ${reported}`,
+        );
       }
-    } finally {
-      await docker.logout(settings.registry);
+      digest = reported;
     }
-    const fetched = await client.getManifest(settings.repository, tags[0]);
-    if (!fetched) throw new Error(`${references[0]} is not in the registry after docker push`);
-    result.digest = fetched.digest;
-    result.image = `${settings.registry}/${settings.repository}@${fetched.digest}`;
+    // Read back by the digest docker reported, never by tag: another push may move the tag.
+    const fetched = await client.getManifest(settings.repository, digest!);
+    if (!fetched)
+      throw new Error(`${settings.repository}@${digest} is not in the registry after docker push`);
+    result.digest = digest;
+    result.image = `${settings.registry}/${settings.repository}@${digest}`;
+    result.manifest = { mediaType: fetched.mediaType, size: fetched.body.length };
     result.pushed = true;
     const manifest = JSON.parse(fetched.body.toString('utf8')) as ImageManifest;
+    result.imageId = manifest.config.digest;
     const config = JSON.parse(
       (await client.getBlob(settings.repository, manifest.config.digest)).toString('utf8'),
     ) as ImageConfig;

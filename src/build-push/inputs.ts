@@ -11,6 +11,7 @@ import {
   validateTag,
   type ImageReference,
 } from '../common/image-reference';
+import { RESERVED_LABEL_PREFIX } from './labels';
 import type { SmokeSettings } from './smoke';
 
 export const MODES = ['dockerfile', 'model-layer'] as const;
@@ -47,9 +48,9 @@ export interface BuildPushSettings {
   buildArgs: string[];
   /** The model directory (fetch-model's `path`), absolute; required in model-layer mode. */
   modelPath?: string;
-  /** fetch-model's `model-digest` (hex); computed from the files when not given. */
+  /** fetch-model's `model-digest` (hex); must match the files' sha256s when given. */
   modelDigest?: string;
-  /** fetch-model's `files` output, for per-file provenance labels. */
+  /** fetch-model's `files` output: the files to ship, their sha256s, provenance labels. */
   modelFiles?: ModelFileProvenance[];
   /** Where the model is staged inside the context (dockerfile mode), relative. */
   modelContextDir: string;
@@ -59,7 +60,7 @@ export interface BuildPushSettings {
   modelDest: string;
   /** os/arch picked from a multi-platform base index. */
   platform: string;
-  /** Tags given; empty means the default `<sha12>-<model12>`. */
+  /** Tags given (bare, or taken from full references); empty means `<sha12>-<model12>`. */
   tags: string[];
   /** Extra labels. */
   labels: Record<string, string>;
@@ -163,16 +164,8 @@ export function readSettings(
     ? withDefaultTag(parseImageReference(baseImageText, 'base-image', registry))
     : undefined;
 
-  const tags = inputs.list('tags').map((tag) => validateTag(tag));
-  const labels: Record<string, string> = {};
-  for (const line of inputs.lines('labels')) {
-    const at = line.indexOf('=');
-    if (at <= 0)
-      throw new ConfigurationError(
-        `Invalid labels line ${quote(line)}. Expected key=value, one per line.`,
-      );
-    labels[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-  }
+  const tags = parseTags(inputs.list('tags'), registry, repository);
+  const labels = parseLabels(inputs.lines('labels'));
 
   const smokePort = inputs.optional('smoke-port');
   let smoke: SmokeSettings | undefined;
@@ -256,6 +249,61 @@ export function readSettings(
     created,
     chunkSize: inputs.byteSize('chunk-size', 64 * MiB, 1 * MiB, 4096 * MiB),
   };
+}
+
+/**
+ * `tags` entries: bare tags (`1.2`), or full references as docker/metadata-action writes them
+ * (`myacr.azurecr.io/ai/app:1.2`), which must name this registry and repository.
+ */
+export function parseTags(entries: string[], registry: string, repository: string): string[] {
+  const tags: string[] = [];
+  for (const entry of entries) {
+    if (!/[/:@]/.test(entry)) {
+      tags.push(validateTag(entry));
+      continue;
+    }
+    const reference = parseImageReference(entry, 'tags', registry);
+    if (reference.registry !== registry || reference.repository !== repository) {
+      throw new ConfigurationError(
+        `Invalid tags entry ${quote(entry)}: it names ${quote(`${reference.registry}/${reference.repository}`)}, ` +
+          `but this step pushes to ${quote(`${registry}/${repository}`)}. Expected a bare tag such as ` +
+          `1.2, or a reference to this registry and repository such as ${registry}/${repository}:1.2.`,
+      );
+    }
+    if (reference.digest || !reference.tag) {
+      throw new ConfigurationError(
+        `Invalid tags entry ${quote(entry)}: expected a tag to push, such as ` +
+          `${registry}/${repository}:1.2${reference.digest ? ', not a digest' : ''}.`,
+      );
+    }
+    tags.push(reference.tag);
+  }
+  return [...new Set(tags)];
+}
+
+/**
+ * `labels`: `key=value` per line, as docker/metadata-action writes them (a value may be empty or
+ * hold `=`). Keys under `ai.model.` are this action's own and may not be replaced.
+ */
+export function parseLabels(lines: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const line of lines) {
+    const at = line.indexOf('=');
+    const key = at > 0 ? line.slice(0, at).trim() : '';
+    if (!key || /\s/.test(key)) {
+      throw new ConfigurationError(
+        `Invalid labels line ${quote(line)}. Expected key=value, one per line.`,
+      );
+    }
+    if (key.startsWith(RESERVED_LABEL_PREFIX)) {
+      throw new ConfigurationError(
+        `Invalid labels line ${quote(line)}: labels under '${RESERVED_LABEL_PREFIX}' are set by ` +
+          'build-push from the model it verified. Expected other keys.',
+      );
+    }
+    labels[key] = line.slice(at + 1).trim();
+  }
+  return labels;
 }
 
 function parseModelDigest(value: string | undefined): string | undefined {

@@ -27,20 +27,25 @@ export function defaultTag(
     : revision.slice(0, 12);
 }
 
+/** Label keys only this action sets; a user label may not replace them. */
+export const RESERVED_LABEL_PREFIX = 'ai.model.';
+
 /**
- * Every label the image gets: source, revision, creation time, the model digest and, per model
- * file, its name, path, blob URI, ETag/version and sha256 (from fetch-model's `files` output when
- * given, else what is known locally), then the user's own labels, which win.
+ * Every label the image gets: source, revision, creation time (`created`, the settings' unless
+ * another is given), the model digest and, per model file, its name, path, blob URI,
+ * ETag/version and sha256 (from fetch-model's `files` output when given, else the state file's
+ * path, size and sha256), then the user's own labels, which win.
  */
 export function imageLabels(
   settings: BuildPushSettings,
   modelDigest: string | undefined,
   files: ModelFile[] | undefined,
+  created = settings.created,
 ): Record<string, string> {
   const labels: Record<string, string> = {};
   if (settings.source) labels[LABEL.source] = settings.source;
   if (settings.revision) labels[LABEL.revision] = settings.revision;
-  labels[LABEL.created] = settings.created;
+  labels[LABEL.created] = created;
   if (modelDigest) labels[LABEL.modelDigest] = modelDigest;
   if (settings.modelFiles) {
     labels[LABEL.modelFiles] = JSON.stringify(
@@ -56,7 +61,7 @@ export function imageLabels(
     );
   } else if (files) {
     labels[LABEL.modelFiles] = JSON.stringify(
-      files.map((file) => ({ path: file.relative, size: file.size })),
+      files.map((file) => ({ path: file.relative, size: file.size, sha256: file.sha256 })),
     );
   }
   return { ...labels, ...settings.labels };

@@ -1,6 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import * as core from '@actions/core';
 import { actionsLogger } from '../common/actions-logger';
 import { createOidcCredential, TokenSource } from '../common/credential';
@@ -9,6 +8,7 @@ import { envInputSource, Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
 import { buildPush } from './build-push';
 import { DockerCli } from './docker';
+import { createStepDockerConfig, userDockerConfigDir } from './docker-config';
 import { readSettings, type BuildPushSettings } from './inputs';
 import { RegistryClient } from './oci/client';
 import {
@@ -17,28 +17,51 @@ import {
   type RegistryCredentials,
 } from './oci/credentials';
 import { renderSummary } from './report';
+import { metadataOutput } from './result';
 
-/** State shared with the post step, which logs out if the main step could not. */
+/** State shared with the post step, which removes the step's docker config if this could not. */
 export const STATE_DOCKER_CONFIG = 'docker-config';
 export const STATE_REGISTRY = 'registry';
 
 /** The action: inputs → build, smoke test, push → outputs and summary. */
 export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const logger = actionsLogger();
-  // docker login writes into a private config directory, removed at the end (or by the post step).
-  const dockerConfig = mkdtempSync(path.join(env.RUNNER_TEMP || tmpdir(), 'build-push-docker-'));
-  core.saveState(STATE_DOCKER_CONFIG, dockerConfig);
+  let dockerConfig: string | undefined;
   try {
     const settings = readSettings(new Inputs(envInputSource(env)), env, logger);
+    // One docker config for the whole step, layered over the user's; removed at the end (or by
+    // the post step when the job is cancelled first).
+    const config = createStepDockerConfig(
+      env.RUNNER_TEMP || tmpdir(),
+      env,
+      settings.registry,
+      logger,
+    );
+    dockerConfig = config.directory;
+    core.saveState(STATE_DOCKER_CONFIG, config.directory);
     core.saveState(STATE_REGISTRY, settings.registry);
+    if (config.carried.length > 0) {
+      logger.info(
+        `docker sign-ins kept from ${userDockerConfigDir(env)}: ${config.carried.join(', ')}`,
+      );
+    }
     let client: RegistryClient | undefined;
+    const identity = settings.auth.kind === 'oidc' ? settings.auth.identity : undefined;
     const result = await buildPush(settings, {
       logger,
-      docker: new DockerCli(logger, dockerConfig),
+      docker: new DockerCli(logger, config.env),
       client: () => (client ??= registryClient(settings, env, logger)),
+      canSignIn:
+        settings.auth.kind === 'password' ||
+        Boolean(env.ACTIONS_ID_TOKEN_REQUEST_URL && identity?.clientId && identity.tenantId),
     });
     core.setOutput('image', result.image);
     core.setOutput('digest', result.digest ?? '');
+    core.setOutput('imageid', result.imageId ?? '');
+    core.setOutput(
+      'metadata',
+      metadataOutput(result, `${settings.registry}/${settings.repository}`),
+    );
     core.setOutput('tags', JSON.stringify(result.tags));
     core.setOutput('skipped', String(result.skipped));
     core.setOutput('bytes-uploaded', String(result.bytesUploaded));
@@ -47,7 +70,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   } catch (error) {
     core.setFailed(errorMessage(error));
   } finally {
-    rmSync(dockerConfig, { recursive: true, force: true });
+    if (dockerConfig) rmSync(dockerConfig, { recursive: true, force: true });
   }
 }
 

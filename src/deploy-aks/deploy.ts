@@ -5,6 +5,7 @@ import type { Logger } from '../common/logger';
 import type { DeploySettings } from './inputs';
 import { isWorkload, type WorkloadKind } from './kinds';
 import { expandManifestPaths, loadManifests } from './manifests';
+import { refuseOlderRelease } from './ordering';
 import { render, type Rendered } from './render';
 import { maskSecretValues, redactSecret } from './secrets';
 import { applyAll, type AppliedResource } from './kube/apply';
@@ -29,11 +30,11 @@ export interface DeployResult {
 }
 
 /** Renders the manifests and writes the bundle; needs no cluster. */
-export function renderManifests(
+export async function renderManifests(
   settings: DeploySettings,
   logger: Logger,
-): { rendered: Rendered; bundlePath: string } {
-  const files = expandManifestPaths(settings.manifests, settings.workspace);
+): Promise<{ rendered: Rendered; bundlePath: string }> {
+  const files = await expandManifestPaths(settings.manifests, settings.workspace);
   logger.info(
     `Manifests: ${files.map((file) => path.relative(settings.workspace, file) || file).join(', ')}`,
   );
@@ -47,6 +48,7 @@ export function renderManifests(
     {
       namespace: settings.namespace,
       images: settings.images,
+      allowUnmatchedImages: settings.allowUnmatchedImages,
       labels: settings.labels,
       annotations: settings.annotations,
       provenance: settings.provenance,
@@ -84,6 +86,13 @@ export async function deploy(
   bundlePath: string,
   logger: Logger,
 ): Promise<DeployResult> {
+  await refuseOlderRelease(
+    client,
+    rendered.objects,
+    settings.provenance,
+    settings.allowOlderRelease,
+    logger,
+  );
   const applied = await logger.group(
     `Applying ${rendered.objects.length} object(s)${settings.dryRun ? ' (server-side dry run)' : ''}`,
     () =>

@@ -55,12 +55,16 @@ export interface DeploySettings {
   manifests: string[];
   /** Replacement images, one per repository. */
   images: ImageEntry[];
+  /** Warn instead of failing when an `images` entry matches no container. */
+  allowUnmatchedImages: boolean;
   /** Extra labels for every resource. */
   labels: Record<string, string>;
   /** Extra annotations for every resource. */
   annotations: Record<string, string>;
-  /** Commit, run URL and model digest recorded in annotations. */
+  /** Commit, run URL and id, and model digest recorded in annotations. */
   provenance: Provenance;
+  /** Replace workloads that a later run deployed (a rollback by hand). */
+  allowOlderRelease: boolean;
   /** How long to wait for the rollout (and again for a rollback). */
   timeoutMs: number;
   /** How long a pod may show a failing reason (ImagePullBackOff, ...) before the rollout fails. */
@@ -187,11 +191,18 @@ export function readSettings(
     namespace,
     manifests,
     images: parseImageInputs(inputs.lines('images')),
+    allowUnmatchedImages: inputs.boolean('allow-unmatched-images', false),
     labels: parseKeyValues('labels', inputs.lines('labels')),
     annotations: parseKeyValues('annotations', inputs.lines('annotations')),
-    provenance: { commit: env.GITHUB_SHA || undefined, runUrl, modelDigest },
+    provenance: {
+      commit: env.GITHUB_SHA || undefined,
+      runUrl,
+      runId: /^\d+$/.test(env.GITHUB_RUN_ID ?? '') ? env.GITHUB_RUN_ID : undefined,
+      modelDigest,
+    },
+    allowOlderRelease: inputs.boolean('allow-older-release', false),
     timeoutMs: duration('timeout', inputs.string('timeout', '10m'), 1_000, 6 * 3600_000),
-    failureGraceMs: duration('failure-grace', inputs.string('failure-grace', '3s'), 0, 600_000),
+    failureGraceMs: duration('failure-grace', inputs.string('failure-grace', '60s'), 0, 600_000),
     rollbackOnFailure: inputs.boolean('rollback-on-failure', true),
     dryRun,
     forceConflicts: inputs.boolean('force-conflicts', false),

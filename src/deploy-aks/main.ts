@@ -6,6 +6,7 @@ import { envInputSource, Inputs } from '../common/inputs';
 import { connectCluster } from './cluster';
 import { deploy, renderManifests } from './deploy';
 import { readSettings } from './inputs';
+import { ManifestError } from './manifests';
 import { KubeClient } from './kube/client';
 import {
   failureMessage,
@@ -78,7 +79,20 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     const failure = failureMessage(result);
     if (failure) core.setFailed(failure);
   } catch (error) {
-    core.setFailed(errorMessage(error));
+    if (error instanceof ManifestError) {
+      // Anchored to the file and line, the runner shows each one on the manifest in a pull
+      // request; the step fails with them.
+      for (const problem of error.problems) {
+        core.error(problem.message, {
+          title: 'Invalid manifest',
+          file: problem.source.file,
+          startLine: problem.source.line,
+        });
+      }
+      process.exitCode = core.ExitCode.Failure;
+    } else {
+      core.setFailed(errorMessage(error));
+    }
   } finally {
     client?.close();
   }

@@ -3,7 +3,14 @@ import type { Logger } from '../common/logger';
 import { repositoryOf } from '../common/image-reference';
 import { parseImage, type ImageEntry } from './images';
 import { applyRank, isClusterScoped } from './kinds';
-import { describeSource, type KubeObject, type ManifestObject, type Source } from './manifests';
+import {
+  describeSource,
+  ManifestError,
+  manifestError,
+  type KubeObject,
+  type ManifestObject,
+  type Source,
+} from './manifests';
 import { checkSchema, isBuiltInGroupVersion } from './schema';
 
 /** Where provenance annotations live. */
@@ -12,6 +19,8 @@ export const ANNOTATION_PREFIX = 'ai-app-delivery.github.io';
 export interface Provenance {
   commit?: string;
   runUrl?: string;
+  /** GITHUB_RUN_ID: runs are numbered in the order they start, which orders releases. */
+  runId?: string;
   modelDigest?: string;
 }
 
@@ -19,6 +28,8 @@ export interface RenderOptions {
   /** The `namespace` input, when given. */
   namespace?: string;
   images: ImageEntry[];
+  /** Only warn, instead of failing, when an `images` entry matches no container. */
+  allowUnmatchedImages?: boolean;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   provenance: Provenance;
@@ -52,10 +63,12 @@ export function render(
   const namespace = chooseNamespace(manifests, options.namespace);
   const used = new Set<string>();
   const replacements: string[] = [];
+  const containerImages = new Set<string>();
   const objects = manifests.map(({ object: original, source }) => {
     const object = structuredClone(original);
     setNamespace(object, namespace, options.namespace, source);
     for (const container of podContainers(object)) {
+      containerImages.add(container.image);
       const replacement = replaceImage(container.image, options.images);
       if (replacement) {
         used.add(replacement.raw);
@@ -71,16 +84,17 @@ export function render(
     return { object, source };
   });
 
-  const errors: string[] = [];
+  const problems: Array<{ source: Source; message: string }> = [];
   for (const { object, source } of objects) {
     const check = checkSchema(object);
     if (check.kind === 'invalid') {
-      errors.push(
-        `${describeSource(source)} ${object.kind}/${object.metadata.name}: ${check.errors.join('; ')}`,
-      );
+      problems.push({
+        source,
+        message: `${object.kind}/${object.metadata.name}: ${check.errors.join('; ')}`,
+      });
     } else if (check.kind === 'unknown') {
       if (isBuiltInGroupVersion(object.apiVersion)) {
-        errors.push(`${describeSource(source)}: ${check.reason}`);
+        problems.push({ source, message: check.reason });
       } else {
         logger.info(
           `${object.kind}/${object.metadata.name}: ${check.reason}; the API server will check it.`,
@@ -88,18 +102,32 @@ export function render(
       }
     }
   }
-  if (errors.length > 0) {
-    throw new ConfigurationError(
-      `Manifests do not match the Kubernetes schema:\n${errors.map((e) => `  - ${e}`).join('\n')}`,
+  if (problems.length > 0) {
+    throw new ManifestError(
+      `Manifests do not match the Kubernetes schema:\n` +
+        problems.map((p) => `  - ${describeSource(p.source)} ${p.message}`).join('\n'),
+      problems,
     );
   }
   checkDuplicates(objects);
 
   const unusedImages = options.images.filter((image) => !used.has(image.raw)).map((i) => i.raw);
-  for (const image of unusedImages) {
-    logger.warning(
-      `images entry '${image}' matched no container: no manifest uses repository ${repositoryOf(parseImage(image)!)}.`,
+  if (unusedImages.length > 0) {
+    // A deploy that leaves the old image running must not look like a success.
+    const found = [...containerImages].map((image) => quote(image)).join(', ') || 'none';
+    const lines = unusedImages.map(
+      (image) =>
+        `images entry ${quote(image)} matched no container: no manifest uses repository ` +
+        `${repositoryOf(parseImage(image)!)}`,
     );
+    if (!options.allowUnmatchedImages) {
+      throw new ConfigurationError(
+        `${lines.join('; ')}. The manifests' containers use ${found}. Name the same registry ` +
+          `and repository in the manifest (a tag or digest there is replaced), or set ` +
+          `allow-unmatched-images: true to deploy anyway.`,
+      );
+    }
+    for (const line of lines) logger.warning(`${line}.`);
   }
   // A stable sort keeps the manifests' own order within a rank.
   objects.sort((a, b) => applyRank(a.object.kind) - applyRank(b.object.kind));
@@ -128,10 +156,11 @@ function setNamespace(
   if (own === undefined || own === '') {
     object.metadata.namespace = namespace;
   } else if (input !== undefined && own !== input) {
-    throw new ConfigurationError(
-      `${describeSource(source)} ${object.kind}/${object.metadata.name} is in namespace ` +
-        `${quote(own)}, but the namespace input is ${quote(input)}. Remove metadata.namespace ` +
-        `from the manifest, or the namespace input.`,
+    throw manifestError(
+      source,
+      `${object.kind}/${object.metadata.name} is in namespace ${quote(own)}, but the namespace ` +
+        `input is ${quote(input)}. Remove metadata.namespace from the manifest, or the ` +
+        `namespace input.`,
     );
   }
 }
@@ -191,9 +220,10 @@ function addMetadata(object: KubeObject, options: RenderOptions): void {
     metadata.labels = { ...(metadata.labels as Record<string, string>), ...options.labels };
   }
   const provenance: Record<string, string> = {};
-  const { commit, runUrl, modelDigest } = options.provenance;
+  const { commit, runUrl, runId, modelDigest } = options.provenance;
   if (commit) provenance[`${ANNOTATION_PREFIX}/commit`] = commit;
   if (runUrl) provenance[`${ANNOTATION_PREFIX}/run-url`] = runUrl;
+  if (runId) provenance[`${ANNOTATION_PREFIX}/run-id`] = runId;
   const images = podContainers(object).map((c) => c.image);
   const pinned = [...new Set(images.filter((image) => image.includes('@')))];
   if (pinned.length > 0) provenance[`${ANNOTATION_PREFIX}/images`] = pinned.join(',');
@@ -211,9 +241,10 @@ function checkDuplicates(objects: RenderedObject[]): void {
     const key = `${object.apiVersion.split('/').slice(0, -1).join('/')}|${object.kind}|${object.metadata.namespace ?? ''}|${object.metadata.name}`;
     const earlier = seen.get(key);
     if (earlier) {
-      throw new ConfigurationError(
-        `${object.kind}/${object.metadata.name} is defined twice: in ${describeSource(earlier)} ` +
-          `and in ${describeSource(source)}.`,
+      throw manifestError(
+        source,
+        `${object.kind}/${object.metadata.name} is defined twice: here and in ` +
+          `${describeSource(earlier)}.`,
       );
     }
     seen.set(key, source);

@@ -3,6 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   cpSync,
   existsSync,
+  readFileSync,
+  symlinkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -12,8 +14,14 @@ import {
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { resolveModelFiles } from '../../src/build-push/model-files';
+import { TarLayer } from '../../src/build-push/oci/tar-layer';
+import { modelDigest as digestOfModel } from '../../src/common/model';
 import { BuildStack, REGISTRY_USER } from '../support/build-stack';
 import { FaultProxy } from '../support/fault-proxy';
+import { writeStateFile } from '../support/model-state';
+import { Registry } from '../support/registry';
+import { TENANT_ID } from '../support/stack';
 import { errorLines, REPO_ROOT, runAction, type ActionRun } from '../support/run-action';
 
 const exec = promisify(execFile);
@@ -23,6 +31,18 @@ const BASE_IMAGE = 'ai-app-base:bookworm';
 
 async function docker(...args: string[]): Promise<string> {
   return (await exec('docker', args, { maxBuffer: 64 * 1024 * 1024 })).stdout;
+}
+
+/** `docker login` into `config` with the password on stdin, as docker/login-action does. */
+async function dockerLogin(config: string, host: string, username: string, password: string) {
+  await exec(
+    'sh',
+    [
+      '-c',
+      `printf %s "$PW" | docker --config ${config} login ${host} -u ${username} --password-stdin`,
+    ],
+    { env: { ...process.env, PW: password } },
+  );
 }
 
 /** Every value that must never appear in a log line other than ::add-mask::. */
@@ -42,9 +62,15 @@ describe('build-push against the real registry and dockerd, signed in through OI
   });
   const model = randomBytes(5 * 1024 * 1024 + 123);
   const labelsFile = Buffer.from('n01440764 tench\nn01443537 goldfish\n');
-  const modelDigest = 'a'.repeat(12) + sha256(model).slice(12);
+  // What fetch-model reports for these two files.
+  const modelDigest = digestOfModel([
+    { path: 'ResNet_152.model', sha256: sha256(model) },
+    { path: 'labels/synset.txt', sha256: sha256(labelsFile) },
+  ]);
   let workspace: string;
   let modelDir: string;
+  /** The user's own docker config (DOCKER_CONFIG), which the action must never write. */
+  let userDockerConfig: string;
 
   beforeAll(async () => {
     await docker('image', 'inspect', BASE_IMAGE).catch(() => {
@@ -65,16 +91,7 @@ describe('build-push against the real registry and dockerd, signed in through OI
       path.join(FIXTURE, 'app'),
     );
     const config = mkdtempSync(path.join(tmpdir(), 'docker-config-'));
-    await exec(
-      'sh',
-      [
-        '-c',
-        `printf %s "$PW" | docker --config ${config} login ${stack.registry.host} -u ${REGISTRY_USER.username} --password-stdin`,
-      ],
-      {
-        env: { ...process.env, PW: REGISTRY_USER.password },
-      },
-    );
+    await dockerLogin(config, stack.registry.host, REGISTRY_USER.username, REGISTRY_USER.password);
     await docker('--config', config, 'push', base);
     rmSync(config, { recursive: true, force: true });
     await docker('image', 'rm', base);
@@ -95,7 +112,9 @@ describe('build-push against the real registry and dockerd, signed in through OI
     mkdirSync(path.join(modelDir, 'labels'), { recursive: true });
     writeFileSync(path.join(modelDir, 'ResNet_152.model'), model);
     writeFileSync(path.join(modelDir, 'labels', 'synset.txt'), labelsFile);
-    writeFileSync(path.join(modelDir, '.fetch-model.lock.json'), '{}');
+    writeStateFile(modelDir);
+    userDockerConfig = path.join(workspace, 'user-docker-config');
+    mkdirSync(userDockerConfig);
   });
   afterEach(() => rmSync(workspace, { recursive: true, force: true }));
 
@@ -112,7 +131,7 @@ describe('build-push against the real registry and dockerd, signed in through OI
         ...stack.identityInputs(),
         ...inputs,
       },
-      { env: { ...stack.jobEnv(sha), ...env }, cwd: workspace },
+      { env: { ...stack.jobEnv(sha), DOCKER_CONFIG: userDockerConfig, ...env }, cwd: workspace },
     );
 
   const smokeInputs = {
@@ -146,15 +165,11 @@ describe('build-push against the real registry and dockerd, signed in through OI
   async function modelInImage(image: string): Promise<string> {
     const config = mkdtempSync(path.join(tmpdir(), 'docker-config-'));
     try {
-      await exec(
-        'sh',
-        [
-          '-c',
-          `printf %s "$PW" | docker --config ${config} login ${stack.registry.host} -u ${REGISTRY_USER.username} --password-stdin`,
-        ],
-        {
-          env: { ...process.env, PW: REGISTRY_USER.password },
-        },
+      await dockerLogin(
+        config,
+        stack.registry.host,
+        REGISTRY_USER.username,
+        REGISTRY_USER.password,
       );
       await docker('--config', config, 'pull', '-q', image);
       const out = await docker(
@@ -182,6 +197,101 @@ describe('build-push against the real registry and dockerd, signed in through OI
     ).trim();
   }
 
+  /** fetch-model's `files` output for the model directory of each test. */
+  const filesOutput = () =>
+    JSON.stringify([
+      {
+        name: 'ResNet_152.model',
+        path: path.join(modelDir, 'ResNet_152.model'),
+        uri: 'https://acct.blob.core.windows.net/models/ResNet_152.model',
+        etag: '"0x8D1"',
+        sha256: sha256(model),
+        size: model.length,
+      },
+      {
+        name: 'labels/synset.txt',
+        path: path.join(modelDir, 'labels', 'synset.txt'),
+        uri: 'https://acct.blob.core.windows.net/models/labels/synset.txt',
+        etag: '"0x8D2"',
+        sha256: sha256(labelsFile),
+        size: labelsFile.length,
+      },
+    ]);
+
+  /** Uploads a blob as anyone with push rights (AcrPush) could. */
+  async function pushBlob(repository: string, data: Buffer): Promise<string> {
+    const authorization = `Bearer ${stack.registry.bearer(repository)}`;
+    const digest = `sha256:${sha256(data)}`;
+    const start = await fetch(`${stack.registry.url}/v2/${repository}/blobs/uploads/`, {
+      method: 'POST',
+      headers: { authorization },
+    });
+    expect(start.status).toBe(202);
+    const location = new URL(start.headers.get('location')!, stack.registry.url);
+    location.searchParams.set('digest', digest);
+    const put = await fetch(location, {
+      method: 'PUT',
+      headers: { authorization, 'content-type': 'application/octet-stream' },
+      body: data,
+    });
+    expect(put.status).toBe(201);
+    return digest;
+  }
+
+  async function pushManifest(repository: string, reference: string, manifest: object) {
+    const body = Buffer.from(JSON.stringify(manifest));
+    const answer = await fetch(`${stack.registry.url}/v2/${repository}/manifests/${reference}`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${stack.registry.bearer(repository)}`,
+        'content-type': (manifest as { mediaType: string }).mediaType,
+      },
+      body,
+    });
+    expect(answer.status).toBe(201);
+    return `sha256:${sha256(body)}`;
+  }
+
+  interface ImageConfig {
+    config: Record<string, unknown> & { Labels: Record<string, string> };
+    rootfs: { type: string; diff_ids: string[] };
+    [key: string]: unknown;
+  }
+  interface Manifest {
+    mediaType: string;
+    config: { mediaType: string; digest: string; size: number };
+    layers: Array<{ mediaType: string; digest: string; size: number }>;
+  }
+  async function manifestOf(repository: string, reference: string): Promise<Manifest> {
+    return (await (
+      await stack.registry.get(repository, `manifests/${reference}`)
+    ).json()) as Manifest;
+  }
+
+  /**
+   * What an attacker with push rights does: the image at `reference`, with the same labels but
+   * its config changed by `change` (and any extra layers), written under `tag`.
+   */
+  async function forge(
+    repository: string,
+    reference: string,
+    tag: string,
+    change: (config: ImageConfig, manifest: Manifest) => void | Promise<void>,
+  ): Promise<string> {
+    const manifest = await manifestOf(repository, reference);
+    const config = (await (
+      await stack.registry.get(repository, `blobs/${manifest.config.digest}`)
+    ).json()) as ImageConfig;
+    await change(config, manifest);
+    const configBytes = Buffer.from(JSON.stringify(config));
+    manifest.config = {
+      ...manifest.config,
+      digest: await pushBlob(repository, configBytes),
+      size: configBytes.length,
+    };
+    return pushManifest(repository, tag, manifest);
+  }
+
   /**
    * Blob reads since `since` went through ACR's redirect to the data endpoint, and no registry
    * token went with them (the data endpoint refuses a request that carries one).
@@ -195,23 +305,14 @@ describe('build-push against the real registry and dockerd, signed in through OI
   it('dockerfile mode: builds, smoke-tests, pushes with OIDC, and the pulled image holds the model', async () => {
     const dataReads = stack.registry.data.requests.length;
     const sha = randomBytes(20).toString('hex');
-    const files = JSON.stringify([
-      {
-        name: 'ResNet_152.model',
-        path: 'ResNet_152.model',
-        uri: 'https://acct.blob.core.windows.net/models/ResNet_152.model',
-        etag: '"0x8D1"',
-        sha256: sha256(model),
-        size: model.length,
-      },
-    ]);
+    const tag = `${sha.slice(0, 12)}-${modelDigest.slice(0, 12)}`;
     const run = await buildPush(
       {
         repository: 'ai/image-classifier',
         context: 'app',
         'model-digest': modelDigest,
-        'model-files': files,
-        tags: `${sha.slice(0, 12)}-${modelDigest.slice(0, 12)}, latest`,
+        'model-files': filesOutput(),
+        tags: `${tag}, latest`,
         ...smokeInputs,
       },
       sha,
@@ -223,12 +324,11 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(run.outputs.image).toBe(
       `${stack.registry.host}/ai/image-classifier@${run.outputs.digest}`,
     );
-    expect(JSON.parse(run.outputs.tags)).toEqual([
-      `${sha.slice(0, 12)}-${modelDigest.slice(0, 12)}`,
-      'latest',
-    ]);
+    expect(JSON.parse(run.outputs.tags)).toEqual([tag, 'latest']);
     expect(Number(run.outputs['bytes-uploaded'])).toBeGreaterThan(model.length);
     expect(run.stdout).toMatch(/POST \/score → HTTP 200/);
+    expect(run.stdout).toContain('model staged in');
+    expect(run.stdout).toContain('no buildx: building with docker build');
     expect(run.summary).toMatch(/Image pushed/);
     expect(run.summary).toMatch(/Smoke test \| passed/);
     // The staging directory is gone, the context is as it was.
@@ -238,6 +338,24 @@ describe('build-push against the real registry and dockerd, signed in through OI
       'app.py',
     ]);
     expect(await containersLeft()).toBe('');
+
+    // The digest is the one docker push reported, and the image id is the pushed config.
+    const pushed = await manifestOf('ai/image-classifier', run.outputs.digest);
+    expect(run.outputs.imageid).toBe(pushed.config.digest);
+    expect(JSON.parse(run.outputs.metadata)).toEqual({
+      'containerimage.digest': run.outputs.digest,
+      'containerimage.descriptor': {
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        digest: run.outputs.digest,
+        size: (
+          await (
+            await stack.registry.get('ai/image-classifier', `manifests/${run.outputs.digest}`)
+          ).arrayBuffer()
+        ).byteLength,
+      },
+      'containerimage.config.digest': pushed.config.digest,
+      'image.name': `${stack.registry.host}/ai/image-classifier:${tag},${stack.registry.host}/ai/image-classifier:latest`,
+    });
 
     const labels = await labelsOf('ai/image-classifier', 'latest');
     expect(labels['org.opencontainers.image.revision']).toBe(sha);
@@ -252,34 +370,49 @@ describe('build-push against the real registry and dockerd, signed in through OI
 
     expect(await modelInImage(run.outputs.image)).toBe(sha256(model));
 
-    // The refresh and access tokens went through the exchange and never reached the log.
+    // The refresh and access tokens went through the exchange and never reached the log, and
+    // docker login got the refresh token on stdin (its command line is in the log).
     expect(stack.registry.tokens.requests.map((request) => request.endpoint)).toContain('exchange');
+    expect(run.stdout).toContain(
+      `$ docker login ${stack.registry.host} --username 00000000-0000-0000-0000-000000000000 --password-stdin`,
+    );
     expect(
       leakedSecrets(run, [...stack.registry.tokens.issuedSecrets, ...stack.oidc.issuedTokens]),
     ).toEqual([]);
+    // The user's docker config was never written.
+    expect(readdirSync(userDockerConfig)).toEqual([]);
 
-    // The same commit and model again: nothing is built or pushed.
+    // Someone with push rights forges the tag: the same labels, another command.
+    const forged = await forge('ai/image-classifier', tag, tag, (config) => {
+      config.config.Cmd = ['/bin/sh', '-c', 'echo pwned'];
+    });
+    // The same commit and model again: dockerfile mode cannot verify the tag, so it builds and
+    // pushes its own image; the forged one is neither skipped nor reported.
     const again = await buildPush(
       {
         repository: 'ai/image-classifier',
         context: 'app',
         'model-digest': modelDigest,
-        tags: `${sha.slice(0, 12)}-${modelDigest.slice(0, 12)}`,
-        ...smokeInputs,
+        tags: tag,
       },
       sha,
     );
     expect(errorLines(again)).toEqual([]);
-    expect(again.outputs.skipped).toBe('true');
-    expect(again.outputs.digest).toBe(run.outputs.digest);
-    expect(again.outputs['bytes-uploaded']).toBe('0');
-    expect(again.stdout).not.toMatch(/docker build|Smoke test/);
+    expect(again.outputs.skipped).toBe('false');
+    expect(again.stdout).toContain('skip-existing: an image docker built cannot be checked');
+    expect(again.outputs.digest).not.toBe(forged);
+    expect(again.outputs.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(
+      (await stack.registry.get('ai/image-classifier', `manifests/${tag}`)).headers.get(
+        'docker-content-digest',
+      ),
+    ).toBe(again.outputs.digest);
+    expect((await labelsOf('ai/image-classifier', tag))['ai.model.digest']).toBe(modelDigest);
     expectRedirectedBlobReads(dataReads);
   });
 
-  it('dockerfile mode with push: false builds and smoke-tests, and touches no registry', async () => {
+  it('dockerfile mode with push: false builds and smoke-tests, and pushes nothing', async () => {
     const sha = randomBytes(20).toString('hex');
-    const tokenRequests = stack.registry.tokens.requests.length;
     const run = await buildPush(
       { repository: 'ai/not-pushed', context: 'app', push: 'false', ...smokeInputs },
       sha,
@@ -290,11 +423,16 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(run.outputs.digest).toBe('');
     expect(run.outputs['bytes-uploaded']).toBe('0');
     expect(run.summary).toMatch(/Image built/);
-    expect(stack.registry.tokens.requests.length).toBe(tokenRequests);
-    const labels = JSON.parse(
-      await docker('image', 'inspect', '--format', '{{json .Config.Labels}}', run.outputs.image),
-    ) as Record<string, string>;
-    expect(labels['org.opencontainers.image.revision']).toBe(sha);
+    expect((await stack.registry.get('ai/not-pushed', 'tags/list')).status).toBe(404);
+    const local = JSON.parse(
+      await docker('image', 'inspect', '--format', '{{json .}}', run.outputs.image),
+    ) as { Id: string; Config: { Labels: Record<string, string> } };
+    expect(local.Config.Labels['org.opencontainers.image.revision']).toBe(sha);
+    expect(run.outputs.imageid).toBe(local.Id);
+    expect(JSON.parse(run.outputs.metadata)).toEqual({
+      'containerimage.config.digest': local.Id,
+      'image.name': run.outputs.image,
+    });
     await docker('image', 'rm', run.outputs.image);
   });
 
@@ -321,11 +459,12 @@ describe('build-push against the real registry and dockerd, signed in through OI
       context: 'app',
       'smoke-port': '5000',
       'smoke-path': '/not-there',
-      'smoke-timeout': '4',
+      // Long enough for the app to start on a loaded machine, so its last answer is the 404.
+      'smoke-timeout': '20',
     });
     expectFailure(
       run,
-      /Smoke test failed: \/not-there did not answer 2xx within 4 s \(last: HTTP 404\)/,
+      /Smoke test failed: \/not-there did not answer 2xx within 20 s \(last: HTTP 404\)/,
     );
     expect(await containersLeft()).toBe('');
   });
@@ -388,7 +527,8 @@ describe('build-push against the real registry and dockerd, signed in through OI
     });
     expect(leakedSecrets(run, stack.registry.tokens.issuedSecrets)).toEqual([]);
 
-    // A new commit with the same model: the model layer is found by its labels, not uploaded.
+    // A new commit with the same model: the layer an earlier image labels as this model's is
+    // the one computed here from the files, so it is reused, not uploaded.
     const next = await buildPush(
       {
         repository: 'ai/classifier-fast',
@@ -403,6 +543,26 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(Number(next.outputs['bytes-uploaded'])).toBeLessThan(16 * 1024);
     expect(next.summary).toMatch(/model layer \| `[0-9a-f]{16}` \| [\d.]+ MiB \| reused/);
     expect(next.summary).toMatch(/base layer 1 \| `[0-9a-f]{16}` \| [\d.]+ [KMG]iB \| exists/);
+    expect(next.stdout).toContain(`model layer ${layerDigest} (computed here) is already in`);
+
+    // The first commit again: its tag holds exactly the image this run would push.
+    const again = await buildPush(
+      {
+        repository: 'ai/classifier-fast',
+        mode: 'model-layer',
+        'base-image': 'ai/app-base:1',
+        'model-digest': modelDigest,
+        ...smokeInputs,
+      },
+      sha,
+    );
+    expect(errorLines(again)).toEqual([]);
+    expect(again.outputs.skipped).toBe('true');
+    expect(again.outputs.digest).toBe(run.outputs.digest);
+    expect(again.outputs.imageid).toBe(run.outputs.imageid);
+    expect(again.outputs['bytes-uploaded']).toBe('0');
+    expect(again.stdout).toMatch(/is exactly the image this run would push/);
+    expect(again.stdout).not.toMatch(/Smoke test/);
     expectRedirectedBlobReads(dataReads);
   });
 
@@ -426,6 +586,137 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect((await fetch(location)).status).toBe(200);
     // Without pull rights there is no redirect: the registry's own challenge comes back.
     expect((await fetch(`${stack.registry.url}${path}`, { redirect: 'manual' })).status).toBe(401);
+  });
+
+  it('model-layer mode: a forged <sha>-<model> tag is neither skipped nor reported as ours', async () => {
+    const sha = randomBytes(20).toString('hex');
+    const tag = `${sha.slice(0, 12)}-${modelDigest.slice(0, 12)}`;
+    const inputs = {
+      repository: 'ai/forged-tag',
+      mode: 'model-layer',
+      'base-image': 'ai/app-base:1',
+      'model-files': filesOutput(),
+    };
+    const first = await buildPush(inputs, sha);
+    expect(errorLines(first)).toEqual([]);
+    // An AcrPush holder rewrites the tag: every label and layer kept, the command changed.
+    const forged = await forge('ai/forged-tag', tag, tag, (config) => {
+      config.config.Cmd = ['/bin/sh', '-c', 'echo pwned'];
+    });
+    expect((await labelsOf('ai/forged-tag', tag))['org.opencontainers.image.revision']).toBe(sha);
+
+    const again = await buildPush(inputs, sha);
+    expect(errorLines(again)).toEqual([]);
+    expect(again.outputs.skipped).toBe('false');
+    expect(again.outputs.digest).not.toBe(forged);
+    expect(again.stdout).toMatch(
+      /ai\/forged-tag:[0-9a-f]{12}-[0-9a-f]{12} exists but is not this run's image \(its config differs from the one this run would write/,
+    );
+    const now = await manifestOf('ai/forged-tag', tag);
+    expect(now.config.digest).toBe(again.outputs.imageid);
+    expect(JSON.parse(again.outputs.metadata)['containerimage.digest']).toBe(again.outputs.digest);
+
+    // And a third run finds its own image there and skips.
+    const third = await buildPush(inputs, sha);
+    expect(third.outputs.skipped).toBe('true');
+    expect(third.outputs.digest).toBe(again.outputs.digest);
+  });
+
+  it('model-layer mode: a forged "model layer" of the right size, labelled as this model\'s, is not spliced in', async () => {
+    const repository = 'ai/forged-layer';
+    const { files } = await resolveModelFiles(modelDir, undefined);
+    const size = new TarLayer(files, '/app/model').size;
+    // Bytes of exactly the model layer's size, and an image whose labels claim them as the
+    // model layer of this model digest, under a tag of the default scheme.
+    const fake = await pushBlob(repository, randomBytes(size));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: {
+          Labels: {
+            'ai.model.digest': modelDigest,
+            'ai.model.dest': '/app/model',
+            'ai.model.layer': fake,
+            'ai.model.layer-format': '1',
+          },
+        },
+        rootfs: { type: 'layers', diff_ids: [fake] },
+      }),
+    );
+    const configDigest = await pushBlob(repository, config);
+    await pushManifest(repository, `${'f'.repeat(12)}-${modelDigest.slice(0, 12)}`, {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: configDigest,
+        size: config.length,
+      },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: fake, size }],
+    });
+
+    const run = await buildPush({
+      repository,
+      mode: 'model-layer',
+      'base-image': 'ai/app-base:1',
+      ...smokeInputs,
+    });
+    expect(errorLines(run)).toEqual([]);
+    expect(run.stdout).toContain(
+      `labels ${fake} as this model's layer, but the layer computed here differs; that layer is not reused`,
+    );
+    expect(run.summary).toMatch(/model layer \| `[0-9a-f]{16}` \| [\d.]+ MiB \| uploaded/);
+    const pushed = await manifestOf(repository, run.outputs.digest);
+    expect(pushed.layers.at(-1)!.digest).not.toBe(fake);
+    expect((await labelsOf(repository, run.outputs.digest))['ai.model.layer']).toBe(
+      pushed.layers.at(-1)!.digest,
+    );
+    expect(await modelInImage(run.outputs.image)).toBe(sha256(model));
+  });
+
+  it("feeds docker/metadata-action's tags and labels outputs to build-push", async () => {
+    const image = `${stack.registry.host}/ai/meta`;
+    const run = await buildPush({
+      repository: 'ai/meta',
+      mode: 'model-layer',
+      'base-image': 'ai/app-base:1',
+      tags: `${image}:1.2.0\n${image}:1.2\n${image}:latest\n`,
+      labels: [
+        'org.opencontainers.image.title=meta',
+        'org.opencontainers.image.description=',
+        'org.opencontainers.image.url=https://github.com/octo-org/meta',
+        'org.opencontainers.image.version=1.2.0',
+        'org.opencontainers.image.licenses=MIT',
+      ].join('\n'),
+    });
+    expect(errorLines(run)).toEqual([]);
+    expect(JSON.parse(run.outputs.tags)).toEqual(['1.2.0', '1.2', 'latest']);
+    const listed = (await (await stack.registry.get('ai/meta', 'tags/list')).json()) as {
+      tags: string[];
+    };
+    expect(listed.tags.sort()).toEqual(['1.2', '1.2.0', 'latest']);
+    const labels = await labelsOf('ai/meta', 'latest');
+    expect(labels).toMatchObject({
+      'org.opencontainers.image.title': 'meta',
+      'org.opencontainers.image.description': '',
+      'org.opencontainers.image.version': '1.2.0',
+      'ai.model.digest': modelDigest,
+    });
+    expect(JSON.parse(run.outputs.metadata)['image.name']).toBe(
+      `${image}:1.2.0,${image}:1.2,${image}:latest`,
+    );
+
+    const elsewhere = await buildPush({
+      repository: 'ai/meta',
+      mode: 'model-layer',
+      'base-image': 'ai/app-base:1',
+      tags: 'ghcr.io/octo-org/meta:1.2.0',
+    });
+    expectFailure(
+      elsewhere,
+      /Invalid tags entry 'ghcr\.io\/octo-org\/meta:1\.2\.0': it names 'ghcr\.io\/octo-org\/meta', but this step pushes to '127\.0\.0\.1:\d+\/ai\/meta'/,
+    );
   });
 
   it('model-layer mode: takes an OCI base, picks the platform from an index, refuses a missing one', async () => {
@@ -561,6 +852,156 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toContain(`removed the docker login for ${stack.registry.host}`);
     expect(existsSync(config)).toBe(false);
+  });
+
+  describe('dockerfile mode signs in before it builds', () => {
+    it('builds FROM a private image in the same registry with no credentials set up beforehand', async () => {
+      const base = `${stack.registry.host}/ai/app-base:1`;
+      const inputs = {
+        repository: 'ai/from-private',
+        context: 'app',
+        'build-args': `BASE_IMAGE=${base}`,
+        'model-files': filesOutput(),
+      };
+      // Without any credentials (no id-token permission, nothing pushed) docker cannot pull it.
+      const anonymous = await buildPush({ ...inputs, push: 'false' }, undefined, {
+        ACTIONS_ID_TOKEN_REQUEST_URL: '',
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: '',
+      });
+      expectFailure(
+        anonymous,
+        /docker build failed \(exit 1\): .*(denied|unauthorized|authentication required)/is,
+      );
+      expect(anonymous.stdout).toContain(`not signed in to ${stack.registry.host}`);
+
+      const run = await buildPush({ ...inputs, ...smokeInputs });
+      try {
+        expect(errorLines(run)).toEqual([]);
+        expect(run.stdout).toContain(`signed in to ${stack.registry.host} for this step`);
+        expect(run.stdout).toMatch(
+          /Status: Downloaded newer image for 127\.0\.0\.1:\d+\/ai\/app-base:1/,
+        );
+        expect(run.stdout).toMatch(/POST \/score → HTTP 200/);
+        expect(readdirSync(userDockerConfig)).toEqual([]);
+        expect(await modelInImage(run.outputs.image)).toBe(sha256(model));
+      } finally {
+        await docker('image', 'rm', base).catch(() => undefined);
+      }
+    });
+
+    it('builds FROM an image in a second registry the user signed in to (docker/login-action)', async () => {
+      const user = {
+        username: 'base-reader',
+        password: 'second-' + randomBytes(12).toString('hex'),
+      };
+      const second = await new Registry({
+        tenantId: TENANT_ID,
+        entraKeys: () => [],
+        users: { [user.username]: user.password },
+      }).start();
+      const base = `${second.host}/base/app-base:1`;
+      try {
+        // The base image in the second registry, pushed by its owner.
+        const ownerConfig = mkdtempSync(path.join(tmpdir(), 'docker-config-'));
+        await dockerLogin(ownerConfig, second.host, user.username, user.password);
+        await docker('tag', BASE_IMAGE, base);
+        await docker('--config', ownerConfig, 'push', base);
+        await docker('image', 'rm', base);
+        rmSync(ownerConfig, { recursive: true, force: true });
+
+        const inputs = {
+          repository: 'ai/from-second',
+          context: 'app',
+          'build-args': `BASE_IMAGE=${base}`,
+          'model-files': filesOutput(),
+          ...smokeInputs,
+        };
+        // The user's docker config holds no sign-in to the second registry yet: the pull fails.
+        const refused = await buildPush(inputs);
+        expectFailure(
+          refused,
+          /docker build failed \(exit 1\): .*(denied|unauthorized|authentication required)/is,
+        );
+
+        // As docker/login-action would: a sign-in in the user's DOCKER_CONFIG.
+        await dockerLogin(userDockerConfig, second.host, user.username, user.password);
+        const before = readFileSync(path.join(userDockerConfig, 'config.json'), 'utf8');
+        const run = await buildPush(inputs);
+        expect(errorLines(run)).toEqual([]);
+        expect(run.stdout).toContain(
+          `docker sign-ins kept from ${userDockerConfig}: ${second.host}`,
+        );
+        expect(run.stdout).toMatch(/POST \/score → HTTP 200/);
+        // The user's config is as login-action left it: this step's sign-in went elsewhere.
+        expect(readFileSync(path.join(userDockerConfig, 'config.json'), 'utf8')).toBe(before);
+        expect(readdirSync(userDockerConfig)).toEqual(['config.json']);
+        expect(leakedSecrets(run, [user.password, ...stack.registry.tokens.issuedSecrets])).toEqual(
+          [],
+        );
+        expect(await modelInImage(run.outputs.image)).toBe(sha256(model));
+      } finally {
+        await docker('image', 'rm', base).catch(() => undefined);
+        await second.stop();
+      }
+    });
+  });
+
+  describe('the model that ships is the model that was verified', () => {
+    const nothingPushed = async (repository: string) =>
+      expect((await stack.registry.get(repository, 'tags/list')).status).toBe(404);
+
+    it.each(['dockerfile', 'model-layer'])(
+      '%s mode: refuses a symbolic link to /etc/passwd and a file outside the set, naming them',
+      async (mode) => {
+        symlinkSync('/etc/passwd', path.join(modelDir, 'labels', 'passwd'));
+        writeFileSync(path.join(modelDir, 'notes.txt'), 'not part of the model');
+        const repository = `ai/refused-${mode}`;
+        const run = await buildPush({
+          repository,
+          mode,
+          context: 'app',
+          'base-image': 'ai/app-base:1',
+          'model-files': filesOutput(),
+        });
+        expectFailure(
+          run,
+          new RegExp(
+            "model-path '.*fetched' does not hold exactly the model model-files describes: " +
+              'symbolic links \\(build-push ships no link, it would copy what the link points at\\): ' +
+              "'labels/passwd' → '/etc/passwd'; files model-files does not name: 'notes\\.txt'",
+          ),
+        );
+        await nothingPushed(repository);
+        expect(existsSync(path.join(workspace, 'app', 'model'))).toBe(false);
+      },
+    );
+
+    it.each(['dockerfile', 'model-layer'])(
+      "%s mode: refuses bytes that differ from model-files' sha256, and pushes nothing",
+      async (mode) => {
+        const files = filesOutput();
+        // Same size, one byte changed: only the sha256 can tell.
+        const tampered = Buffer.from(model);
+        tampered[4_000_000] ^= 0xff;
+        writeFileSync(path.join(modelDir, 'ResNet_152.model'), tampered);
+        const repository = `ai/tampered-${mode}`;
+        const run = await buildPush({
+          repository,
+          mode,
+          context: 'app',
+          'base-image': 'ai/app-base:1',
+          'model-files': files,
+        });
+        expectFailure(
+          run,
+          new RegExp(
+            `model file 'ResNet_152\\.model' does not match its sha256 in model-files: expected ${sha256(model)}, read ${sha256(tampered)}\\.`,
+          ),
+        );
+        await nothingPushed(repository);
+        expect(existsSync(path.join(workspace, 'app', 'model'))).toBe(false);
+      },
+    );
   });
 
   describe('uploads through a proxy that injects faults', () => {

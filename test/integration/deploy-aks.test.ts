@@ -154,10 +154,15 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     const first = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` });
     expect(first.exitCode).toBe(0);
     stack.kube.behave(`${REGISTRY}/ai-app@${DIGEST_BAD}`, { kind: 'pull-fail' });
-    const run = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_BAD}`, timeout: '5m' });
+    // "not found" cannot pass with another pull: it fails at once, whatever the grace.
+    const run = await deploy({
+      images: `${REGISTRY}/ai-app@${DIGEST_BAD}`,
+      timeout: '5m',
+      'failure-grace': '10m',
+    });
     expectFailure(
       run,
-      /Rollout of Deployment\/pull in namespace default failed: pod pull-\w+-\w+ container (warm-model|app): (ErrImagePull|ImagePullBackOff)/,
+      /Rollout of Deployment\/pull in namespace default failed: pod pull-\w+-\w+ container (warm-model|app): (ErrImagePull|ImagePullBackOff): failed to pull and unpack image .*: not found/,
     );
     expectFailure(run, /Rolled back Deployment\/pull/);
     expect(run.milliseconds).toBeLessThan(20_000);
@@ -175,6 +180,54 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
     // A container that never started has no logs to show.
     expect(errorLines(run).join('\n')).not.toContain('Last log lines');
     expect(run.summary).toMatch(/What was restored/);
+  });
+
+  it('refuses to let an older run replace what a later run deployed, unless told to', async () => {
+    writeManifest('app.yaml', appManifest('ordered', 1));
+    const newer = { GITHUB_RUN_ID: '9001', GITHUB_SHA: 'b'.repeat(40) };
+    const older = { GITHUB_RUN_ID: '9000', GITHUB_SHA: 'a'.repeat(40) };
+    expect((await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` }, newer)).exitCode).toBe(0);
+    // The older run finishes last: the concurrency group let it through, the action does not.
+    const late = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V2}` }, older);
+    expectFailure(
+      late,
+      /A later workflow run already deployed Deployment\/ordered \(run 9001, commit bbbbbbbbbbbb\); this is run 9000, commit aaaaaaaaaaaa\. .*nothing was applied.*allow-older-release: true/,
+    );
+    const live = stack.kube.get('Deployment', 'default', 'ordered')!;
+    expect(live.spec.template.spec.containers[0].image).toBe(`${REGISTRY}/ai-app@${DIGEST_V1}`);
+    // A re-run of the later run (same run id, same commit) is no conflict.
+    expect((await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` }, newer)).exitCode).toBe(0);
+    // A rollback by hand is allowed when asked for.
+    const rollback = await deploy(
+      { images: `${REGISTRY}/ai-app@${DIGEST_V2}`, 'allow-older-release': 'true' },
+      older,
+    );
+    expect(rollback.exitCode).toBe(0);
+    expect(rollback.stdout).toMatch(/::warning::Replacing a newer release with this older one/);
+    expect(
+      stack.kube.get('Deployment', 'default', 'ordered')!.spec.template.spec.containers[0].image,
+    ).toBe(`${REGISTRY}/ai-app@${DIGEST_V2}`);
+  });
+
+  it('rides out a registry that throttles pulls (429) instead of rolling back a good release', async () => {
+    writeManifest('app.yaml', appManifest('throttled', 2));
+    const first = await deploy({ images: `${REGISTRY}/ai-app@${DIGEST_V1}` });
+    expect(first.exitCode).toBe(0);
+    const throttled = `${REGISTRY}/ai-app@sha256:${'7'.repeat(64)}`;
+    stack.kube.behave(throttled, { kind: 'pull-throttled', failures: 2 });
+    const run = await deploy({ images: throttled, timeout: '5m' });
+    expect(errorLines(run)).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    expect(run.outputs['rolled-back']).toBe('false');
+    // The pods did show ErrImagePull: the rollout waited it out.
+    expect(
+      stack.kube.podFailures
+        .filter((failure) => failure.pod.startsWith('throttled-'))
+        .map((failure) => failure.reason),
+    ).toContain('ErrImagePull');
+    expect(
+      stack.kube.get('Deployment', 'default', 'throttled')!.spec.template.spec.containers[0].image,
+    ).toBe(throttled);
   });
 
   it('fails a first deployment that cannot come up, with nothing to roll back to', async () => {
@@ -401,11 +454,16 @@ spec:
       'bad.yaml',
       'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata: [unclosed\n',
     );
-    expectFailure(await deploy({}), /YAML syntax error in k8s\/bad\.yaml at line \d+/);
+    const syntax = await deploy({});
+    expectFailure(syntax, /YAML syntax error in k8s\/bad\.yaml at line 6/);
+    // Anchored to the file and line, so the runner shows it on the manifest in a pull request.
+    expect(syntax.stdout).toMatch(
+      /^::error title=Invalid manifest,file=k8s\/bad\.yaml,line=6::YAML syntax error/m,
+    );
     writeManifest('bad.yaml', appManifest('schema').replace('replicas: 2', 'replicas: two'));
     expectFailure(
       await deploy({}),
-      /k8s\/bad\.yaml \(document 3\) Deployment\/schema: spec\.replicas must be integer/,
+      /k8s\/bad\.yaml,line=\d+::Deployment\/schema: spec\.replicas must be integer/,
     );
     expectFailure(
       await deploy({ manifests: 'deploy/*.yaml' }),

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { json } from './github-oidc';
-import { newSigningKey, signJwt, verifyJwt } from './jwt';
+import { newSigningKey, signJwt, verifyJwt, type SigningKey } from './jwt';
 import { closeServer, listenOnLoopback } from '../support/ports';
 
 /** A federated identity credential of an app registration: which tokens it trusts. */
@@ -15,6 +15,10 @@ export interface FederatedCredential {
 export interface EntraApp {
   clientId: string;
   federatedCredentials: FederatedCredential[];
+  /** A client secret the app may sign in with instead (how first-party services such as Event Grid appear). */
+  clientSecret?: string;
+  /** App roles granted to this app, by the resource (client id or App ID URI) that defines them: the token's `roles`. */
+  appRoles?: Record<string, string[]>;
 }
 
 export interface EntraOptions {
@@ -36,7 +40,9 @@ export interface EntraOptions {
  * the requested resource, answering errors with Entra's AADSTS codes.
  */
 export class EntraServer {
-  readonly key = newSigningKey();
+  /** The key tokens are signed with now; `rotateSigningKey` replaces it, as Entra's rollover does. */
+  key = newSigningKey();
+  private retiredKeys: SigningKey[] = [];
   readonly tokenRequests: Array<{ clientId: string; scope: string }> = [];
   private server?: https.Server;
   private port = 0;
@@ -56,6 +62,23 @@ export class EntraServer {
   async stop(): Promise<void> {
     await closeServer(this.server);
   }
+
+  /**
+   * Entra's key rollover: a new key signs from now on; the old one stays published. A client
+   * that cached the key set sees tokens with a key id it does not know until it reads it again.
+   */
+  rotateSigningKey(): void {
+    this.retiredKeys.unshift(this.key);
+    this.key = newSigningKey();
+  }
+
+  /** The published key set (discovery/v2.0/keys). */
+  get jwks(): Array<Record<string, unknown>> {
+    return [this.key, ...this.retiredKeys].map((key) => key.jwk);
+  }
+
+  /** How many times the key set was read. */
+  keyReads = 0;
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', this.authorityHost);
@@ -81,7 +104,10 @@ export class EntraServer {
         tenant_region_scope: null,
       });
     }
-    if (endpoint.startsWith('discovery')) return json(res, 200, { keys: [this.key.jwk] });
+    if (endpoint.startsWith('discovery')) {
+      this.keyReads++;
+      return json(res, 200, { keys: this.jwks });
+    }
     if (req.method !== 'POST') return json(res, 405, { error: 'method_not_allowed' });
     let body = '';
     req.setEncoding('utf8');
@@ -113,53 +139,67 @@ export class EntraServer {
         `Application with identifier '${clientId}' was not found in the directory '${this.options.tenantId}'.`,
       );
     }
-    if (
-      form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
-    ) {
-      return aadError(
-        res,
-        401,
-        'invalid_client',
-        7000218,
-        "The request body must contain 'client_assertion' or 'client_secret'.",
-      );
-    }
-    const verified = verifyJwt(form.get('client_assertion') ?? '', this.options.trustedKeys());
-    if ('error' in verified) {
-      return aadError(
-        res,
-        401,
-        'invalid_client',
-        700027,
-        `Client assertion failed signature validation: ${verified.error}.`,
-      );
-    }
-    const claims = verified.claims;
     const now = Math.floor(Date.now() / 1000);
-    if (typeof claims.exp !== 'number' || claims.exp < now) {
-      return aadError(
-        res,
-        400,
-        'invalid_client',
-        700024,
-        'Client assertion is not within its valid time range.',
+    const secret = form.get('client_secret');
+    if (secret !== null) {
+      if (!app.clientSecret || secret !== app.clientSecret) {
+        return aadError(
+          res,
+          401,
+          'invalid_client',
+          7000215,
+          'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.',
+        );
+      }
+    } else {
+      if (
+        form.get('client_assertion_type') !==
+        'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+      ) {
+        return aadError(
+          res,
+          401,
+          'invalid_client',
+          7000218,
+          "The request body must contain 'client_assertion' or 'client_secret'.",
+        );
+      }
+      const verified = verifyJwt(form.get('client_assertion') ?? '', this.options.trustedKeys());
+      if ('error' in verified) {
+        return aadError(
+          res,
+          401,
+          'invalid_client',
+          700027,
+          `Client assertion failed signature validation: ${verified.error}.`,
+        );
+      }
+      const claims = verified.claims;
+      if (typeof claims.exp !== 'number' || claims.exp < now) {
+        return aadError(
+          res,
+          400,
+          'invalid_client',
+          700024,
+          'Client assertion is not within its valid time range.',
+        );
+      }
+      const trusted = app.federatedCredentials.some(
+        (credential) =>
+          credential.issuer === claims.iss &&
+          credential.subject === claims.sub &&
+          credential.audience === claims.aud,
       );
-    }
-    const trusted = app.federatedCredentials.some(
-      (credential) =>
-        credential.issuer === claims.iss &&
-        credential.subject === claims.sub &&
-        credential.audience === claims.aud,
-    );
-    if (!trusted) {
-      return aadError(
-        res,
-        400,
-        'invalid_client',
-        70021,
-        `No matching federated identity record found for presented assertion. Assertion Issuer: '${claims.iss}'. ` +
-          `Assertion Subject: '${claims.sub}'. Assertion Audience: '${claims.aud}'.`,
-      );
+      if (!trusted) {
+        return aadError(
+          res,
+          400,
+          'invalid_client',
+          70021,
+          `No matching federated identity record found for presented assertion. Assertion Issuer: '${claims.iss}'. ` +
+            `Assertion Subject: '${claims.sub}'. Assertion Audience: '${claims.aud}'.`,
+        );
+      }
     }
     if (!scope || !scope.endsWith('/.default')) {
       return aadError(
@@ -171,6 +211,7 @@ export class EntraServer {
       );
     }
     const resource = scope.slice(0, -'/.default'.length);
+    const roles = app.appRoles?.[resource];
     const lifetime = this.options.tokenLifetimeSeconds ?? 3600;
     this.tokenRequests.push({ clientId, scope });
     const accessToken = signJwt(
@@ -187,6 +228,7 @@ export class EntraServer {
         sub: randomUUID(),
         tid: this.options.tenantId,
         ver: '1.0',
+        ...(roles ? { roles } : {}),
       },
       this.key,
     );

@@ -243,7 +243,8 @@ export class GithubApiServer {
     authorization: string | undefined,
     app: GithubApp | undefined,
   ): string | undefined {
-    const jwt = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
+    // The scheme is case-insensitive (RFC 7235): @octokit/auth-app sends `bearer`.
+    const jwt = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1];
     const parts = jwt?.split('.') ?? [];
     if (parts.length !== 3) return 'A JSON web token could not be decoded';
     let header: { alg?: string };

@@ -17,6 +17,8 @@ export type PodBehaviour =
   | { kind: 'ready'; delayMs?: number }
   | { kind: 'crash'; logs?: string[] }
   | { kind: 'pull-fail' }
+  /** The registry throttles: the first `failures` pulls fail with 429, then the pod starts. */
+  | { kind: 'pull-throttled'; failures: number }
   | { kind: 'invalid-name' }
   | { kind: 'config-error' }
   | { kind: 'pending' };
@@ -1854,6 +1856,40 @@ export class KubeApiServer {
       20,
     );
     const image = containers[0].image;
+    if (behaviour.kind === 'pull-throttled') {
+      // Each pull fails with the registry's 429 and the kubelet backs off, until one succeeds.
+      for (let attempt = 0; attempt < behaviour.failures; attempt++) {
+        this.schedule(
+          () =>
+            update((next) => {
+              next.status.containerStatuses = statuses({
+                waiting: {
+                  reason: 'ErrImagePull',
+                  message:
+                    `failed to pull and unpack image "${image}": failed to copy: httpReadSeeker: ` +
+                    `failed open: unexpected status code https://${image.split('/')[0]}/v2/` +
+                    `blobs/sha256:${'0'.repeat(64)}: 429 Too Many Requests - Server message: ` +
+                    `toomanyrequests: too many requests, retry after a while`,
+                },
+              });
+            }),
+          60 + attempt * 300,
+        );
+        this.schedule(
+          () =>
+            update((next) => {
+              next.status.containerStatuses = statuses({
+                waiting: {
+                  reason: 'ImagePullBackOff',
+                  message: `Back-off pulling image "${image}"`,
+                },
+              });
+            }),
+          200 + attempt * 300,
+        );
+      }
+      behaviour = { kind: 'ready', delayMs: behaviour.failures * 300 + 100 };
+    }
     // Only containers that started have logs.
     if (behaviour.kind === 'crash') {
       this.podLogs.set(

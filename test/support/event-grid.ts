@@ -1,4 +1,12 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  EVENT_GRID_APP_ID,
+  EVENT_GRID_ROLE,
+  SETTING,
+} from '../../examples/model-upload-dispatcher/src/settings';
+import { EntraServer } from '../servers/entra';
+import { TENANT_ID } from './stack';
+import { localTls } from './tls';
 
 /**
  * Event Grid deliveries as Azure Storage and Event Grid send them (shapes from the
@@ -78,4 +86,83 @@ export function validationEvent(
     metadataVersion: '1',
     dataVersion: '2',
   };
+}
+
+/**
+ * Event Grid's side of a webhook subscription with Entra authentication: an Entra double in
+ * which Event Grid's application holds the AzureEventGridSecureWebhookSubscriber role on the
+ * webhook's app registration (WEBHOOK_AUDIENCE), and another app of the tenant that does not.
+ * `token()` signs in as Event Grid does before each delivery (client credentials for
+ * `<audience>/.default`), over HTTPS.
+ */
+export const WEBHOOK_AUDIENCE = 'api://model-upload-dispatcher';
+export const OTHER_APP_ID = '0c2f4b6a-8d1e-4f3a-9b5c-7e6d5c4b3a21';
+
+export class EventGridEntra {
+  readonly server: EntraServer;
+  private readonly secrets: Record<string, string> = {
+    [EVENT_GRID_APP_ID]: randomBytes(24).toString('base64url'),
+    [OTHER_APP_ID]: randomBytes(24).toString('base64url'),
+  };
+
+  constructor() {
+    this.server = new EntraServer({
+      tenantId: TENANT_ID,
+      tls: localTls(),
+      trustedKeys: () => [],
+      apps: [
+        {
+          clientId: EVENT_GRID_APP_ID,
+          federatedCredentials: [],
+          clientSecret: this.secrets[EVENT_GRID_APP_ID],
+          appRoles: { [WEBHOOK_AUDIENCE]: [EVENT_GRID_ROLE] },
+        },
+        {
+          clientId: OTHER_APP_ID,
+          federatedCredentials: [],
+          clientSecret: this.secrets[OTHER_APP_ID],
+        },
+      ],
+    });
+  }
+
+  async start(): Promise<this> {
+    await this.server.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await this.server.stop();
+  }
+
+  /** The dispatcher's Entra app settings for this tenant and webhook. */
+  settings(): Record<string, string> {
+    return {
+      [SETTING.entraTenantId]: TENANT_ID,
+      [SETTING.entraAudience]: WEBHOOK_AUDIENCE,
+      [SETTING.entraAuthorityHost]: this.server.authorityHost,
+    };
+  }
+
+  /** An access token for `audience`, as the app `clientId` gets it from the token endpoint. */
+  async token(audience = WEBHOOK_AUDIENCE, clientId = EVENT_GRID_APP_ID): Promise<string> {
+    const response = await fetch(`${this.server.authorityHost}/${TENANT_ID}/oauth2/v2.0/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: clientId,
+        client_secret: this.secrets[clientId],
+        scope: `${audience}/.default`,
+      }),
+    });
+    const body = (await response.json()) as { access_token?: string; error_description?: string };
+    if (!body.access_token) throw new Error(`Entra refused the token: ${body.error_description}`);
+    return body.access_token;
+  }
+
+  /** The headers of a delivery Event Grid sends with its token. */
+  async headers(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+    return { authorization: `Bearer ${await this.token()}`, ...extra };
+  }
 }

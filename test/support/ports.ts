@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import type * as http from 'node:http';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
@@ -55,4 +56,13 @@ export async function closeServer(server: http.Server | undefined): Promise<void
   if (!server) return;
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/** Stops a child process with SIGTERM and resolves once it exited (at once if it already had). */
+export async function stopChild(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
 }

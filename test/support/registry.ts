@@ -10,7 +10,7 @@ import {
   type AcrTokenOptions,
 } from '../servers/acr';
 import type { SigningKey } from '../servers/jwt';
-import { freePort, waitForPort } from './ports';
+import { freePort, waitForPort, stopChild } from './ports';
 import { localTls } from './tls';
 
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
@@ -119,13 +119,7 @@ export class Registry {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (child && child.exitCode === null) {
-      await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      });
-    }
+    await stopChild(this.child);
     await Promise.all([this.tokens?.stop(), this.data?.stop()]);
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }

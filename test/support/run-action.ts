@@ -92,7 +92,7 @@ export function parseOutputFile(text: string): Record<string, string> {
   return outputs;
 }
 
-/** Every `::error::` line the action printed (how setFailed reports). */
+/** Every `::error` line the action printed (how setFailed and core.error report). */
 export function errorLines(run: ActionRun): string[] {
-  return run.stdout.split('\n').filter((line) => line.startsWith('::error::'));
+  return run.stdout.split('\n').filter((line) => /^::error( [^:]*)?::/.test(line));
 }

@@ -4,7 +4,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { GithubOidcServer, type GithubOidcOptions } from '../servers/github-oidc';
 import { S3IamGateway } from '../servers/s3-iam';
 import { StsServer, type IamRole } from '../servers/sts';
-import { freePort } from './ports';
+import { freePort, stopChild } from './ports';
 import { localTls } from './tls';
 
 export const AWS_ACCOUNT = '123456789012';
@@ -49,13 +49,7 @@ export class Fauxqs {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (child && child.exitCode === null) {
-      await new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      });
-    }
+    await stopChild(this.child);
   }
 
   /** A client straight to the server, for fixtures (never given to the action). */

@@ -87,7 +87,7 @@ describe('action-build-push', () => {
 
   it('declares the outputs main.ts sets', () => {
     const main = readFileSync(path.join(ROOT, 'src/build-push/main.ts'), 'utf8');
-    const set = [...main.matchAll(/core\.setOutput\('([^']+)'/g)].map((match) => match[1]);
+    const set = [...main.matchAll(/core\.setOutput\(\s*'([^']+)'/g)].map((match) => match[1]);
     expect(set.sort()).toEqual(Object.keys(yaml.outputs).sort());
   });
 
@@ -106,6 +106,12 @@ describe('action-build-push', () => {
     );
     expect(() => read({ 'model-dest': 'app/model' })).toThrow("Invalid model-dest 'app/model'.");
     expect(() => read({ tags: 'ok, -bad' })).toThrow("Invalid tag '-bad' in 'tags'.");
+    expect(() => read({ labels: 'ai.model.digest=forged' })).toThrow(
+      "Invalid labels line 'ai.model.digest=forged': labels under 'ai.model.' are set by build-push",
+    );
+    expect(() => read({ labels: '=value' })).toThrow(
+      "Invalid labels line '=value'. Expected key=value, one per line.",
+    );
     expect(() => read({ username: 'u' })).toThrow("Set both 'username' and 'password'");
     expect(() => read({ mode: 'model-layer', 'model-path': path.join(dir, 'model') })).toThrow(
       "Input 'base-image' is required in model-layer mode",
@@ -127,7 +133,13 @@ describe('action-build-push', () => {
     const settings = read(
       {
         'model-files': JSON.stringify([
-          { name: 'm.bin', uri: 'https://a/m.bin', etag: '"0x1"', sha256: 'ab', size: 2 },
+          {
+            name: 'm.bin',
+            uri: 'https://a/m.bin',
+            etag: '"0x1"',
+            sha256: 'ab'.repeat(32),
+            size: 2,
+          },
         ]),
         labels: 'team=vision\norg.opencontainers.image.source=https://example.com/override',
       },
@@ -149,7 +161,62 @@ describe('action-build-push', () => {
       team: 'vision',
     });
     expect(JSON.parse(labels['ai.model.files'])).toEqual([
-      { name: 'm.bin', uri: 'https://a/m.bin', etag: '"0x1"', sha256: 'ab', size: 2 },
+      { name: 'm.bin', uri: 'https://a/m.bin', etag: '"0x1"', sha256: 'ab'.repeat(32), size: 2 },
     ]);
+  });
+
+  it("takes docker/metadata-action's tags and labels outputs as they are", () => {
+    // What metadata-action writes for `images: myacr.azurecr.io/ai/app` on a v1.2.0 tag push.
+    const settings = read({
+      tags: [
+        'myacr.azurecr.io/ai/app:1.2.0',
+        'myacr.azurecr.io/ai/app:1.2',
+        'myacr.azurecr.io/ai/app:latest',
+        'myacr.azurecr.io/ai/app:sha-0123456',
+      ].join('\n'),
+      labels: [
+        'org.opencontainers.image.title=app',
+        'org.opencontainers.image.description=',
+        'org.opencontainers.image.url=https://github.com/octo-org/app',
+        'org.opencontainers.image.source=https://github.com/octo-org/app',
+        'org.opencontainers.image.version=1.2.0',
+        'org.opencontainers.image.created=2024-05-01T10:00:00.000Z',
+        'org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567',
+        'org.opencontainers.image.licenses=MIT',
+        'com.example.query=a=b',
+      ].join('\n'),
+    });
+    expect(settings.tags).toEqual(['1.2.0', '1.2', 'latest', 'sha-0123456']);
+    expect(settings.labels).toEqual({
+      'org.opencontainers.image.title': 'app',
+      'org.opencontainers.image.description': '',
+      'org.opencontainers.image.url': 'https://github.com/octo-org/app',
+      'org.opencontainers.image.source': 'https://github.com/octo-org/app',
+      'org.opencontainers.image.version': '1.2.0',
+      'org.opencontainers.image.created': '2024-05-01T10:00:00.000Z',
+      'org.opencontainers.image.revision': '0123456789abcdef0123456789abcdef01234567',
+      'org.opencontainers.image.licenses': 'MIT',
+      'com.example.query': 'a=b',
+    });
+    // Bare tags and references mix; a reference without a registry is in this one.
+    expect(read({ tags: 'v1, ai/app:v2,myacr.azurecr.io/ai/app:v1' }).tags).toEqual(['v1', 'v2']);
+  });
+
+  it('refuses tag references to another registry or repository, or without a tag', () => {
+    expect(() => read({ tags: 'ghcr.io/octo-org/app:1.2' })).toThrow(
+      "Invalid tags entry 'ghcr.io/octo-org/app:1.2': it names 'ghcr.io/octo-org/app', but this " +
+        "step pushes to 'myacr.azurecr.io/ai/app'. Expected a bare tag such as 1.2, or a " +
+        'reference to this registry and repository such as myacr.azurecr.io/ai/app:1.2.',
+    );
+    expect(() => read({ tags: 'myacr.azurecr.io/ai/other:1.2' })).toThrow(
+      /it names 'myacr\.azurecr\.io\/ai\/other'/,
+    );
+    expect(() => read({ tags: 'myacr.azurecr.io/ai/app' })).toThrow(
+      "Invalid tags entry 'myacr.azurecr.io/ai/app': expected a tag to push",
+    );
+    expect(() => read({ tags: `myacr.azurecr.io/ai/app@sha256:${'a'.repeat(64)}` })).toThrow(
+      /expected a tag to push, such as myacr\.azurecr\.io\/ai\/app:1\.2, not a digest/,
+    );
+    expect(() => read({ tags: 'myacr.azurecr.io/ai/App:1' })).toThrow(/Invalid tags/);
   });
 });

@@ -6,7 +6,7 @@ import { Inputs } from '../../src/common/inputs';
 import { MemoryLogger } from '../../src/common/logger';
 import { readSettings, parseDuration } from '../../src/deploy-aks/inputs';
 import { connectionFromKubeconfig, AKS_SERVER_APP_ID } from '../../src/deploy-aks/kube/connection';
-import { expandManifestPaths, globToRegExp } from '../../src/deploy-aks/manifests';
+import { expandManifestPaths } from '../../src/deploy-aks/manifests';
 import { progressiveOutputs } from '../../src/deploy-aks/report';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -378,28 +378,48 @@ describe('manifest paths', () => {
 
   const rel = (files: string[]) => files.map((file) => path.relative(dir, file));
 
-  it('expands directories recursively, globs, and files, each once', () => {
-    expect(rel(expandManifestPaths(['k8s'], dir))).toEqual([
+  it('expands directories recursively, globs, and files, each once', async () => {
+    expect(rel(await expandManifestPaths(['k8s'], dir))).toEqual([
       'k8s/a.yaml',
       'k8s/b.yml',
       'k8s/sub/c.yaml',
     ]);
-    expect(rel(expandManifestPaths(['k8s/*.yaml', 'k8s/a.yaml'], dir))).toEqual(['k8s/a.yaml']);
-    expect(rel(expandManifestPaths(['**/*.{yaml,json}'], dir))).toEqual([
+    expect(rel(await expandManifestPaths(['k8s/*.yaml', 'k8s/a.yaml'], dir))).toEqual([
+      'k8s/a.yaml',
+    ]);
+    expect(rel(await expandManifestPaths(['**/*.yaml', '**/*.json'], dir))).toEqual([
       'k8s/a.yaml',
       'k8s/sub/c.yaml',
       'other/d.json',
     ]);
+    // An explicitly named file is read whatever its extension.
+    expect(rel(await expandManifestPaths(['k8s/notes.md'], dir))).toEqual(['k8s/notes.md']);
   });
 
-  it('fails on an entry that matches nothing', () => {
-    expect(() => expandManifestPaths(['k8s/*.json'], dir)).toThrow(/the pattern matches no file/);
-    expect(() => expandManifestPaths(['nope.yaml'], dir)).toThrow(/no such file or directory/);
+  it("follows @actions/glob's rules: ! excludes, [] classes, ? one character", async () => {
+    expect(rel(await expandManifestPaths(['k8s', '!k8s/sub'], dir))).toEqual([
+      'k8s/a.yaml',
+      'k8s/b.yml',
+    ]);
+    expect(rel(await expandManifestPaths(['**/*.y?ml', '!**/b.yml'], dir))).toEqual([
+      'k8s/a.yaml',
+      'k8s/sub/c.yaml',
+    ]);
+    expect(rel(await expandManifestPaths(['k8s/[ab].y*'], dir))).toEqual([
+      'k8s/a.yaml',
+      'k8s/b.yml',
+    ]);
   });
 
-  it('translates globs', () => {
-    expect(globToRegExp('/a/**/b?.yaml').test('/a/x/y/b1.yaml')).toBe(true);
-    expect(globToRegExp('/a/**/b?.yaml').test('/a/b1.yaml')).toBe(true);
-    expect(globToRegExp('/a/*.yaml').test('/a/x/b.yaml')).toBe(false);
+  it('fails on an entry that matches nothing, naming it', async () => {
+    await expect(expandManifestPaths(['k8s/*.json'], dir)).rejects.toThrow(
+      /Invalid manifests entry 'k8s\/\*\.json': the pattern matches no file/,
+    );
+    await expect(expandManifestPaths(['nope.yaml'], dir)).rejects.toThrow(
+      /no such file or directory/,
+    );
+    await expect(expandManifestPaths(['k8s/sub', '!k8s/sub/*.yaml'], dir)).rejects.toThrow(
+      /after the ! exclusions/,
+    );
   });
 });

@@ -94,6 +94,7 @@ describe('rendering', () => {
   it('does not replace an image from another registry or port with the same path', () => {
     const rendered = render1(deployment('registry.local:5001/app:1', 'other.io/app:1'), {
       images: parseImageInputs([`registry.local:5000/app@${DIGEST}`]),
+      allowUnmatchedImages: true,
     });
     const spec = podSpec(rendered.objects[0].object);
     expect(spec.containers[0].image).toBe('registry.local:5001/app:1');
@@ -110,11 +111,29 @@ describe('rendering', () => {
     ]);
   });
 
-  it('warns about an images entry that matched no container', () => {
+  it('fails on an images entry that matched no container, naming what the manifests use', () => {
+    // The example manifest names myacr.azurecr.io: a user's deploy must not "succeed" with the
+    // old image still running.
+    expect(() =>
+      render(
+        manifests(deployment('myacr.azurecr.io/ai/app:1')),
+        options({ images: parseImageInputs([`contoso.azurecr.io/ai/app@${DIGEST}`]) }),
+        new MemoryLogger(),
+      ),
+    ).toThrow(
+      new RegExp(
+        `images entry 'contoso\\.azurecr\\.io/ai/app@${DIGEST}' matched no container: no manifest ` +
+          `uses repository contoso\\.azurecr\\.io/ai/app\\. The manifests' containers use ` +
+          `'myacr\\.azurecr\\.io/ai/app:1'.*allow-unmatched-images: true`,
+      ),
+    );
+  });
+
+  it('only warns about it with allow-unmatched-images', () => {
     const logger = new MemoryLogger();
     render(
       manifests(deployment('r.io/app:1')),
-      options({ images: parseImageInputs(['r.io/other:2']) }),
+      options({ images: parseImageInputs(['r.io/other:2']), allowUnmatchedImages: true }),
       logger,
     );
     expect(logger.lines).toContain(
@@ -173,7 +192,7 @@ rules: []
     expect(render1(text, { namespace: 'prod' }).objects[2].object.metadata.namespace).toBe('prod');
     const pinned = 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c, namespace: team }\n';
     expect(() => render1(pinned, { namespace: 'prod' })).toThrow(
-      "k8s/app.yaml (document 1) ConfigMap/c is in namespace 'team', but the namespace input is 'prod'.",
+      "k8s/app.yaml (document 1, line 1): ConfigMap/c is in namespace 'team', but the namespace input is 'prod'.",
     );
   });
 
@@ -248,9 +267,11 @@ metadata: { name: ns }
     );
     expect(() =>
       render1(`apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c }\n---\n${bad}`),
-    ).toThrow(/k8s\/app\.yaml \(document 2\) Deployment\/web: spec\.replicas must be integer/);
+    ).toThrow(
+      /k8s\/app\.yaml \(document 2, line 5\) Deployment\/web: spec\.replicas must be integer/,
+    );
     expect(() => render1('apiVersion: apps/v1\nkind: Deploymnet\nmetadata: { name: x }\n')).toThrow(
-      /document 1\): apps\/v1 has no kind Deploymnet/,
+      /document 1, line 1\) apps\/v1 has no kind Deploymnet/,
     );
   });
 
@@ -270,7 +291,7 @@ metadata: { name: ns }
   it('refuses an object defined twice', () => {
     const cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c }\n';
     expect(() => render1(`${cm}---\n${cm}`)).toThrow(
-      /ConfigMap\/c is defined twice: in k8s\/app\.yaml \(document 1\) and in k8s\/app\.yaml \(document 2\)/,
+      /k8s\/app\.yaml \(document 2, line 5\): ConfigMap\/c is defined twice: here and in k8s\/app\.yaml \(document 1, line 1\)/,
     );
   });
 
@@ -302,10 +323,10 @@ describe('manifest parsing', () => {
       ['b', 2],
     ]);
     expect(() => parseManifest('kind: ConfigMap\nmetadata: { name: a }\n', 'm.yaml')).toThrow(
-      'm.yaml (document 1) lacks apiVersion',
+      'm.yaml (document 1, line 1): the object lacks apiVersion',
     );
     expect(() => parseManifest('- a\n- b\n', 's.yaml')).toThrow(
-      's.yaml (document 1) is a list, not a Kubernetes object.',
+      's.yaml (document 1, line 1): this document is a list, not a Kubernetes object.',
     );
   });
 });

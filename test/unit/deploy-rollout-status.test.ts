@@ -1,3 +1,4 @@
+import { isFinalProblem } from '../../src/deploy-aks/kube/rollout-status';
 import { lineDiff } from '../../src/deploy-aks/kube/diff';
 import {
   daemonSetStatus,
@@ -223,8 +224,51 @@ describe('line diff', () => {
   it('shows changed lines with context, and nothing for equal text', () => {
     const before = 'a\nb\nc\nd\ne\nf\ng\n';
     const after = 'a\nb\nc\nD\ne\nf\ng\n';
-    expect(lineDiff(before, after, 1)).toBe('@@\n c\n-d\n+D\n e');
+    expect(lineDiff(before, after, 1)).toBe('@@ -3,3 +3,3 @@\n c\n-d\n+D\n e');
     expect(lineDiff(before, before, 3)).toBe('');
-    expect(lineDiff('', 'x\n', 3)).toBe('+x');
+    expect(lineDiff('', 'x\n', 3)).toBe('@@ -0,0 +1,1 @@\n+x');
+  });
+
+  it('stays fast on a large object with changes far apart', () => {
+    // 20 000 lines each side: an O(n·m) table would need 400 million cells.
+    const lines = Array.from({ length: 20_000 }, (_, i) => `  key${i}: value${i}`);
+    const changed = [...lines];
+    changed[10] = '  key10: changed';
+    changed[19_990] = '  key19990: changed';
+    const diff = lineDiff(lines.join('\n'), changed.join('\n'), 1);
+    expect(diff.split('\n').filter((line) => line.startsWith('@@'))).toHaveLength(2);
+    expect(diff).toContain('+  key19990: changed');
+  });
+});
+
+describe('which pod failures cannot pass by themselves', () => {
+  const problem = (reason: string, message: string) => ({
+    pod: 'p',
+    container: 'c',
+    reason,
+    message,
+    crashed: false,
+  });
+  it.each([
+    'failed to pull and unpack image "r.io/a:1": failed to resolve reference "r.io/a:1": r.io/a:1: not found',
+    'rpc error: code = Unknown desc = Error response from daemon: manifest unknown',
+    'pull access denied for r.io/a, repository does not exist or may require authorization',
+    'failed to authorize: failed to fetch oauth token: unexpected status: 401 Unauthorized',
+  ])('a pull error that says the image or access does not exist: %s', (message) => {
+    expect(isFinalProblem(problem('ErrImagePull', message))).toBe(true);
+  });
+  it.each([
+    'unexpected status code https://r.io/v2/a/blobs/sha256:0: 429 Too Many Requests',
+    'dial tcp 10.0.0.4:443: i/o timeout',
+    'Back-off pulling image "r.io/a:1"',
+  ])('a pull error that another pull can fix: %s', (message) => {
+    expect(isFinalProblem(problem('ErrImagePull', message))).toBe(false);
+  });
+  it('crash loops and invalid names are final; a missing Secret may appear', () => {
+    expect(isFinalProblem(problem('CrashLoopBackOff', 'back-off 10s'))).toBe(true);
+    expect(isFinalProblem(problem('InvalidImageName', 'invalid reference format'))).toBe(true);
+    expect(
+      isFinalProblem(problem('CreateContainerConfigError', 'secret "model-credentials" not found')),
+    ).toBe(false);
   });
 });

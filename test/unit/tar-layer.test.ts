@@ -3,8 +3,15 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { listModelFiles } from '../../src/build-push/model-files';
+import { resolveModelFiles } from '../../src/build-push/model-files';
 import { TarLayer } from '../../src/build-push/oci/tar-layer';
+import { writeStateFile } from '../support/model-state';
+
+/** The model's files as build-push ships them: named by fetch-model's state file. */
+async function listModelFiles(dir: string) {
+  writeStateFile(dir);
+  return (await resolveModelFiles(dir, undefined)).files;
+}
 
 async function bytesOf(layer: TarLayer, start?: number, end?: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -24,7 +31,6 @@ describe('TarLayer', () => {
     writeFileSync(path.join(model, 'B-upper.txt'), '');
     writeFileSync(path.join(model, 'run.sh'), '#!/bin/sh\n');
     chmodSync(path.join(model, 'run.sh'), 0o700);
-    writeFileSync(path.join(model, '.fetch-model.lock.json'), '{}');
     const long = path.join(model, 'n'.repeat(90), 'm'.repeat(90));
     mkdirSync(long, { recursive: true });
     writeFileSync(path.join(long, 'f'.repeat(120)), 'long name');
@@ -93,11 +99,56 @@ describe('TarLayer', () => {
     }
   });
 
-  it('fails when a file changes size while it is read', async () => {
+  it('fails when a file changes size after it was listed', async () => {
     const layer = new TarLayer(await listModelFiles(model), '/app/model');
     writeFileSync(path.join(model, 'weights.bin'), 'short');
     await expect(bytesOf(layer)).rejects.toThrow(
-      /weights\.bin changed while the layer was being written/,
+      "model file 'weights.bin' changed after it was listed (5 bytes, expected 70001)",
+    );
+  });
+
+  it('checks each file against its sha256 as it streams, and never hands out the bad file whole', async () => {
+    const layer = new TarLayer(await listModelFiles(model), '/app/model');
+    const whole = await bytesOf(layer);
+    expect(layer.verified).toBe(true);
+    expect(`sha256:${createHash('sha256').update(whole).digest('hex')}`).toBe(await layer.digest());
+
+    // One byte differs, the size is the same: the layer fails before weights.bin's last chunk.
+    const tampered = new TarLayer(await listModelFiles(model), '/app/model');
+    const bytes = Buffer.alloc(70_001, 7);
+    bytes[69_999] = 8;
+    writeFileSync(path.join(model, 'weights.bin'), bytes);
+    const handedOut: Buffer[] = [];
+    const reading = (async () => {
+      for await (const chunk of tampered.read(0, tampered.size, 1000)) handedOut.push(chunk);
+    })();
+    await expect(reading).rejects.toThrow(
+      /^model file 'weights\.bin' does not match its sha256 in fetch-model's state file \.fetch-model\.lock\.json: expected [0-9a-f]{64}, read [0-9a-f]{64}\./,
+    );
+    const sent = Buffer.concat(handedOut);
+    expect(sent.includes(bytes.subarray(69_000, 70_001))).toBe(false);
+    expect(tampered.failure?.message).toMatch(/does not match its sha256/);
+    expect(tampered.verified).toBe(false);
+    // Read again (an upload that resumes): it fails again.
+    await expect(bytesOf(tampered, 0, tampered.size)).rejects.toThrow(/does not match its sha256/);
+  });
+
+  it('checks a file whose bytes are first read from the middle (a resumed upload)', async () => {
+    const layer = new TarLayer(await listModelFiles(model), '/app/model');
+    const tail = await bytesOf(layer, 40_000, layer.size);
+    expect(tail.length).toBe(layer.size - 40_000);
+    // The files before byte 40 000 were not read yet; weights.bin, read from its middle, was.
+    expect(layer.verified).toBe(false);
+    expect(layer.failure).toBeUndefined();
+    await bytesOf(layer, 0, 40_000);
+    expect(layer.verified).toBe(true);
+
+    const tampered = new TarLayer(await listModelFiles(model), '/app/model');
+    const bytes = Buffer.alloc(70_001, 7);
+    bytes[10] = 9; // before the range read first
+    writeFileSync(path.join(model, 'weights.bin'), bytes);
+    await expect(bytesOf(tampered, 40_000, tampered.size)).rejects.toThrow(
+      /model file 'weights\.bin' does not match its sha256/,
     );
   });
 });

@@ -1,6 +1,8 @@
-// The model-upload dispatcher in Azure: a Function App (Flex Consumption, Node.js 20, managed
+// The model-upload dispatcher in Azure: a Function App (Flex Consumption, Node.js 22, managed
 // identity everywhere, the GitHub secret in Key Vault) and the Event Grid system topic on the
-// models storage account with a BlobCreated subscription that calls the function.
+// models storage account with a BlobCreated subscription that calls the function with an Entra
+// ID token (Event Grid's secure webhook delivery); the function checks the token's signature,
+// issuer, audience, caller and role before it reads an event.
 //
 // Deploy into the resource group of the models storage account, in two passes: the event
 // subscription is validated against the running code (the handshake), so it can only be made
@@ -44,6 +46,12 @@ param githubAppInstallationId string = ''
 @description('The GitHub App private key (PEM) or the fine-grained token; stored in Key Vault only.')
 @secure()
 param githubSecret string
+
+@description('App ID URI (or client id) of the app registration that protects the webhook; it defines the AzureEventGridSecureWebhookSubscriber app role, granted to Event Grid\'s service principal (see the README).')
+param webhookAudience string
+
+@description('Tenant of that app registration, where Event Grid gets its tokens.')
+param entraTenantId string = subscription().tenantId
 
 @description('Create the Event Grid subscription (second pass, after the code is published).')
 param createSubscription bool = false
@@ -156,6 +164,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           { name: 'MODELS_CONTAINER', value: modelsContainer }
           { name: 'MODELS_PREFIX', value: modelsPrefix }
           { name: 'DISPATCH_EVENT_TYPE', value: 'model-uploaded' }
+          { name: 'ENTRA_TENANT_ID', value: entraTenantId }
+          { name: 'ENTRA_AUDIENCE', value: webhookAudience }
+          { name: 'ENTRA_AUTHORITY_HOST', value: environment().authentication.loginEndpoint }
         ],
         authSettings
       )
@@ -169,7 +180,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: { maximumInstanceCount: 40, instanceMemoryMB: 2048 }
-      runtime: { name: 'node', version: '20' }
+      runtime: { name: 'node', version: '22' }
     }
   }
 }
@@ -215,7 +226,11 @@ resource modelUploaded 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022
     destination: {
       endpointType: 'WebHook'
       properties: {
-        // The function key rides in the query string, as Azure Functions expects.
+        // Event Grid signs in to Entra for the webhook's app registration and sends the token with
+        // every delivery; the function refuses a delivery without a valid one. The function key
+        // still rides in the query string, as Azure Functions expects, but is not what guards it.
+        azureActiveDirectoryTenantId: entraTenantId
+        azureActiveDirectoryApplicationIdOrUri: webhookAudience
         endpointUrl: 'https://${functionApp.properties.defaultHostName}/api/model-uploaded?code=${listKeys('${functionApp.id}/host/default', '2024-04-01').functionKeys.default}'
         // One event per delivery: a failed dispatch is redelivered alone, never re-sending another blob's.
         maxEventsPerBatch: 1

@@ -2,6 +2,8 @@ import { errorMessage } from '../../../src/common/errors';
 import type { Logger } from '../../../src/common/logger';
 import { allowOrigin, DeliveryError, parseDelivery } from './events';
 import { decide, fromConfiguredAccount, type ModelUploadedPayload } from './filter';
+import { EnvHttpProxyAgent, fetch as undiciFetch } from 'undici';
+import { EntraTokenValidator, KeysUnavailable, TokenRefused } from './entra-token';
 import { GitHubClient, GitHubError, type GitHubClientOptions } from './github';
 import type { DispatcherSettings } from './settings';
 
@@ -28,7 +30,9 @@ const reply = (status: number, body?: unknown, headers: Record<string, string> =
 
 /**
  * Turns Event Grid deliveries into repository_dispatch calls. Status codes follow Event Grid's
- * delivery rules: 200 when every event was dispatched or deliberately ignored; 400 for a
+ * delivery rules: 200 when every event was dispatched or deliberately ignored; 401 without a
+ * valid Entra token from Event Grid for this webhook (503 when the tenant's keys cannot be
+ * read); 400 for a
  * request that is not an Event Grid delivery and 403 for events from another storage account
  * (Event Grid does not retry those); 503 when GitHub could not be reached or asked for a longer
  * pause than the function waits, 502 when GitHub refused the dispatch: Event Grid redelivers
@@ -37,13 +41,23 @@ const reply = (status: number, body?: unknown, headers: Record<string, string> =
  */
 export class Dispatcher {
   private readonly github: GitHubClient;
+  private readonly entra: EntraTokenValidator;
 
-  /** One per process: the GitHub client caches its installation token across deliveries. */
+  /**
+   * One per process: the GitHub client caches its installation token, the Entra check the
+   * tenant's keys, across deliveries. Both reach out through the proxy the environment names.
+   */
   constructor(
     private readonly settings: DispatcherSettings,
-    options: GitHubClientOptions = {},
+    options: GitHubClientOptions & { now?: () => number } = {},
   ) {
-    this.github = new GitHubClient(settings, options);
+    const agent = options.agent ?? new EnvHttpProxyAgent();
+    this.github = new GitHubClient(settings, { ...options, agent });
+    this.entra = new EntraTokenValidator(
+      settings.entra,
+      (url, init) => undiciFetch(url, { ...init, dispatcher: agent }),
+      options.now,
+    );
   }
 
   /** Answers one delivery; `logger` is the invocation's (secrets are masked through it). */
@@ -52,6 +66,21 @@ export class Dispatcher {
     if (method === 'OPTIONS') return this.cloudEventsHandshake(request, logger);
     if (method !== 'POST')
       return reply(405, { error: 'expected POST (or OPTIONS for the handshake)' });
+
+    // Only Event Grid, with an Entra token for this webhook, gets its payload read at all.
+    try {
+      await this.entra.check(request.headers.authorization);
+    } catch (error) {
+      if (error instanceof TokenRefused) {
+        logger.warning(`Refused a request without a valid Event Grid token: ${error.message}`);
+        return reply(401, { error: 'unauthorized' }, { 'WWW-Authenticate': 'Bearer' });
+      }
+      if (error instanceof KeysUnavailable) {
+        logger.warning(`Could not read the tenant's signing keys: ${error.message}`);
+        return reply(503, { error: "Entra's signing keys are unavailable; deliver again later" });
+      }
+      throw error;
+    }
 
     let delivery;
     try {

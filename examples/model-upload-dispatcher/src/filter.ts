@@ -24,6 +24,34 @@ export interface ModelUploadedPayload {
   event_time: string;
 }
 
+/**
+ * An Azure Storage ETag as Event Grid and the Blob service send it: `0x` and hex digits
+ * (0x8DC2B1D5E6F7A8B), bare or in double quotes. Anything else, a newline above all, never
+ * reaches the payload: the caller workflow writes the ETag into its outputs.
+ */
+const AZURE_ETAG = /^"?(0x[0-9A-Fa-f]{8,32})"?$/;
+/**
+ * The blob names dispatched: path segments of letters, digits, `.`, `_` and `-` separated by
+ * single slashes, at most 1024 characters, no `.`/`..` segment. Stricter than Azure (which
+ * allows almost anything) because the name travels into fetch-model's `blobs` input, where a
+ * newline, comma or `@` would add or pin another blob.
+ */
+const SAFE_BLOB_NAME =
+  /^(?!.{1025})[A-Za-z0-9_-][A-Za-z0-9._-]*(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/;
+
+/** The bare ETag when `value` is one in Azure's format, else undefined. */
+export function azureEtag(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = AZURE_ETAG.exec(value);
+  // Quotes come in pairs or not at all.
+  if (!match || value.startsWith('"') !== value.endsWith('"')) return undefined;
+  return match[1];
+}
+
+export function isSafeBlobName(name: string): boolean {
+  return SAFE_BLOB_NAME.test(name) && !name.split('/').some((segment) => /^\.+$/.test(segment));
+}
+
 export type Decision =
   { action: 'dispatch'; payload: ModelUploadedPayload } | { action: 'ignore'; reason: string };
 
@@ -67,18 +95,35 @@ export function decide(event: GridEvent, settings: DispatcherSettings): Decision
       reason: `blob ${location.blob} was only created empty (CreateFile)`,
     };
   }
-  const etag = typeof data.eTag === 'string' ? data.eTag.replace(/^"(.*)"$/, '$1') : '';
-  if (!etag) return { action: 'ignore', reason: `event for ${location.blob} carries no eTag` };
+  if (!isSafeBlobName(location.blob)) {
+    return {
+      action: 'ignore',
+      reason: `blob name ${JSON.stringify(location.blob)} is outside the accepted characters (letters, digits, . _ - and single slashes)`,
+    };
+  }
+  const etag = azureEtag(data.eTag);
+  if (!etag) {
+    return {
+      action: 'ignore',
+      reason: `event for ${location.blob} carries no Azure ETag (0x followed by hex digits): ${JSON.stringify(data.eTag)}`,
+    };
+  }
   const size = Number(data.contentLength);
   return {
     action: 'dispatch',
     payload: {
       blob: location.blob,
       container: location.container,
-      url: typeof data.url === 'string' ? data.url : '',
+      // Informational fields pass only in their documented shapes; the caller never runs them.
+      url:
+        typeof data.url === 'string' && /^https:\/\/[^\s"'<>\\]+$/.test(data.url) ? data.url : '',
       etag,
       size: Number.isFinite(size) ? size : 0,
-      content_type: typeof data.contentType === 'string' ? data.contentType : '',
+      content_type:
+        typeof data.contentType === 'string' &&
+        /^[\w.+-]+\/[\w.+-]+(?:; ?[\w.+-]+=[\w.+"-]+)*$/.test(data.contentType)
+          ? data.contentType
+          : '',
       storage_account: settings.storageAccountId.split('/').pop() ?? '',
       event_id: event.id,
       event_time: event.time,

@@ -1,75 +1,43 @@
-import { sign } from 'node:crypto';
+import { createAppAuth } from '@octokit/auth-app';
+import { Octokit } from '@octokit/core';
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import { EnvHttpProxyAgent, fetch as undiciFetch, type Dispatcher as HttpDispatcher } from 'undici';
 import { errorMessage } from '../../../src/common/errors';
 import type { Logger } from '../../../src/common/logger';
 import { HttpError, parseRetryAfter } from '../../../src/common/http-error';
-import { isTransient, sleep, withRetry } from '../../../src/common/retry';
 import type { ModelUploadedPayload } from './filter';
-import type { DispatcherSettings, GitHubAuth } from './settings';
-
-/** One request to the GitHub REST API and its answer, body read whole (they are small). */
-export interface GitHubRequest {
-  method: 'POST';
-  url: URL;
-  headers: Record<string, string>;
-  body: string;
-}
-export interface GitHubResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-export type Transport = (request: GitHubRequest) => Promise<GitHubResponse>;
+import type { DispatcherSettings } from './settings';
 
 /** A GitHub request that has not answered in this long fails (and is retried). */
 const REQUEST_TIMEOUT_MS = 10_000;
 /**
- * Event Grid waits 30 seconds for the webhook's answer and then redelivers, so retrying past
- * this would dispatch twice: what does not succeed within it is handed back to Event Grid.
+ * Event Grid waits 30 seconds for the webhook's answer and then redelivers, so no attempt
+ * starts or runs past this: what GitHub has not accepted by then is handed back to Event Grid.
+ * The retry plugin's last pause (at most RETRY_BASE_MS * 4², 4 s) may follow, so the answer
+ * leaves within 29 s.
  */
 export const DELIVERY_BUDGET_MS = 25_000;
-
-/** Sends with Node's fetch; what production and the integration tests use. */
-export const httpTransport: Transport = async (request) => {
-  let response: Response;
-  try {
-    response = await fetch(request.url, {
-      method: request.method,
-      headers: request.headers,
-      body: request.body,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-  } catch (error) {
-    throw networkError(request.url, error);
-  }
-  const headers: GitHubResponse['headers'] = {};
-  response.headers.forEach((value, name) => (headers[name] = value));
-  return { status: response.status, headers, body: await response.text() };
-};
-
-/**
- * fetch's "fetch failed" hides the reason in `cause`; surface its message and code, so the log
- * says what happened and isTransient recognises dropped connections and timeouts.
- */
-function networkError(url: URL, error: unknown): NodeJS.ErrnoException {
-  const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
-  const timedOut = (error as Error).name === 'TimeoutError';
-  const wrapped: NodeJS.ErrnoException = new Error(
-    `${url.origin}: ${timedOut ? `no answer in ${REQUEST_TIMEOUT_MS} ms; timed out` : (cause?.message ?? errorMessage(error))}`,
-  );
-  wrapped.code = timedOut ? 'ETIMEDOUT' : cause?.code;
-  return wrapped;
-}
-
-const API_VERSION = '2022-11-28';
-const USER_AGENT = 'ai-app-model-upload-dispatcher';
-/** GitHub asks for at least a minute's pause after a secondary rate limit without Retry-After. */
-const SECONDARY_LIMIT_PAUSE_MS = 60_000;
+/** The retry plugin pauses (retry number)² times this between attempts: 0.25, 1, 2.25, 4 s. */
+const RETRY_BASE_MS = 250;
 /** Installation tokens live an hour; one is renewed when less than this is left. */
 const TOKEN_RENEW_MARGIN_MS = 5 * 60_000;
+/** GitHub asks for at least a minute's pause after a secondary rate limit without Retry-After. */
+const SECONDARY_LIMIT_PAUSE_MS = 60_000;
+const USER_AGENT = 'ai-app-model-upload-dispatcher';
+/** The REST API version the requests are written against. */
+const API_VERSION_HEADERS = { 'x-github-api-version': '2022-11-28' };
 
-const header = (response: GitHubResponse, name: string): string | undefined => {
-  const value = response.headers[name];
-  return Array.isArray(value) ? value[0] : value;
+/** What a rate-limited or failed answer looked like, for `rateLimitWait`. */
+export interface GitHubAnswer {
+  status: number;
+  headers: Record<string, string | number | string[] | undefined>;
+  body: string;
+}
+
+const header = (answer: GitHubAnswer, name: string): string | undefined => {
+  const value = answer.headers[name];
+  return Array.isArray(value) ? value[0] : value === undefined ? undefined : String(value);
 };
 
 /**
@@ -78,15 +46,15 @@ const header = (response: GitHubResponse, name: string): string | undefined => {
  * x-ratelimit-remaining: 0 and x-ratelimit-reset (epoch seconds); a 403 without either is a
  * permission problem and must not be retried.
  */
-export function rateLimitWait(response: GitHubResponse, now = Date.now()): number | undefined {
-  if (response.status !== 403 && response.status !== 429) return undefined;
-  const retryAfter = parseRetryAfter(header(response, 'retry-after'), now);
+export function rateLimitWait(answer: GitHubAnswer, now = Date.now()): number | undefined {
+  if (answer.status !== 403 && answer.status !== 429) return undefined;
+  const retryAfter = parseRetryAfter(header(answer, 'retry-after'), now);
   if (retryAfter !== undefined) return retryAfter;
-  if (header(response, 'x-ratelimit-remaining') === '0') {
-    const reset = Number(header(response, 'x-ratelimit-reset'));
+  if (header(answer, 'x-ratelimit-remaining') === '0') {
+    const reset = Number(header(answer, 'x-ratelimit-reset'));
     if (Number.isFinite(reset)) return Math.max(0, reset * 1000 - now);
   }
-  if (response.status === 429 || /secondary rate limit/i.test(response.body)) {
+  if (answer.status === 429 || /secondary rate limit/i.test(answer.body)) {
     return SECONDARY_LIMIT_PAUSE_MS;
   }
   return undefined;
@@ -104,55 +72,159 @@ export class GitHubError extends HttpError {
   }
 }
 
-function gitHubError(what: string, response: GitHubResponse): GitHubError {
-  let detail = '';
-  try {
-    const parsed = JSON.parse(response.body) as { message?: unknown };
-    if (typeof parsed.message === 'string') detail = `: ${parsed.message}`;
-  } catch {
-    // Not JSON (a proxy's HTML page, say): the status says enough.
+/** The parts of Octokit's RequestError the dispatcher reads. */
+interface OctokitFailure {
+  status?: number;
+  message: string;
+  response?: { status: number; headers: GitHubAnswer['headers']; data?: unknown };
+}
+
+function gitHubError(what: string, error: unknown): Error {
+  const failure = error as OctokitFailure;
+  if (!failure.response || typeof failure.status !== 'number' || failure.status < 400) {
+    // No answer at all (dropped connection, timeout, the delivery's time ran out).
+    const cause = (error as { cause?: unknown }).cause;
+    return new Error(`${what} failed: ${errorMessage(cause ?? error)}`);
   }
+  const data = failure.response.data;
+  const body = typeof data === 'string' ? data : JSON.stringify(data ?? '');
+  const message =
+    typeof data === 'object' &&
+    data !== null &&
+    typeof (data as { message?: unknown }).message === 'string'
+      ? `: ${(data as { message: string }).message}`
+      : '';
   return new GitHubError(
-    `${what} failed: HTTP ${response.status}${detail}`,
-    response.status,
-    rateLimitWait(response),
+    `${what} failed: HTTP ${failure.status}${message}`,
+    failure.status,
+    rateLimitWait({ status: failure.status, headers: failure.response.headers, body }),
   );
 }
 
-/** The RS256 JWT a GitHub App signs to act as itself (at most 10 minutes long). */
-export function appJwt(auth: Extract<GitHubAuth, { kind: 'app' }>, now = Date.now()): string {
-  const seconds = Math.floor(now / 1000);
-  const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  // iat a minute back tolerates clock drift between this host and GitHub.
-  const unsigned = `${encode({ alg: 'RS256', typ: 'JWT' })}.${encode({
-    iat: seconds - 60,
-    exp: seconds + 9 * 60,
-    iss: auth.appId,
-  })}`;
-  const signature = sign('sha256', Buffer.from(unsigned), auth.privateKey).toString('base64url');
-  return `${unsigned}.${signature}`;
+/**
+ * The time one delivery has spent, in GitHub's seconds: waits GitHub asked for count at their
+ * full length even when tests shorten them (`timeScale`), so the budget decisions are the ones
+ * production makes.
+ */
+class DeliveryClock {
+  private readonly start = Date.now();
+  private grantedMs = 0;
+
+  constructor(
+    private readonly settings: DispatcherSettings,
+    private readonly timeScale: number,
+    private readonly onWait: (ms: number) => void,
+  ) {}
+
+  elapsed(): number {
+    return Date.now() - this.start + this.grantedMs * (1 - this.timeScale / 1000);
+  }
+
+  remaining(): number {
+    return DELIVERY_BUDGET_MS - this.elapsed();
+  }
+
+  /** Whether a rate-limit pause of `seconds` is waited out: short enough, and time left after it. */
+  grant(seconds: number): boolean {
+    const ms = seconds * 1000;
+    if (ms > this.settings.maxWaitMs || this.elapsed() + ms >= DELIVERY_BUDGET_MS) return false;
+    this.grantedMs += ms;
+    this.onWait(ms);
+    return true;
+  }
 }
+
+/** The Node fetch of the `undici` package, as Octokit calls it. */
+type Fetch = (input: string | URL, init?: Record<string, unknown>) => Promise<unknown>;
+
+/**
+ * fetch through the proxy the environment names (HTTPS_PROXY/HTTP_PROXY, NO_PROXY, upper or
+ * lower case), each attempt bounded by REQUEST_TIMEOUT_MS and by the delivery's budget. A
+ * timed-out attempt fails as a network error (which the retry plugin retries); an attempt with
+ * no budget left fails as an AbortError, which Octokit's plugins never retry.
+ */
+function boundedFetch(agent: HttpDispatcher, clock: DeliveryClock): Fetch {
+  return async (input, init = {}) => {
+    const remaining = clock.remaining();
+    if (remaining <= 0) {
+      throw new DOMException(
+        `no time left in the ${DELIVERY_BUDGET_MS / 1000} s Event Grid gives a delivery`,
+        'AbortError',
+      );
+    }
+    const signals = [AbortSignal.timeout(Math.min(REQUEST_TIMEOUT_MS, remaining))];
+    if (init.signal) signals.push(init.signal as AbortSignal);
+    return undiciFetch(input, {
+      ...(init as object),
+      dispatcher: agent,
+      signal: AbortSignal.any(signals),
+    } as never);
+  };
+}
+
+/** Per-request options that carry the delivery's clock to the throttling callbacks. */
+interface ClockedRequest {
+  clock?: DeliveryClock;
+}
+
+const ThrottledOctokit = Octokit.plugin(retry, throttling);
 
 export interface GitHubClientOptions {
-  transport?: Transport;
-  wait?: (ms: number) => Promise<void>;
-  now?: () => number;
+  /**
+   * Milliseconds per second of a wait GitHub asks for (1000); tests shrink it so a 20 s
+   * Retry-After takes 20 ms while the budget still counts 20 s.
+   */
+  timeScale?: number;
+  /** Called with each rate-limit wait that is granted, in GitHub's milliseconds. */
+  onWait?: (ms: number) => void;
+  /** The HTTP agent; by default one that honours the proxy variables. */
+  agent?: HttpDispatcher;
 }
 
-/** Sends repository_dispatch, signing in with an installation token or a fine-grained token. */
+/**
+ * Sends repository_dispatch with Octokit: a GitHub App's installation token (through
+ * @octokit/auth-app, narrowed to the repository and Contents: write, cached and renewed) or a
+ * fine-grained token; @octokit/plugin-retry retries dropped connections and 5xx;
+ * @octokit/plugin-throttling waits out a rate limit only when it fits the delivery's budget.
+ */
 export class GitHubClient {
-  private readonly transport: Transport;
-  private readonly wait: (ms: number) => Promise<void>;
-  private readonly now: () => number;
-  private installationToken?: { token: string; expiresAt: number };
+  private readonly octokit: InstanceType<typeof ThrottledOctokit>;
+  private readonly agent: HttpDispatcher;
+  private readonly timeScale: number;
+  private readonly onWait: (ms: number) => void;
+  /** auth-app's token cache, kept across deliveries (one client per worker process). */
+  private readonly tokenCache = new Map<string, string>();
+  private tokenExpiresAt = 0;
 
   constructor(
     private readonly settings: DispatcherSettings,
     options: GitHubClientOptions = {},
   ) {
-    this.transport = options.transport ?? httpTransport;
-    this.wait = options.wait ?? sleep;
-    this.now = options.now ?? Date.now;
+    this.agent = options.agent ?? new EnvHttpProxyAgent();
+    this.timeScale = options.timeScale ?? 1000;
+    this.onWait = options.onWait ?? (() => undefined);
+    const rateLimited = (seconds: number, request: { request?: object }) =>
+      (request.request as ClockedRequest | undefined)?.clock?.grant(seconds) ?? false;
+    this.octokit = new ThrottledOctokit({
+      baseUrl: settings.apiUrl.toString().replace(/\/+$/, ''),
+      userAgent: USER_AGENT,
+      // Octokit's own console logging stays off: the invocation's logger says what happened.
+      log: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: () => undefined,
+      },
+      retry: {
+        retries: settings.maxAttempts - 1,
+        retryAfterBaseValue: (RETRY_BASE_MS * this.timeScale) / 1000,
+      },
+      throttle: {
+        retryAfterBaseValue: this.timeScale,
+        onRateLimit: rateLimited,
+        onSecondaryRateLimit: rateLimited,
+      },
+    });
   }
 
   /**
@@ -160,116 +232,90 @@ export class GitHubClient {
    * is the caller's (one per invocation); the installation token outlives it, cached here.
    */
   async dispatch(payload: ModelUploadedPayload, logger: Logger): Promise<void> {
-    if (this.settings.auth.kind === 'token') logger.mask(this.settings.auth.token);
+    const clock = new DeliveryClock(this.settings, this.timeScale, this.onWait);
+    const request = { fetch: boundedFetch(this.agent, clock), clock };
     const { owner, repo } = this.settings.repository;
-    const body = JSON.stringify({ event_type: this.settings.eventType, client_payload: payload });
     const what = `repository_dispatch to ${owner}/${repo}`;
-    await this.withRetry(what, logger, async () => {
-      const token = await this.token(logger);
-      const response = await this.transport({
-        method: 'POST',
-        url: this.endpoint(`/repos/${owner}/${repo}/dispatches`),
-        headers: this.headers(`Bearer ${token}`, body),
-        body,
+    const send = async () => {
+      const token = await this.token(logger, request);
+      await this.octokit.request('POST /repos/{owner}/{repo}/dispatches', {
+        owner,
+        repo,
+        event_type: this.settings.eventType,
+        client_payload: payload as unknown as Record<string, unknown>,
+        headers: { ...API_VERSION_HEADERS, authorization: `token ${token}` },
+        request,
       });
-      if (response.status === 204 || response.status === 200) return;
-      if (response.status === 401 && this.settings.auth.kind === 'app') {
-        // A revoked or expired installation token: the next attempt mints a new one.
-        this.installationToken = undefined;
+    };
+    const failure = (error: unknown) =>
+      error instanceof GitHubError ? error : gitHubError(what, error);
+    try {
+      await send();
+    } catch (error) {
+      const fromDispatch = !(error instanceof GitHubError);
+      const status = (error as OctokitFailure).status;
+      if (
+        fromDispatch &&
+        status === 401 &&
+        this.settings.auth.kind === 'app' &&
+        clock.remaining() > 0
+      ) {
+        // A revoked or expired installation token: mint a new one, once.
+        logger.info('GitHub refused the cached installation token (401); minting a new one');
+        this.tokenCache.clear();
+        this.tokenExpiresAt = 0;
+        try {
+          return await send();
+        } catch (again) {
+          throw failure(again);
+        }
       }
-      throw gitHubError(what, response);
-    });
+      throw failure(error);
+    }
   }
 
-  private async token(logger: Logger): Promise<string> {
+  private async token(
+    logger: Logger,
+    request: { fetch: Fetch; clock: DeliveryClock },
+  ): Promise<string> {
     const auth = this.settings.auth;
-    if (auth.kind === 'token') return auth.token;
-    const cached = this.installationToken;
-    if (cached && cached.expiresAt - this.now() > TOKEN_RENEW_MARGIN_MS) {
-      logger.mask(cached.token);
-      return cached.token;
+    if (auth.kind === 'token') {
+      logger.mask(auth.token);
+      return auth.token;
     }
-
-    const jwt = appJwt(auth, this.now());
-    logger.mask(jwt);
-    // Ask for the least the dispatch needs: this one repository, Contents: write.
-    const body = JSON.stringify({
-      repositories: [this.settings.repository.repo],
-      permissions: { contents: 'write' },
+    const refresh = this.tokenExpiresAt - Date.now() < TOKEN_RENEW_MARGIN_MS;
+    const appAuth = createAppAuth({
+      appId: auth.appId,
+      privateKey: auth.privateKeyPem,
+      installationId: auth.installationId,
+      cache: {
+        get: (key: string) => this.tokenCache.get(key) ?? '',
+        set: (key: string, value: string) => void this.tokenCache.set(key, value),
+      },
+      log: { warn: (message: string) => logger.warning(message) },
+      request: this.octokit.request.defaults({ request, headers: API_VERSION_HEADERS }),
     });
-    const what = `installation token for app ${auth.appId} (installation ${auth.installationId})`;
-    const response = await this.transport({
-      method: 'POST',
-      url: this.endpoint(`/app/installations/${auth.installationId}/access_tokens`),
-      headers: this.headers(`Bearer ${jwt}`, body),
-      body,
-    });
-    if (response.status !== 201) throw gitHubError(what, response);
-    const issued = JSON.parse(response.body) as { token?: unknown; expires_at?: unknown };
-    if (typeof issued.token !== 'string' || !issued.token) {
-      throw new Error(`${what}: the answer carries no token`);
+    let issued;
+    try {
+      // The least the dispatch needs: this one repository, Contents: write.
+      issued = await appAuth({
+        type: 'installation',
+        repositoryNames: [this.settings.repository.repo],
+        permissions: { contents: 'write' },
+        refresh,
+      });
+    } catch (error) {
+      throw gitHubError(
+        `installation token for app ${auth.appId} (installation ${auth.installationId})`,
+        error,
+      );
     }
     logger.mask(issued.token);
-    const expiresAt = Date.parse(String(issued.expires_at));
-    this.installationToken = {
-      token: issued.token,
-      expiresAt: Number.isNaN(expiresAt) ? this.now() + 55 * 60_000 : expiresAt,
-    };
-    logger.info(`Signed in as GitHub App ${auth.appId}, installation ${auth.installationId}`);
+    if (refresh || this.tokenExpiresAt === 0) {
+      const expiresAt = Date.parse(issued.expiresAt);
+      this.tokenExpiresAt = Number.isNaN(expiresAt) ? Date.now() + 55 * 60_000 : expiresAt;
+      logger.info(`Signed in as GitHub App ${auth.appId}, installation ${auth.installationId}`);
+    }
     return issued.token;
-  }
-
-  /** Retries 5xx, dropped connections, rate limits (when the wait fits) and one 401. */
-  private async withRetry(
-    what: string,
-    logger: Logger,
-    operation: () => Promise<void>,
-  ): Promise<void> {
-    let unauthorizedRetried = false;
-    const start = this.now();
-    const fitsBudget = (waitMs: number) => this.now() - start + waitMs <= DELIVERY_BUDGET_MS;
-    await withRetry(operation, {
-      description: what,
-      logger,
-      wait: this.wait,
-      policy: {
-        maxAttempts: this.settings.maxAttempts,
-        baseDelayMs: 500,
-        maxDelayMs: 4_000,
-        maxRetryAfterMs: this.settings.maxWaitMs,
-      },
-      retryable: (error) => {
-        if (error instanceof GitHubError && error.rateLimitWaitMs !== undefined) {
-          return (
-            error.rateLimitWaitMs <= this.settings.maxWaitMs && fitsBudget(error.rateLimitWaitMs)
-          );
-        }
-        if (!fitsBudget(0)) return false;
-        if (error instanceof GitHubError) {
-          if (error.status === 401 && this.settings.auth.kind === 'app' && !unauthorizedRetried) {
-            unauthorizedRetried = true;
-            return true;
-          }
-          return error.status >= 500 || error.status === 408;
-        }
-        return isTransient(error);
-      },
-    });
-  }
-
-  private endpoint(path: string): URL {
-    const base = this.settings.apiUrl.toString().replace(/\/+$/, '');
-    return new URL(`${base}${path}`);
-  }
-
-  private headers(authorization: string, body: string): Record<string, string> {
-    return {
-      accept: 'application/vnd.github+json',
-      'x-github-api-version': API_VERSION,
-      'user-agent': USER_AGENT,
-      authorization,
-      'content-type': 'application/json',
-      'content-length': String(Buffer.byteLength(body)),
-    };
   }
 }

@@ -9,8 +9,8 @@ export type GitHubAuth =
       appId: string;
       /** The installation of the app on the repository's owner. */
       installationId: string;
-      /** The app's private key (RS256), parsed; never logged. */
-      privateKey: KeyObject;
+      /** The app's RSA private key as PEM (checked to parse); never logged. */
+      privateKeyPem: string;
     }
   | {
       kind: 'token';
@@ -40,7 +40,26 @@ export interface DispatcherSettings {
   maxWaitMs: number;
   /** Attempts per GitHub request, the first included. */
   maxAttempts: number;
+  /** Who may deliver events: checked on the bearer token Event Grid sends with each one. */
+  entra: EntraSettings;
 }
+
+/** The Entra ID token Event Grid presents (a webhook subscription with Entra authentication). */
+export interface EntraSettings {
+  /** The tenant that issues the tokens: their `tid`, and the issuer's path. */
+  tenantId: string;
+  /** Accepted `aud` values: the webhook app registration's client id and/or App ID URI. */
+  audiences: string[];
+  /** https://login.microsoftonline.com, a sovereign cloud's, or a test double's. */
+  authorityHost: URL;
+  /** The application id of Event Grid's service principal: the token's `appid`/`azp`. */
+  eventGridAppId: string;
+}
+
+/** Microsoft.EventGrid's first-party application id, the caller of every secure webhook. */
+export const EVENT_GRID_APP_ID = '4962773b-9cdb-44cf-a8bf-237846a00ab7';
+/** The app role the webhook's app registration grants Event Grid (and nobody else). */
+export const EVENT_GRID_ROLE = 'AzureEventGridSecureWebhookSubscriber';
 
 /** App setting names, as they appear in the function app's configuration and in infra/main.bicep. */
 export const SETTING = {
@@ -55,7 +74,44 @@ export const SETTING = {
   prefix: 'MODELS_PREFIX',
   eventType: 'DISPATCH_EVENT_TYPE',
   maxWaitSeconds: 'GITHUB_MAX_WAIT_SECONDS',
+  entraTenantId: 'ENTRA_TENANT_ID',
+  entraAudience: 'ENTRA_AUDIENCE',
+  entraAuthorityHost: 'ENTRA_AUTHORITY_HOST',
+  eventGridAppId: 'EVENT_GRID_APP_ID',
 } as const;
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Hosts that never leave the machine: plain http to them carries no token across a network. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * A URL that credentials are sent to: https, or plain http to a loopback host only (how docker
+ * treats localhost registries); anything else is a ConfigurationError naming the setting.
+ */
+function credentialUrl(name: string, text: string, example: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text.replace(/\/+$/, ''));
+  } catch {
+    throw new ConfigurationError(
+      `Invalid app setting ${name} ${quote(text)}. Expected an https URL such as ${example}.`,
+    );
+  }
+  const secure =
+    url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
+  if (!secure || url.username || url.password || url.search || url.hash) {
+    throw new ConfigurationError(
+      `Invalid app setting ${name} ${quote(text)}. Expected an https URL such as ${example} ` +
+        `(plain http only to a loopback host; no credentials, query or fragment in it): ` +
+        `tokens are sent there.`,
+    );
+  }
+  return url;
+}
 
 const STORAGE_ACCOUNT_ID =
   /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Storage\/storageAccounts\/[a-z0-9]{3,24}$/i;
@@ -81,16 +137,11 @@ export function readSettings(env: Record<string, string | undefined>): Dispatche
   }
 
   const apiText = value(SETTING.apiUrl) ?? 'https://api.github.com';
-  let apiUrl: URL;
-  try {
-    apiUrl = new URL(apiText.replace(/\/+$/, ''));
-    if (apiUrl.protocol !== 'https:' && apiUrl.protocol !== 'http:') throw new Error('scheme');
-  } catch {
-    throw new ConfigurationError(
-      `Invalid app setting ${SETTING.apiUrl} ${quote(apiText)}. Expected an https URL such as ` +
-        `https://api.github.com or https://ghes.example.com/api/v3.`,
-    );
-  }
+  const apiUrl = credentialUrl(
+    SETTING.apiUrl,
+    apiText,
+    'https://api.github.com or https://ghes.example.com/api/v3',
+  );
 
   const storageAccountId = required(
     SETTING.storageAccountId,
@@ -145,6 +196,58 @@ export function readSettings(env: Record<string, string | undefined>): Dispatche
     eventType,
     maxWaitMs: Number(waitText) * 1000,
     maxAttempts: 5,
+    entra: readEntra(value, required),
+  };
+}
+
+function readEntra(
+  value: (name: string) => string | undefined,
+  required: (name: string, expected: string) => string,
+): EntraSettings {
+  const tenantId = required(SETTING.entraTenantId, 'the directory (tenant) id, a GUID');
+  if (!GUID.test(tenantId)) {
+    throw new ConfigurationError(
+      `Invalid app setting ${SETTING.entraTenantId} ${quote(tenantId)}. Expected the directory (tenant) id, a GUID.`,
+    );
+  }
+  const audienceText = required(
+    SETTING.entraAudience,
+    "the webhook app registration's client id or App ID URI (what the Event Grid subscription names)",
+  );
+  const audiences = audienceText
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+  for (const audience of audiences) {
+    if (!GUID.test(audience) && !/^(api|https):\/\/\S+$/.test(audience)) {
+      throw new ConfigurationError(
+        `Invalid app setting ${SETTING.entraAudience} ${quote(audience)}. Expected the webhook ` +
+          `app registration's client id (a GUID) or App ID URI (api://... or https://...), comma-separated.`,
+      );
+    }
+  }
+  const authorityHost = credentialUrl(
+    SETTING.entraAuthorityHost,
+    value(SETTING.entraAuthorityHost) ?? 'https://login.microsoftonline.com',
+    'https://login.microsoftonline.com',
+  );
+  if (authorityHost.protocol !== 'https:') {
+    throw new ConfigurationError(
+      `Invalid app setting ${SETTING.entraAuthorityHost} ${quote(authorityHost.toString())}. ` +
+        `Expected an https URL such as https://login.microsoftonline.com: Entra's keys come from there.`,
+    );
+  }
+  const eventGridAppId = value(SETTING.eventGridAppId) ?? EVENT_GRID_APP_ID;
+  if (!GUID.test(eventGridAppId)) {
+    throw new ConfigurationError(
+      `Invalid app setting ${SETTING.eventGridAppId} ${quote(eventGridAppId)}. Expected an application id (GUID).`,
+    );
+  }
+  return {
+    tenantId: tenantId.toLowerCase(),
+    audiences,
+    authorityHost,
+    eventGridAppId: eventGridAppId.toLowerCase(),
   };
 }
 
@@ -199,10 +302,11 @@ function readAuth(value: (name: string) => string | undefined): GitHubAuth {
       `Invalid app setting ${SETTING.installationId} ${quote(installationId!)}. Expected a numeric installation id.`,
     );
   }
+  // Portal and CLI users often paste the PEM with literal \n sequences.
+  const privateKeyPem = privateKeyText!.replace(/\\n/g, '\n');
   let privateKey: KeyObject;
   try {
-    // Portal and CLI users often paste the PEM with literal \n sequences.
-    privateKey = createPrivateKey(privateKeyText!.replace(/\\n/g, '\n'));
+    privateKey = createPrivateKey(privateKeyPem);
   } catch {
     throw new ConfigurationError(
       `Invalid app setting ${SETTING.privateKey}: not a PEM private key. Expected the contents of ` +
@@ -215,5 +319,5 @@ function readAuth(value: (name: string) => string | undefined): GitHubAuth {
         `the app's RSA private key.`,
     );
   }
-  return { kind: 'app', appId: appId!, installationId: installationId!, privateKey };
+  return { kind: 'app', appId: appId!, installationId: installationId!, privateKeyPem };
 }

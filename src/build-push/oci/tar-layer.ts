@@ -1,5 +1,6 @@
-import { createReadStream } from 'node:fs';
-import type { ModelFile } from '../model-files';
+import { createHash, type Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { digestMismatch, EMPTY_SHA256, openModelFile, type ModelFile } from '../model-files';
 
 const BLOCK = 512;
 /** A fixed modification time for every entry, so the same files always give the same bytes. */
@@ -11,14 +12,26 @@ type SegmentBody =
   | { length: number; kind: 'file'; file: ModelFile };
 type Segment = SegmentBody & { offset: number };
 
+/** The sha256 check of one file, advanced by whichever read reaches its next bytes first. */
+interface FileCheck {
+  hash: Hash;
+  /** Bytes hashed so far, from the file's start. */
+  position: number;
+  verified: boolean;
+  failure?: Error;
+}
+
 /**
  * The model as one uncompressed tar layer, reproducible byte for byte: entries sorted, the
  * destination's parent directories first, uid/gid 0, fixed mtime, modes 0755/0644. Its size is
  * known before a byte is read, and any byte range can be streamed again, which is what lets an
- * interrupted upload resume mid-layer.
+ * interrupted upload resume mid-layer. Each file's sha256 is checked the first time its bytes
+ * are read, in the same pass: a file that does not match fails the read before its last chunk
+ * is handed out, so a layer holding it is never completed.
  */
 export class TarLayer {
   private readonly segments: Segment[] = [];
+  private readonly checks = new Map<ModelFile, FileCheck>();
   readonly size: number;
 
   constructor(
@@ -47,6 +60,16 @@ export class TarLayer {
     };
     addDirectory(root);
     for (const file of files) {
+      this.checks.set(file, {
+        hash: createHash('sha256'),
+        position: 0,
+        verified: file.size === 0 && file.sha256 === EMPTY_SHA256,
+        // An empty file is never read: it matches only the sha256 of no bytes.
+        failure:
+          file.size === 0 && file.sha256 !== EMPTY_SHA256
+            ? digestMismatch(file, EMPTY_SHA256)
+            : undefined,
+      });
       const name = `${root}/${file.relative}`;
       addDirectory(name.split('/').slice(0, -1).join('/'));
       const header = entryHeader(name, file.size, file.executable ? 0o755 : 0o644, '0');
@@ -70,24 +93,87 @@ export class TarLayer {
       } else if (segment.kind === 'zeros') {
         yield Buffer.alloc(to - from);
       } else {
-        let read = 0;
-        const stream = createReadStream(segment.file.absolute, {
-          start: within,
-          end: within + (to - from) - 1,
-          highWaterMark: chunkSize,
-        });
-        for await (const chunk of stream) {
-          read += (chunk as Buffer).length;
-          yield chunk as Buffer;
-        }
-        if (read !== to - from) {
-          throw new Error(
-            `${segment.file.absolute} changed while the layer was being written ` +
-              `(expected ${segment.file.size} bytes)`,
-          );
-        }
+        yield* this.readFile(segment.file, within, within + (to - from), chunkSize);
       }
     }
+  }
+
+  /** The layer's digest, `sha256:<hex>`, computed by reading it whole (checking every file). */
+  async digest(): Promise<string> {
+    const hash = createHash('sha256');
+    for await (const chunk of this.read()) hash.update(chunk);
+    if (this.failure) throw this.failure;
+    return `sha256:${hash.digest('hex')}`;
+  }
+
+  /** The first file that failed its sha256 check, if any did. */
+  get failure(): Error | undefined {
+    for (const check of this.checks.values()) if (check.failure) return check.failure;
+    return undefined;
+  }
+
+  /** Whether every file's bytes have been read and matched their sha256. */
+  get verified(): boolean {
+    return [...this.checks.values()].every((check) => check.verified);
+  }
+
+  private async *readFile(
+    file: ModelFile,
+    start: number,
+    end: number,
+    chunkSize: number,
+  ): AsyncGenerator<Buffer> {
+    const check = this.checks.get(file)!;
+    if (check.failure) throw check.failure;
+    const handle = await openModelFile(file);
+    try {
+      for (let position = start; position < end;) {
+        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, end - position));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+        if (bytesRead === 0) {
+          throw new Error(
+            `${file.absolute} changed while the layer was being written (expected ${file.size} bytes)`,
+          );
+        }
+        const chunk = buffer.subarray(0, bytesRead);
+        await this.advance(file, check, handle, position, chunk);
+        position += bytesRead;
+        yield chunk;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Feeds the file's check with the bytes at `position` it has not hashed yet; throws on a mismatch. */
+  private async advance(
+    file: ModelFile,
+    check: FileCheck,
+    handle: FileHandle,
+    position: number,
+    chunk: Buffer,
+  ): Promise<void> {
+    if (check.verified) return;
+    while (position > check.position) {
+      // A read that starts past the hashed bytes: hash the gap first.
+      const gap = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, position - check.position));
+      const { bytesRead } = await handle.read(gap, 0, gap.length, check.position);
+      if (bytesRead === 0) return;
+      check.hash.update(gap.subarray(0, bytesRead));
+      check.position += bytesRead;
+    }
+    const fresh = position + chunk.length - check.position;
+    if (fresh <= 0) return;
+    check.hash.update(chunk.subarray(chunk.length - fresh));
+    check.position += fresh;
+    if (check.position < file.size) return;
+    const actual = check.hash.digest('hex');
+    if (actual === file.sha256) {
+      check.verified = true;
+      return;
+    }
+    check.failure = digestMismatch(file, actual);
+    throw check.failure;
   }
 }
 

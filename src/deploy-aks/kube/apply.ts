@@ -1,8 +1,7 @@
 import { stringify } from 'yaml';
-import { ConfigurationError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { hasPodTemplate, isClusterScoped } from '../kinds';
-import { describeSource, type KubeObject } from '../manifests';
+import { describeSource, manifestError, type KubeObject, type Source } from '../manifests';
 import type { RenderedObject } from '../render';
 import { KubeClient, resourceName, type ResourceInfo } from './client';
 import { redactSecret } from '../secrets';
@@ -47,9 +46,10 @@ export async function applyAll(
   for (const { object, source } of objects) {
     const info = await resolveKind(client, object, applied, options.dryRun);
     if (!info) {
-      throw new ConfigurationError(
-        `${describeSource(source)}: the cluster has no kind ${object.kind} in ${object.apiVersion}. ` +
-          `Check the apiVersion, or apply the CustomResourceDefinition that defines it first.`,
+      throw manifestError(
+        source,
+        `the cluster has no kind ${object.kind} in ${object.apiVersion}. Check the ` +
+          `apiVersion, or apply the CustomResourceDefinition that defines it first.`,
       );
     }
     if (!info.namespaced) delete object.metadata.namespace;
@@ -73,7 +73,7 @@ export async function applyAll(
             dryRun: options.dryRun,
           });
     } catch (error) {
-      throw explainApplyError(error, object, describeSource(source));
+      throw explainApplyError(error, object, source);
     }
     const outcome: ApplyOutcome = !before
       ? 'created'
@@ -133,23 +133,24 @@ async function resolveKind(
   return undefined;
 }
 
-function explainApplyError(error: unknown, object: KubeObject, where: string): Error {
+function explainApplyError(error: unknown, object: KubeObject, source: Source): Error {
   if (!(error instanceof KubeApiError)) return error as Error;
-  const what = `${object.kind}/${object.metadata.name} from ${where}`;
+  const what = `${object.kind}/${object.metadata.name}`;
   if (error.status === 409) {
     const causes =
       (error.details?.causes as Array<{ message?: string; field?: string }> | undefined) ?? [];
     const fields = causes.map((cause) => `${cause.field ?? ''} ${cause.message ?? ''}`.trim());
-    return new ConfigurationError(
-      `Applying ${what} conflicts with another field manager: ${fields.join('; ') || error.message}. ` +
+    return manifestError(
+      source,
+      `applying ${what} conflicts with another field manager: ${fields.join('; ') || error.message}. ` +
         `Another tool (kubectl edit, a controller, an earlier pipeline) owns these fields. Remove ` +
         `them from the manifest, or set force-conflicts: true to take them over.`,
     );
   }
   if (error.status === 422 || error.status === 400) {
-    return new ConfigurationError(`The API server rejected ${what}: ${error.message}`);
+    return manifestError(source, `the API server rejected ${what}: ${error.message}`);
   }
-  return new Error(`${error.message} (applying ${what})`);
+  return new Error(`${error.message} (applying ${what} from ${describeSource(source)})`);
 }
 
 /** An object without the fields the server churns, for diffs. */

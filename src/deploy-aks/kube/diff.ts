@@ -1,43 +1,29 @@
+import { structuredPatch } from 'diff';
+
 /**
- * A unified line diff (longest common subsequence), small and dependency-free, for the dry-run
- * summary. Inputs are single Kubernetes objects, so the quadratic table stays small.
+ * A unified line diff of two renderings of one object, for the dry-run summary: hunks with
+ * `context` unchanged lines around each change, headed `@@ -a,b +c,d @@`. The `diff` package
+ * finds them in linear space (Myers' O(ND) algorithm), so a large ConfigMap costs no
+ * quadratic table. Empty when nothing changed.
  */
 export function lineDiff(before: string, after: string, context: number): string {
-  const a = before === '' ? [] : before.replace(/\n$/, '').split('\n');
-  const b = after === '' ? [] : after.replace(/\n$/, '').split('\n');
-  const n = a.length;
-  const m = b.length;
-  const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) {
-      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
-    }
-  }
-  const lines: Array<{ mark: ' ' | '-' | '+'; text: string }> = [];
-  let i = 0;
-  let j = 0;
-  while (i < n || j < m) {
-    if (i < n && j < m && a[i] === b[j]) {
-      lines.push({ mark: ' ', text: a[i] });
-      i++;
-      j++;
-    } else if (i < n && (j === m || lcs[i + 1][j] >= lcs[i][j + 1])) {
-      lines.push({ mark: '-', text: a[i++] });
-    } else {
-      lines.push({ mark: '+', text: b[j++] });
-    }
-  }
-  const changed = lines.map((line) => line.mark !== ' ');
-  if (!changed.includes(true)) return '';
-  const keep = lines.map((_, index) =>
-    changed.slice(Math.max(0, index - context), index + context + 1).includes(true),
-  );
-  const out: string[] = [];
-  lines.forEach((line, index) => {
-    if (!keep[index]) return;
-    // Each hunk after skipped lines starts with a marker.
-    if (index > 0 && !keep[index - 1]) out.push('@@');
-    out.push(`${line.mark}${line.text}`);
+  const patch = structuredPatch('', '', withNewline(before), withNewline(after), '', '', {
+    context,
   });
-  return out.join('\n');
+  return patch.hunks
+    .flatMap((hunk) => [
+      `@@ -${range(hunk.oldStart, hunk.oldLines)} +${range(hunk.newStart, hunk.newLines)} @@`,
+      ...hunk.lines.filter((line) => !line.startsWith('\\')),
+    ])
+    .join('\n');
+}
+
+/** Text that ends in a newline, so a last line without one is not reported as changed. */
+function withNewline(text: string): string {
+  return text === '' || text.endsWith('\n') ? text : `${text}\n`;
+}
+
+/** A hunk's range as unified diffs write it: an empty range names the line before it. */
+function range(start: number, lines: number): string {
+  return `${lines === 0 ? start - 1 : start},${lines}`;
 }

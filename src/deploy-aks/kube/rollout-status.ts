@@ -12,6 +12,28 @@ export const FAILING_REASONS = new Set([
   'RunContainerError',
 ]);
 
+/**
+ * What a pull error says when no retry can fix it: the image, tag or repository does not
+ * exist, or the kubelet may not read it. Other pull errors (a registry's 429 or 503, a
+ * timeout, a reset) pass with the kubelet's next attempt.
+ */
+const FINAL_PULL_ERROR =
+  /not found|manifest unknown|name unknown|repository does not exist|pull access denied|unauthorized|authentication required|forbidden|access denied|insufficient_scope/i;
+
+/**
+ * Whether a failing container cannot recover by itself, so the rollout fails at once rather
+ * than after the grace: a pull error that says the image or access does not exist, an invalid
+ * image name, a crash loop, a container the runtime could not create or start. A transient
+ * pull error, or a missing Secret or ConfigMap (CreateContainerConfigError, often applied a
+ * moment later), waits out the grace.
+ */
+export function isFinalProblem(problem: PodProblem): boolean {
+  if (problem.reason === 'ErrImagePull' || problem.reason === 'ImagePullBackOff') {
+    return FINAL_PULL_ERROR.test(problem.message);
+  }
+  return problem.reason !== 'CreateContainerConfigError';
+}
+
 export interface PodProblem {
   pod: string;
   container: string;

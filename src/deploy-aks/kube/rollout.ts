@@ -4,6 +4,7 @@ import type { KubeObject } from '../manifests';
 import type { KubeClient, ResourceInfo } from './client';
 import { Informer } from './informer';
 import {
+  isFinalProblem,
   podProblem,
   podWaitingReason,
   workloadStatus,
@@ -73,6 +74,8 @@ export async function waitForRollout(
   const informers = new Map<string, Informer>();
   const doneAt = new Map<string, number>();
   const firstFailingSeen = new Map<string, number>();
+  /** Containers whose pull error said the image or access does not exist, and that message. */
+  const finalPullErrors = new Map<string, string>();
   const lastMessage = new Map<string, string>();
   let timer: NodeJS.Timeout | undefined;
 
@@ -128,10 +131,19 @@ export async function waitForRollout(
           const problemKey = `${pod.metadata.uid}/${problem.container}`;
           const since = firstFailingSeen.get(problemKey) ?? now;
           firstFailingSeen.set(problemKey, since);
-          if (now - since >= options.graceMs) {
+          // ImagePullBackOff says only "Back-off pulling image": the ErrImagePull before it
+          // said why, and whether another pull can succeed.
+          if (problem.reason === 'ErrImagePull' && isFinalProblem(problem)) {
+            finalPullErrors.set(problemKey, problem.message);
+          }
+          const pullError = finalPullErrors.get(problemKey);
+          const final = pullError !== undefined || isFinalProblem(problem);
+          if (final || now - since >= options.graceMs) {
+            const message =
+              pullError && pullError !== problem.message ? pullError : problem.message;
             failure ??= {
               ref,
-              message: `pod ${problem.pod} container ${problem.container}: ${problem.reason}${problem.message ? `: ${problem.message}` : ''}`,
+              message: `pod ${problem.pod} container ${problem.container}: ${problem.reason}${message ? `: ${message}` : ''}`,
               problem,
               timedOut: false,
             };
