@@ -26,7 +26,7 @@ if [ "$(node --version | cut -d. -f1)" != v24 ]; then
     --ci --selectProjects unit integration -- test/unit \
     test/integration/fetch-model.test.ts test/integration/fetch-model-s3.test.ts \
     test/integration/build-push.test.ts test/integration/deploy-aks.test.ts \
-    test/integration/dispatcher.test.ts
+    test/integration/dispatcher.test.ts test/integration/proxy.test.ts
 fi
 for extra in "$root"/scripts/test.d/*.sh; do
   [ -e "$extra" ] || continue

@@ -45800,6 +45800,7 @@ const fast_xml_parser_1 = __nccwpck_require__(591);
 const errors_1 = __nccwpck_require__(1922);
 const http_1 = __nccwpck_require__(5069);
 const http_error_1 = __nccwpck_require__(2962);
+const proxy_1 = __nccwpck_require__(1709);
 exports.DEFAULT_AWS_AUDIENCE = 'sts.amazonaws.com';
 const ROLE_ARN = /^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
@@ -45944,6 +45945,13 @@ function trustClaims(token) {
 }
 /** STS's answer, turned into what to change in the role's trust policy or the OIDC provider. */
 function explainStsFailure(error, settings, token) {
+    if (error instanceof errors_1.ConfigurationError)
+        return error;
+    // No answer at all: a system error (ENOTFOUND, ECONNREFUSED...), directly or from the proxy.
+    if (!(error instanceof http_error_1.HttpError) && typeof error?.code === 'string') {
+        return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ` +
+            (0, proxy_1.unreachable)(stsEndpoint(settings).origin, error));
+    }
     // STS names some codes with an Exception suffix (ExpiredTokenException); AccessDenied has none.
     const name = (error instanceof http_error_1.HttpError ? (error.code ?? '') : '').replace(/Exception$/, '');
     const message = error instanceof http_error_1.HttpError ? (error.serviceMessage ?? error.message) : (0, errors_1.errorMessage)(error);
@@ -45968,7 +45976,7 @@ function explainStsFailure(error, settings, token) {
     if (name === 'ExpiredToken') {
         return new Error(`AWS STS found the GitHub OIDC token expired (${message}). Run again.`);
     }
-    return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ${name} ${message}`);
+    return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ${name ? `${name}: ` : ''}${message}`);
 }
 
 
@@ -45993,22 +46001,30 @@ const TEXT_BODY_LIMIT = 64 * 1024 * 1024;
  * policies (retries, bearer tokens, redirects); only the wire is ours.
  */
 function transportHttpClient(pool = (0, http_1.sharedPool)()) {
-    return {
+    const client = {
         async sendRequest(request) {
             const headers = request.headers.toJSON();
             const body = await requestBody(request.body);
             if (body !== undefined && headers['content-length'] === undefined) {
                 headers['content-length'] = String(Buffer.byteLength(body));
             }
-            const response = await (0, http_1.send)({
-                method: request.method,
-                url: new URL(request.url),
-                headers,
-                body,
-                pool,
-                idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
-                signal: abortSignal(request.abortSignal),
-            });
+            const url = new URL(request.url);
+            let response;
+            try {
+                response = await (0, http_1.send)({
+                    method: request.method,
+                    url,
+                    headers,
+                    body,
+                    pool,
+                    idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
+                    signal: abortSignal(request.abortSignal),
+                });
+            }
+            catch (error) {
+                client.lastFailure = { url, error: error, at: Date.now() };
+                throw error;
+            }
             const responseHeaders = (0, core_rest_pipeline_1.createHttpHeaders)();
             for (const [name, value] of Object.entries(response.headers)) {
                 if (value !== undefined) {
@@ -46028,6 +46044,7 @@ function transportHttpClient(pool = (0, http_1.sharedPool)()) {
             return { request, status: response.status, headers: responseHeaders, bodyAsText: text };
         },
     };
+    return client;
 }
 /** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */
 async function requestBody(body) {
@@ -46124,6 +46141,7 @@ const identity_1 = __nccwpck_require__(5261);
 const azure_http_client_1 = __nccwpck_require__(9703);
 const clouds_1 = __nccwpck_require__(9707);
 const errors_1 = __nccwpck_require__(1922);
+const proxy_1 = __nccwpck_require__(1709);
 exports.DEFAULT_OIDC_AUDIENCE = 'api://AzureADTokenExchange';
 function readAzureIdentity(inputs, env) {
     const cloud = (0, clouds_1.cloudByName)(inputs.string('cloud', 'AzurePublicCloud'));
@@ -46173,17 +46191,45 @@ function createOidcCredential(settings, idToken, env, logger) {
             'for checkout). Workflows triggered from forks never get one.');
     }
     const audience = settings.audience;
-    return new identity_1.ClientAssertionCredential(settings.tenantId, settings.clientId, async () => {
+    // Entra is reached like every other service: proxy, timeouts, https only.
+    const httpClient = (0, azure_http_client_1.transportHttpClient)();
+    const credential = new identity_1.ClientAssertionCredential(settings.tenantId, settings.clientId, async () => {
         const token = await idToken(audience);
         logger.mask(token);
         return token;
     }, {
         authorityHost: settings.authorityHost,
         disableInstanceDiscovery: settings.customAuthority,
-        // Entra is reached like every other service: proxy, timeouts, https only.
-        httpClient: (0, azure_http_client_1.transportHttpClient)(),
+        httpClient,
         retryOptions: { maxRetries: 3 },
     });
+    return withNetworkCause(credential, httpClient);
+}
+/**
+ * @azure/identity turns a token request that got no answer into `network_error: See
+ * https://aka.ms/msal.js.errors#network_error`, dropping why: a host name that does not resolve
+ * (no proxy set on a runner that needs one), a proxy that refused or wants a password. This puts
+ * the transport's own error back: a ConfigurationError from the proxy as it is, anything else
+ * naming the authority that could not be reached.
+ */
+function withNetworkCause(credential, httpClient) {
+    return {
+        async getToken(scopes, options) {
+            const started = Date.now();
+            try {
+                return await credential.getToken(scopes, options);
+            }
+            catch (error) {
+                const failure = httpClient.lastFailure;
+                if (!failure || failure.at < started || !/network_error/.test((0, errors_1.errorMessage)(error))) {
+                    throw error;
+                }
+                if (failure.error instanceof errors_1.ConfigurationError)
+                    throw failure.error;
+                throw new Error((0, proxy_1.unreachable)(failure.url.origin, failure.error));
+            }
+        },
+    };
 }
 /**
  * Hands out bearer tokens per scope, cached until five minutes before they expire, each
@@ -46229,6 +46275,9 @@ exports.TokenSource = TokenSource;
 /** Entra's AADSTS codes for a federated credential that does not match, with the fix. */
 function explainTokenFailure(error, scope) {
     const message = (0, errors_1.errorMessage)(error);
+    if (error instanceof errors_1.ConfigurationError) {
+        return new errors_1.ConfigurationError(`Could not get an Entra token for ${scope}: ${message}`);
+    }
     if (/AADSTS700213|AADSTS70021|AADSTS700211|AADSTS700212/.test(message)) {
         return new errors_1.ConfigurationError(`Entra rejected this workflow's GitHub OIDC token while asking for ${scope}: ` +
             `${firstLine(message)} The app registration needs a federated credential whose issuer is ` +
@@ -46323,6 +46372,94 @@ function formatDuration(milliseconds) {
     const seconds = Math.round((milliseconds % 60_000) / 1000);
     return `${minutes}m ${seconds}s`;
 }
+
+
+/***/ }),
+
+/***/ 4706:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.githubIdToken = githubIdToken;
+const core = __importStar(__nccwpck_require__(7484));
+const errors_1 = __nccwpck_require__(1922);
+const proxy_1 = __nccwpck_require__(1709);
+/**
+ * The job's GitHub OIDC token for an audience (core.getIDToken), with a failure said on one line
+ * that names the endpoint. The toolkit's own message spreads over lines ("Failed to get ID
+ * Token. / Error Code : ... / Error Message: ..."), of which an error line keeps only the first,
+ * dropping the cause; when no answer came at all (a proxy that refused to tunnel, a host that
+ * does not resolve), it also says what to check.
+ */
+async function githubIdToken(audience, env = process.env, timeoutMs = ID_TOKEN_TIMEOUT_MS) {
+    let timer;
+    // The toolkit's client sets no timeout: an endpoint that accepts and never answers would
+    // hold the job until its own timeout-minutes.
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Error Code : undefined Error Message: waited ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    try {
+        return await Promise.race([core.getIDToken(audience), timeout]);
+    }
+    catch (error) {
+        const detail = (0, errors_1.errorMessage)(error)
+            .replace(/\s+/g, ' ')
+            .replace(/^Error message: /, '')
+            .trim();
+        let origin = 'ACTIONS_ID_TOKEN_REQUEST_URL';
+        try {
+            origin = new URL(env.ACTIONS_ID_TOKEN_REQUEST_URL ?? '').origin;
+        }
+        catch {
+            // Not a URL: the toolkit's message says so.
+        }
+        const cause = /Error Message: (.*)$/.exec(detail)?.[1]?.trim();
+        if (cause && /Error Code : undefined/.test(detail)) {
+            throw new Error(`Could not get a GitHub OIDC token: ${(0, proxy_1.unreachable)(origin, cause)}`);
+        }
+        throw new Error(`Could not get a GitHub OIDC token from ${origin}: ${detail}`);
+    }
+    finally {
+        clearTimeout(timer);
+    }
+}
+/** How long the job waits for GitHub's OIDC token endpoint. */
+const ID_TOKEN_TIMEOUT_MS = 30_000;
 
 
 /***/ }),
@@ -47095,6 +47232,7 @@ exports.proxyFor = proxyFor;
 exports.bypassesProxy = bypassesProxy;
 exports.isLoopback = isLoopback;
 exports.proxyAuthorization = proxyAuthorization;
+exports.unreachable = unreachable;
 exports.describeProxy = describeProxy;
 const http = __importStar(__nccwpck_require__(7067));
 const https = __importStar(__nccwpck_require__(4708));
@@ -47112,10 +47250,12 @@ function proxyFor(target, env = process.env) {
     if (isLoopback(target.hostname))
         return undefined;
     const https = target.protocol === 'https:';
-    const value = https ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
+    // Lower case first, an empty value as unset: as @actions/http-client reads them, so the actions
+    // and core.getIDToken take the same route when a runner sets both spellings.
+    const value = https ? env.https_proxy || env.HTTPS_PROXY : env.http_proxy || env.HTTP_PROXY;
     if (!value || value.trim() === '')
         return undefined;
-    if (bypassesProxy(target, env.NO_PROXY ?? env.no_proxy))
+    if (bypassesProxy(target, env.no_proxy || env.NO_PROXY))
         return undefined;
     return parseProxyUrl(value.trim(), https ? 'HTTPS_PROXY' : 'HTTP_PROXY');
 }
@@ -47167,6 +47307,15 @@ function proxyAuthorization(proxy) {
     const user = decodeURIComponent(proxy.username);
     const password = decodeURIComponent(proxy.password);
     return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+/**
+ * Why a request got no answer at all (a name that does not resolve, a refused connection, a
+ * proxy that would not tunnel), and what to check.
+ */
+function unreachable(origin, error) {
+    const variable = origin.startsWith('http:') ? 'HTTP_PROXY' : 'HTTPS_PROXY';
+    return (`${origin} did not answer (${(0, errors_1.errorMessage)(error)}). Check that this runner reaches it, ` +
+        `directly or through the proxy ${variable} names (hosts in NO_PROXY go direct).`);
 }
 /** A proxy URL as it may be logged: without its password. */
 function describeProxy(proxy) {
@@ -48375,6 +48524,7 @@ const core = __importStar(__nccwpck_require__(7484));
 const actions_logger_1 = __nccwpck_require__(5563);
 const aws_credentials_1 = __nccwpck_require__(707);
 const credential_1 = __nccwpck_require__(6324);
+const github_id_token_1 = __nccwpck_require__(4706);
 const errors_1 = __nccwpck_require__(1922);
 const inputs_1 = __nccwpck_require__(9184);
 const azure_blob_1 = __nccwpck_require__(8704);
@@ -48405,7 +48555,7 @@ async function run(env = process.env) {
 function createStore(settings, env, logger) {
     const { store } = settings;
     if (store.provider === 's3') {
-        const credentials = new aws_credentials_1.WebIdentityCredentials(store.identity, (audience) => core.getIDToken(audience), (0, aws_credentials_1.createStsClient)(store.identity, logger), logger, env);
+        const credentials = new aws_credentials_1.WebIdentityCredentials(store.identity, github_id_token_1.githubIdToken, (0, aws_credentials_1.createStsClient)(store.identity, logger), logger, env);
         return new s3_1.S3Store({
             bucket: store.bucket,
             region: store.identity.region,
@@ -48431,7 +48581,7 @@ function blobAuth(store, env, logger) {
         throw new errors_1.ConfigurationError(`blob-endpoint '${store.endpoint}' is plain http, and Azure Storage accepts OIDC ` +
             `tokens only over https. Use an https endpoint, or a 'sas-token'.`);
     }
-    const credential = (0, credential_1.createOidcCredential)(store.identity, (audience) => core.getIDToken(audience), env, logger);
+    const credential = (0, credential_1.createOidcCredential)(store.identity, github_id_token_1.githubIdToken, env, logger);
     return { kind: 'oidc', tokens: new credential_1.TokenSource(credential, logger) };
 }
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import * as core from '@actions/core';
 import { actionsLogger } from '../common/actions-logger';
 import { createOidcCredential, TokenSource } from '../common/credential';
+import { githubIdToken } from '../common/github-id-token';
 import { errorMessage } from '../common/errors';
 import { envInputSource, Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
@@ -101,11 +102,6 @@ function registryCredentials(
     return new PasswordCredentials(settings.auth.username, settings.auth.password, logger);
   }
   const identity = settings.auth.identity;
-  const credential = createOidcCredential(
-    identity,
-    (audience) => core.getIDToken(audience),
-    env,
-    logger,
-  );
+  const credential = createOidcCredential(identity, githubIdToken, env, logger);
   return new AcrOidcCredentials(new TokenSource(credential, logger), identity.tenantId!, logger);
 }

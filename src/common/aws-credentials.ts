@@ -4,6 +4,7 @@ import { ConfigurationError, errorMessage, quote } from './errors';
 import { credentialForm, readBody, send, sendWithRetry, statusError } from './http';
 import { HttpError, xmlErrorBody } from './http-error';
 import type { Logger } from './logger';
+import { unreachable } from './proxy';
 
 /** How to trade this job's GitHub OIDC token for temporary AWS credentials. */
 export interface AwsWebIdentitySettings {
@@ -211,6 +212,14 @@ function trustClaims(token: string): { sub?: string; aud?: string; iss?: string 
 
 /** STS's answer, turned into what to change in the role's trust policy or the OIDC provider. */
 function explainStsFailure(error: unknown, settings: AwsWebIdentitySettings, token: string): Error {
+  if (error instanceof ConfigurationError) return error;
+  // No answer at all: a system error (ENOTFOUND, ECONNREFUSED...), directly or from the proxy.
+  if (!(error instanceof HttpError) && typeof (error as NodeJS.ErrnoException)?.code === 'string') {
+    return new Error(
+      `Could not assume ${settings.roleArn} with GitHub OIDC: ` +
+        unreachable(stsEndpoint(settings).origin, error),
+    );
+  }
   // STS names some codes with an Exception suffix (ExpiredTokenException); AccessDenied has none.
   const name = (error instanceof HttpError ? (error.code ?? '') : '').replace(/Exception$/, '');
   const message =
@@ -240,5 +249,7 @@ function explainStsFailure(error: unknown, settings: AwsWebIdentitySettings, tok
   if (name === 'ExpiredToken') {
     return new Error(`AWS STS found the GitHub OIDC token expired (${message}). Run again.`);
   }
-  return new Error(`Could not assume ${settings.roleArn} with GitHub OIDC: ${name} ${message}`);
+  return new Error(
+    `Could not assume ${settings.roleArn} with GitHub OIDC: ${name ? `${name}: ` : ''}${message}`,
+  );
 }

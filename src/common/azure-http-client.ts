@@ -10,29 +10,53 @@ import { ConnectionPool, readBody, send, sharedPool, type HttpRequest } from './
 /** Bodies the SDK reads as text (token answers, XML listings) are small; bytes are streamed. */
 const TEXT_BODY_LIMIT = 64 * 1024 * 1024;
 
+/** A request that got no answer at all: the name did not resolve, the proxy refused, no connection. */
+export interface TransportFailure {
+  url: URL;
+  error: Error;
+  /** When it failed (ms since the epoch). */
+  at: number;
+}
+
+/** The SDK's HttpClient, remembering the last request that got no answer. */
+export interface TransportHttpClient extends HttpClient {
+  /**
+   * @azure/identity reports such a failure as a bare `network_error`, without its cause (a name
+   * that does not resolve, a proxy that wants a password); this keeps the cause for the error.
+   */
+  lastFailure?: TransportFailure;
+}
+
 /**
  * The Azure SDK's HttpClient over this project's one transport, so Entra (through
  * @azure/identity) and the storage SDK get the same proxy routing, https-only credential rule,
  * keep-alive pool and idle timeouts as every other request. The SDK's own pipeline keeps its
  * policies (retries, bearer tokens, redirects); only the wire is ours.
  */
-export function transportHttpClient(pool: ConnectionPool = sharedPool()): HttpClient {
-  return {
+export function transportHttpClient(pool: ConnectionPool = sharedPool()): TransportHttpClient {
+  const client: TransportHttpClient = {
     async sendRequest(request: PipelineRequest): Promise<PipelineResponse> {
       const headers = request.headers.toJSON();
       const body = await requestBody(request.body);
       if (body !== undefined && headers['content-length'] === undefined) {
         headers['content-length'] = String(Buffer.byteLength(body));
       }
-      const response = await send({
-        method: request.method as HttpRequest['method'],
-        url: new URL(request.url),
-        headers,
-        body,
-        pool,
-        idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
-        signal: abortSignal(request.abortSignal),
-      });
+      const url = new URL(request.url);
+      let response;
+      try {
+        response = await send({
+          method: request.method as HttpRequest['method'],
+          url,
+          headers,
+          body,
+          pool,
+          idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
+          signal: abortSignal(request.abortSignal),
+        });
+      } catch (error) {
+        client.lastFailure = { url, error: error as Error, at: Date.now() };
+        throw error;
+      }
       const responseHeaders = createHttpHeaders();
       for (const [name, value] of Object.entries(response.headers)) {
         if (value !== undefined) {
@@ -52,6 +76,7 @@ export function transportHttpClient(pool: ConnectionPool = sharedPool()): HttpCl
       return { request, status: response.status, headers: responseHeaders, bodyAsText: text };
     },
   };
+  return client;
 }
 
 /** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */

@@ -1,9 +1,10 @@
 import { ClientAssertionCredential, type TokenCredential } from '@azure/identity';
-import { transportHttpClient } from './azure-http-client';
+import { transportHttpClient, type TransportHttpClient } from './azure-http-client';
 import { cloudByName, type Cloud } from './clouds';
 import { ConfigurationError, errorMessage } from './errors';
 import type { Inputs } from './inputs';
 import type { Logger } from './logger';
+import { unreachable } from './proxy';
 
 /** The common Azure identity inputs every action declares. */
 export interface AzureIdentitySettings {
@@ -90,7 +91,9 @@ export function createOidcCredential(
     );
   }
   const audience = settings.audience;
-  return new ClientAssertionCredential(
+  // Entra is reached like every other service: proxy, timeouts, https only.
+  const httpClient = transportHttpClient();
+  const credential = new ClientAssertionCredential(
     settings.tenantId,
     settings.clientId,
     async () => {
@@ -101,11 +104,39 @@ export function createOidcCredential(
     {
       authorityHost: settings.authorityHost,
       disableInstanceDiscovery: settings.customAuthority,
-      // Entra is reached like every other service: proxy, timeouts, https only.
-      httpClient: transportHttpClient(),
+      httpClient,
       retryOptions: { maxRetries: 3 },
     },
   );
+  return withNetworkCause(credential, httpClient);
+}
+
+/**
+ * @azure/identity turns a token request that got no answer into `network_error: See
+ * https://aka.ms/msal.js.errors#network_error`, dropping why: a host name that does not resolve
+ * (no proxy set on a runner that needs one), a proxy that refused or wants a password. This puts
+ * the transport's own error back: a ConfigurationError from the proxy as it is, anything else
+ * naming the authority that could not be reached.
+ */
+function withNetworkCause(
+  credential: TokenCredential,
+  httpClient: TransportHttpClient,
+): TokenCredential {
+  return {
+    async getToken(scopes, options) {
+      const started = Date.now();
+      try {
+        return await credential.getToken(scopes, options);
+      } catch (error) {
+        const failure = httpClient.lastFailure;
+        if (!failure || failure.at < started || !/network_error/.test(errorMessage(error))) {
+          throw error;
+        }
+        if (failure.error instanceof ConfigurationError) throw failure.error;
+        throw new Error(unreachable(failure.url.origin, failure.error));
+      }
+    },
+  };
 }
 
 /**
@@ -150,6 +181,9 @@ export class TokenSource {
 /** Entra's AADSTS codes for a federated credential that does not match, with the fix. */
 function explainTokenFailure(error: unknown, scope: string): Error {
   const message = errorMessage(error);
+  if (error instanceof ConfigurationError) {
+    return new ConfigurationError(`Could not get an Entra token for ${scope}: ${message}`);
+  }
   if (/AADSTS700213|AADSTS70021|AADSTS700211|AADSTS700212/.test(message)) {
     return new ConfigurationError(
       `Entra rejected this workflow's GitHub OIDC token while asking for ${scope}: ` +

@@ -15,9 +15,11 @@ import { HttpError } from './http-error';
 export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL | undefined {
   if (isLoopback(target.hostname)) return undefined;
   const https = target.protocol === 'https:';
-  const value = https ? (env.HTTPS_PROXY ?? env.https_proxy) : (env.HTTP_PROXY ?? env.http_proxy);
+  // Lower case first, an empty value as unset: as @actions/http-client reads them, so the actions
+  // and core.getIDToken take the same route when a runner sets both spellings.
+  const value = https ? env.https_proxy || env.HTTPS_PROXY : env.http_proxy || env.HTTP_PROXY;
   if (!value || value.trim() === '') return undefined;
-  if (bypassesProxy(target, env.NO_PROXY ?? env.no_proxy)) return undefined;
+  if (bypassesProxy(target, env.no_proxy || env.NO_PROXY)) return undefined;
   return parseProxyUrl(value.trim(), https ? 'HTTPS_PROXY' : 'HTTP_PROXY');
 }
 
@@ -81,6 +83,18 @@ export function proxyAuthorization(proxy: URL): string | undefined {
   const user = decodeURIComponent(proxy.username);
   const password = decodeURIComponent(proxy.password);
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+/**
+ * Why a request got no answer at all (a name that does not resolve, a refused connection, a
+ * proxy that would not tunnel), and what to check.
+ */
+export function unreachable(origin: string, error: unknown): string {
+  const variable = origin.startsWith('http:') ? 'HTTP_PROXY' : 'HTTPS_PROXY';
+  return (
+    `${origin} did not answer (${errorMessage(error)}). Check that this runner reaches it, ` +
+    `directly or through the proxy ${variable} names (hosts in NO_PROXY go direct).`
+  );
 }
 
 /** A proxy URL as it may be logged: without its password. */

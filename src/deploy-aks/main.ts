@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { actionsLogger } from '../common/actions-logger';
 import { createOidcCredential, TokenSource } from '../common/credential';
+import { githubIdToken } from '../common/github-id-token';
 import { errorMessage } from '../common/errors';
 import { envInputSource, Inputs } from '../common/inputs';
 import { connectCluster } from './cluster';
@@ -36,12 +37,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
     let tokens: TokenSource | undefined;
     const tokenSource = () =>
       (tokens ??= new TokenSource(
-        createOidcCredential(
-          settings.identity,
-          (audience) => core.getIDToken(audience),
-          env,
-          logger,
-        ),
+        createOidcCredential(settings.identity, githubIdToken, env, logger),
         logger,
       ));
     const connection = await logger.group('Connecting to the cluster', async () => {

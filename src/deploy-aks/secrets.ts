@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from '../common/logger';
 import type { KubeObject } from './manifests';
 
 /**
  * Secret values must never reach a log, a job summary or the bundle artifact: each value is
  * registered as a mask, and copies shown to people carry a placeholder with a short hash, so
- * a diff still shows which values changed.
+ * a diff still shows which values changed (the tag is keyed per run: see redactSecret).
  */
 export function maskSecretValues(objects: KubeObject[], logger: Logger): void {
   for (const object of objects) {
@@ -21,7 +21,14 @@ export function maskSecretValues(objects: KubeObject[], logger: Logger): void {
   }
 }
 
-/** A copy of the object whose Secret values are replaced by `(redacted, sha256:<12 hex>)`. */
+/**
+ * Keys the placeholders: fresh for each run, so the same value gets the same placeholder within
+ * a run (a diff shows what changed) but an unsalted hash of a guessable secret (a short password,
+ * a known token format) is never published for anyone to test guesses against.
+ */
+const REDACTION_KEY = randomBytes(32);
+
+/** A copy of the object whose Secret values are replaced by `(redacted, hmac:<12 hex>)`. */
 export function redactSecret(object: KubeObject): KubeObject {
   if (object.kind !== 'Secret') return object;
   const copy = structuredClone(object);
@@ -29,8 +36,8 @@ export function redactSecret(object: KubeObject): KubeObject {
     const values = copy[field] as Record<string, unknown> | undefined;
     if (!values) continue;
     for (const [key, value] of Object.entries(values)) {
-      const hash = createHash('sha256').update(String(value)).digest('hex').slice(0, 12);
-      values[key] = `(redacted, sha256:${hash})`;
+      const tag = createHmac('sha256', REDACTION_KEY).update(String(value)).digest('hex');
+      values[key] = `(redacted, hmac:${tag.slice(0, 12)})`;
     }
   }
   // kubectl's last-applied annotation would carry the values too.

@@ -2,6 +2,7 @@ import * as core from '@actions/core';
 import { actionsLogger } from '../common/actions-logger';
 import { createStsClient, WebIdentityCredentials } from '../common/aws-credentials';
 import { createOidcCredential, TokenSource } from '../common/credential';
+import { githubIdToken } from '../common/github-id-token';
 import { ConfigurationError, errorMessage } from '../common/errors';
 import { envInputSource, Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
@@ -39,7 +40,7 @@ function createStore(settings: FetchSettings, env: NodeJS.ProcessEnv, logger: Lo
   if (store.provider === 's3') {
     const credentials = new WebIdentityCredentials(
       store.identity,
-      (audience) => core.getIDToken(audience),
+      githubIdToken,
       createStsClient(store.identity, logger),
       logger,
       env,
@@ -71,11 +72,6 @@ function blobAuth(store: AzureBlobSettings, env: NodeJS.ProcessEnv, logger: Logg
         `tokens only over https. Use an https endpoint, or a 'sas-token'.`,
     );
   }
-  const credential = createOidcCredential(
-    store.identity,
-    (audience) => core.getIDToken(audience),
-    env,
-    logger,
-  );
+  const credential = createOidcCredential(store.identity, githubIdToken, env, logger);
   return { kind: 'oidc', tokens: new TokenSource(credential, logger) };
 }

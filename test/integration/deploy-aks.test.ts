@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -366,7 +367,10 @@ spec:
       expect(text).not.toContain('second-secret-value-456');
       expect(text).not.toContain('first-secret-value-123');
     }
-    expect(run.summary).toMatch(/\+ {2}API_KEY: \(redacted, sha256:[0-9a-f]{12}\)/);
+    expect(run.summary).toMatch(/\+ {2}API_KEY: \(redacted, hmac:[0-9a-f]{12}\)/);
+    // Keyed per run: the plain hash of a value (which anyone could test guesses against) is absent.
+    const plain = createHash('sha256').update('second-secret-value-456').digest('hex').slice(0, 12);
+    expect(run.summary).not.toContain(plain);
     expect(run.exitCode).toBe(0);
     expect(stack.kube.get('Deployment', 'default', 'dry')).toEqual(before);
     expect(run.summary).toContain('dry run');

@@ -369,13 +369,22 @@ export class AcrDataEndpoint {
       /** The registry to read blobs from, and a token that may pull from a repository. */
       upstream: URL;
       pullToken: (repository: string) => string;
-      /** The host name clients use (a production-style name in proxy tests). */
+      /**
+       * The host name clients use instead of the address, e.g. myacr.eastus.data.azurecr.io in
+       * the proxy tests, where the proxy routes it (port 443) to this endpoint.
+       */
       hostName?: string;
     },
   ) {}
 
+  /** The origin of the signed URLs: the public name when there is one. */
   get origin(): string {
-    return `https://${this.options.hostName ?? this.options.address}:${this.port}`;
+    return this.options.hostName ? `https://${this.options.hostName}` : this.localOrigin;
+  }
+
+  /** Where the endpoint listens. */
+  get localOrigin(): string {
+    return `https://${this.options.address}:${this.port}`;
   }
 
   async start(): Promise<this> {

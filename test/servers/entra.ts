@@ -44,6 +44,8 @@ export class EntraServer {
   key = newSigningKey();
   private retiredKeys: SigningKey[] = [];
   readonly tokenRequests: Array<{ clientId: string; scope: string }> = [];
+  /** Access tokens issued, so tests can check none of them reached a log. */
+  readonly issuedTokens: string[] = [];
   private server?: https.Server;
   private port = 0;
 
@@ -91,7 +93,10 @@ export class EntraServer {
     if (tenant !== this.options.tenantId) {
       return aadError(res, 400, 'invalid_tenant', 90002, `Tenant '${tenant}' not found.`);
     }
-    const base = `${this.authorityHost}/${tenant}`;
+    // Entra names itself by the host it was asked on: login.microsoftonline.com when reached by
+    // its production name (through a proxy), 127.0.0.1:<port> when reached directly.
+    const origin = req.headers.host ? `https://${req.headers.host}` : this.authorityHost;
+    const base = `${origin}/${tenant}`;
     if (endpoint.startsWith('v2.0')) {
       return json(res, 200, {
         issuer: `${base}/v2.0`,
@@ -232,6 +237,7 @@ export class EntraServer {
       },
       this.key,
     );
+    this.issuedTokens.push(accessToken);
     json(res, 200, {
       token_type: 'Bearer',
       expires_in: lifetime,

@@ -18,6 +18,13 @@ export interface GithubOidcOptions {
   subject?: string;
   /** Token lifetime; GitHub's are short, which is why assertions must be fetched fresh. */
   lifetimeSeconds?: number;
+  /**
+   * The host of ACTIONS_ID_TOKEN_REQUEST_URL and the address it resolves to, where the endpoint
+   * listens: the proxy tests use the machine's own name, which NO_PROXY must exempt.
+   * 127.0.0.1 otherwise.
+   */
+  hostName?: string;
+  listenAddress?: string;
 }
 
 export class GithubOidcServer {
@@ -43,7 +50,7 @@ export class GithubOidcServer {
 
   /** The value of ACTIONS_ID_TOKEN_REQUEST_URL (the toolkit appends `&audience=`). */
   get requestUrl(): string {
-    return `http://127.0.0.1:${this.port}/_apis/actionstoken?api-version=2.0`;
+    return `http://${this.options.hostName ?? '127.0.0.1'}:${this.port}/_apis/actionstoken?api-version=2.0`;
   }
 
   get jwks(): Array<Record<string, unknown>> {
@@ -60,7 +67,7 @@ export class GithubOidcServer {
 
   async start(): Promise<this> {
     this.server = http.createServer((req, res) => this.handle(req, res));
-    this.port = await listenOnLoopback(this.server);
+    this.port = await listenOnLoopback(this.server, this.options.listenAddress);
     return this;
   }
 

@@ -50,6 +50,12 @@ export interface KubeApiOptions {
    * Retry-After, as API Priority and Fairness does when a priority level is saturated.
    */
   proxyMaxInFlight?: number;
+  /**
+   * The API server's FQDN in the kubeconfigs it hands out, as AKS names it
+   * (`<dns prefix>-<hash>.hcp.<region>.azmk8s.io`): the proxy tests route it (port 443) here.
+   * 127.0.0.1:<port> otherwise.
+   */
+  hostName?: string;
 }
 
 type Obj = Record<string, any>;
@@ -287,8 +293,14 @@ export class KubeApiServer {
     }
   }
 
+  /** Where the server listens. */
   get url(): string {
     return `https://127.0.0.1:${this.port}`;
+  }
+
+  /** The server as kubeconfigs name it: its FQDN when it has one. */
+  get serverUrl(): string {
+    return this.options.hostName ? `https://${this.options.hostName}` : this.url;
   }
 
   async start(): Promise<this> {
@@ -376,7 +388,7 @@ export class KubeApiServer {
       'clusters:',
       '- name: aks-double',
       '  cluster:',
-      `    server: ${this.url}`,
+      `    server: ${this.serverUrl}`,
       `    certificate-authority-data: ${Buffer.from(ca).toString('base64')}`,
       'contexts:',
       '- name: aks-double',
@@ -421,14 +433,16 @@ export class KubeApiServer {
       res.writeHead(200, { 'content-type': 'text/plain' });
       return void res.end('ok');
     }
-    if (path === '/api')
+    if (path === '/api') {
+      const server = new URL(this.serverUrl);
       return send(res, 200, {
         kind: 'APIVersions',
         versions: ['v1'],
         serverAddressByClientCIDRs: [
-          { clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${this.port}` },
+          { clientCIDR: '0.0.0.0/0', serverAddress: `${server.hostname}:${server.port || 443}` },
         ],
       });
+    }
     if (path === '/apis') return send(res, 200, this.groupList());
     const discovery = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(path);
     if (discovery) {

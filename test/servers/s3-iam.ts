@@ -7,6 +7,10 @@ import { closeServer, listenOnLoopback } from '../support/ports';
 /** One request as the gateway judged it. */
 export interface JudgedRequest {
   method: string;
+  /** The Host header: `<bucket>.s3.<region>.amazonaws.com` for a virtual-hosted-style request. */
+  host: string;
+  bucket: string;
+  /** The path as sent (without the bucket in virtual-hosted style). */
   path: string;
   query: URLSearchParams;
   action: string;
@@ -23,7 +27,10 @@ export interface JudgedRequest {
  * action (s3:GetObject, s3:GetObjectVersion for a versionId, s3:ListBucket); then forwards to
  * the real server. Answers are S3's: AccessDenied (with S3's message naming principal, action
  * and resource), InvalidAccessKeyId, SignatureDoesNotMatch, InvalidToken, ExpiredToken; a
- * missing key is AccessDenied unless the role may list the bucket, as on S3.
+ * missing key is AccessDenied unless the role may list the bucket, as on S3. Buckets are
+ * addressed path-style (`/<bucket>/<key>`, as S3-compatible endpoints are) or, as AWS's own
+ * endpoints address them, virtual-hosted-style: the bucket is the Host's first labels
+ * (`<bucket>.s3.<region>.amazonaws.com`) and the path is the key.
  */
 export class S3IamGateway {
   readonly requests: JudgedRequest[] = [];
@@ -64,8 +71,8 @@ export class S3IamGateway {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
-    const [, bucket = '', ...rest] = url.pathname.split('/');
-    const key = rest.map(decodeURIComponent).join('/');
+    const host = (req.headers.host ?? '').toLowerCase();
+    const { bucket, key, upstreamPath } = this.locate(host, req.url ?? '/', url);
     const action =
       key === ''
         ? 's3:ListBucket'
@@ -74,6 +81,8 @@ export class S3IamGateway {
           : 's3:GetObject';
     const judged: JudgedRequest = {
       method: req.method ?? 'GET',
+      host,
+      bucket,
       path: url.pathname,
       query: url.searchParams,
       action,
@@ -101,7 +110,7 @@ export class S3IamGateway {
       );
     }
     const mayList = role.allow.includes('s3:ListBucket');
-    this.forward(req, res, (status) => {
+    this.forward(req, res, upstreamPath, (status) => {
       // Without s3:ListBucket, S3 does not reveal whether a key exists.
       if (status === 404 && key !== '' && !mayList) {
         judged.denied = 'AccessDenied';
@@ -109,6 +118,34 @@ export class S3IamGateway {
       }
       return undefined;
     });
+  }
+
+  /**
+   * The bucket and key a request names, and the path-style path the server under the gateway
+   * takes: from the Host for `<bucket>.s3.<region>.amazonaws.com`, from the path otherwise.
+   */
+  private locate(
+    host: string,
+    rawUrl: string,
+    url: URL,
+  ): { bucket: string; key: string; upstreamPath: string } {
+    const virtualHost = new RegExp(`^(.+)\\.s3\\.${this.options.region}\\.amazonaws\\.com$`).exec(
+      host.replace(/:443$/, ''),
+    );
+    if (!virtualHost) {
+      const [, bucket = '', ...rest] = url.pathname.split('/');
+      return { bucket, key: rest.map(decodeURIComponent).join('/'), upstreamPath: rawUrl };
+    }
+    const bucket = virtualHost[1];
+    const at = rawUrl.indexOf('?');
+    const rawPath = at < 0 ? rawUrl : rawUrl.slice(0, at);
+    const query = at < 0 ? '' : rawUrl.slice(at);
+    const key = rawPath.slice(1).split('/').map(decodeURIComponent).join('/');
+    return {
+      bucket,
+      key,
+      upstreamPath: `/${bucket}${rawPath === '/' ? '' : rawPath}${query}`,
+    };
   }
 
   private authenticate(
@@ -202,10 +239,11 @@ export class S3IamGateway {
     return { credentials };
   }
 
-  /** Streams the request to the real server and its answer back; `override` may deny a 404. */
+  /** Streams the request (path-style) to the real server and its answer back; `override` may deny a 404. */
   private forward(
     req: http.IncomingMessage,
     res: http.ServerResponse,
+    path: string,
     override: (status: number) => string | undefined,
   ): void {
     const upstream = http.request(
@@ -213,7 +251,7 @@ export class S3IamGateway {
         host: this.upstream.hostname,
         port: this.upstream.port,
         method: req.method,
-        path: req.url,
+        path,
         headers: { ...req.headers, host: this.upstream.host },
         agent: this.agent,
       },

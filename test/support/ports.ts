@@ -15,11 +15,15 @@ export function freePort(): Promise<number> {
 }
 
 /** Resolves once something accepts connections on the port, or rejects after `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
+export async function waitForPort(
+  port: number,
+  timeoutMs = 30_000,
+  host = '127.0.0.1',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
+      const socket = net.connect(port, host);
       socket.once('connect', () => {
         socket.destroy();
         resolve(true);
@@ -27,7 +31,7 @@ export async function waitForPort(port: number, timeoutMs = 30_000): Promise<voi
       socket.once('error', () => resolve(false));
     });
     if (open) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -1,8 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import {
   AcrDataEndpoint,
   AcrLoginServer,
@@ -19,7 +20,16 @@ export const TOKEN_ISSUER = 'acr-token-double';
 export type RegistryOptions = Pick<
   AcrTokenOptions,
   'tenantId' | 'entraKeys' | 'users' | 'grant' | 'accessTokenLifetimeSeconds'
->;
+> & {
+  /**
+   * The registry's public name, e.g. myacr.azurecr.io, and its data endpoint's, e.g.
+   * myacr.eastus.data.azurecr.io: what image references, the token service and redirects name
+   * in the proxy tests, where only the proxy routes them (port 443) here. 127.0.0.1:<port> and
+   * 127.0.0.2:<port> otherwise.
+   */
+  hostName?: string;
+  dataHostName?: string;
+};
 
 /**
  * The real Distribution registry (Debian's docker-registry) as a child process, behind the ACR
@@ -42,13 +52,14 @@ export class Registry {
 
   constructor(private readonly options: RegistryOptions) {}
 
-  /** `host:port`: the registry name in image references, and the token `service`. */
+  /** The registry name in image references, and the token `service`: `host:port` or its public name. */
   get host(): string {
-    return `127.0.0.1:${this.port}`;
+    return this.options.hostName ?? `127.0.0.1:${this.port}`;
   }
 
+  /** Where the login server listens, for fixtures that reach it directly. */
   get url(): string {
-    return `https://${this.host}`;
+    return `https://127.0.0.1:${this.port}`;
   }
 
   async start(): Promise<this> {
@@ -63,6 +74,7 @@ export class Registry {
       address: '127.0.0.2',
       upstream,
       pullToken: (repository) => this.bearer(repository, ['pull']),
+      hostName: this.options.dataHostName,
     }).start();
     this.tokens = await new AcrLoginServer({
       ...this.options,
@@ -144,6 +156,81 @@ export class Registry {
       headers: { authorization: `Bearer ${this.bearer(repository, ['pull'])}`, accept },
     });
   }
+
+  /**
+   * Pushes a small OCI image over the registry API as a test administrator (no docker, which
+   * cannot reach a registry known only by a production name): one gzipped layer holding
+   * `files` (path in the image → content), a linux/amd64 config, a manifest tagged `tag`.
+   */
+  async pushImage(repository: string, tag: string, files: Record<string, string>): Promise<void> {
+    const root = mkdtempSync(path.join(tmpdir(), 'image-'));
+    try {
+      for (const [name, content] of Object.entries(files)) {
+        mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
+        writeFileSync(path.join(root, name), content);
+      }
+      const tar = execFileSync('tar', [
+        ...['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0'],
+        ...['-C', root, '-cf', '-', ...Object.keys(files).map((name) => name.replace(/^\/+/, ''))],
+      ]);
+      const layer = gzipSync(tar);
+      const config = Buffer.from(
+        JSON.stringify({
+          architecture: 'amd64',
+          os: 'linux',
+          config: { Cmd: ['/bin/sh'], WorkingDir: '/' },
+          rootfs: { type: 'layers', diff_ids: [digestOf(tar)] },
+          history: [{ created_by: 'Registry.pushImage' }],
+        }),
+      );
+      const token = this.bearer(repository);
+      for (const blob of [layer, config]) {
+        const started = await fetch(`${this.url}/v2/${repository}/blobs/uploads/`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        });
+        const upload = new URL(started.headers.get('location') ?? '', this.url);
+        upload.searchParams.set('digest', digestOf(blob));
+        const put = await fetch(upload, {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+          body: blob,
+        });
+        if (put.status !== 201) throw new Error(`blob upload answered ${put.status}`);
+      }
+      const manifest = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: digestOf(config),
+          size: config.length,
+        },
+        layers: [
+          {
+            mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+            digest: digestOf(layer),
+            size: layer.length,
+          },
+        ],
+      });
+      const put = await fetch(`${this.url}/v2/${repository}/manifests/${tag}`, {
+        method: 'PUT',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/vnd.oci.image.manifest.v1+json',
+        },
+        body: manifest,
+      });
+      if (put.status !== 201) throw new Error(`manifest upload answered ${put.status}`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+}
+
+function digestOf(data: Buffer): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
 /** An RSA key and a self-signed certificate for it (the registry's rootcertbundle). */

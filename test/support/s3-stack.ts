@@ -72,10 +72,19 @@ export class S3Stack {
   readonly oidc: GithubOidcServer;
   readonly s3 = new Fauxqs();
   readonly sts: StsServer;
+  /** The buckets' region (the fixtures' client and fauxqs ignore it; the gateway does not). */
+  readonly region: string;
   gateway!: S3IamGateway;
+  private readonly ownsOidc: boolean;
 
-  constructor(oidcOptions: GithubOidcOptions = {}) {
-    this.oidc = new GithubOidcServer(oidcOptions);
+  /** Given an `oidc` issuer, it uses that one and leaves starting and stopping it to its owner. */
+  constructor(
+    oidcOptions: GithubOidcOptions = {},
+    options: { region?: string; oidc?: GithubOidcServer } = {},
+  ) {
+    this.ownsOidc = !options.oidc;
+    this.oidc = options.oidc ?? new GithubOidcServer(oidcOptions);
+    this.region = options.region ?? S3_REGION;
     const trusting = (arn: string, allow: string[]): IamRole => ({
       arn,
       audience: 'sts.amazonaws.com',
@@ -97,9 +106,9 @@ export class S3Stack {
   }
 
   async start(): Promise<this> {
-    await Promise.all([this.oidc.start(), this.sts.start(), this.s3.start()]);
+    await Promise.all([this.ownsOidc && this.oidc.start(), this.sts.start(), this.s3.start()]);
     this.gateway = new S3IamGateway(new URL(this.s3.endpoint), {
-      region: S3_REGION,
+      region: this.region,
       tls: localTls(),
     });
     await this.gateway.start();
@@ -107,7 +116,12 @@ export class S3Stack {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.oidc.stop(), this.sts.stop(), this.gateway?.stop(), this.s3.stop()]);
+    await Promise.all([
+      this.ownsOidc && this.oidc.stop(),
+      this.sts.stop(),
+      this.gateway?.stop(),
+      this.s3.stop(),
+    ]);
   }
 
   async bucket(name: string): Promise<S3Client> {
@@ -123,7 +137,7 @@ export class S3Stack {
     return {
       provider: 's3',
       bucket,
-      region: S3_REGION,
+      region: this.region,
       'role-to-assume': roleArn,
       endpoint: this.gateway.endpoint,
     };

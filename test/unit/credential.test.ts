@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { cloudByName } from '../../src/common/clouds';
 import {
@@ -5,7 +6,9 @@ import {
   TokenSource,
   type AzureIdentitySettings,
 } from '../../src/common/credential';
+import { ConfigurationError } from '../../src/common/errors';
 import { MemoryLogger } from '../../src/common/logger';
+import { freePort, listenOnLoopback } from '../support/ports';
 
 const identity: AzureIdentitySettings = {
   clientId: '2b7c8f5e-0d3a-4c7e-9a61-5f1d3e8c9b20',
@@ -54,6 +57,59 @@ describe('createOidcCredential', () => {
         new MemoryLogger(),
       ),
     ).toThrow("Invalid client-id 'my-app'. Expected a GUID");
+  });
+});
+
+describe('createOidcCredential behind a proxy', () => {
+  // A proxy that wants a password, and one that is not there: the token request gets no answer.
+  let proxy: net.Server;
+  let proxyPort: number;
+  let closedPort: number;
+  const saved = process.env.HTTPS_PROXY;
+
+  beforeAll(async () => {
+    proxy = net.createServer((socket) => {
+      socket.once('data', () =>
+        socket.end(
+          'HTTP/1.1 407 Proxy Authentication Required\r\n' +
+            'Proxy-Authenticate: Basic realm="corp"\r\nContent-Length: 0\r\n\r\n',
+        ),
+      );
+    });
+    proxyPort = await listenOnLoopback(proxy);
+    closedPort = await freePort();
+  });
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.HTTPS_PROXY;
+    else process.env.HTTPS_PROXY = saved;
+    await new Promise((resolve) => proxy.close(resolve));
+  });
+
+  const tokenVia = (proxyUrl: string) => {
+    process.env.HTTPS_PROXY = proxyUrl;
+    const credential = createOidcCredential(
+      identity,
+      async () => 'id-token',
+      oidcEnv,
+      new MemoryLogger(),
+    );
+    return new TokenSource(credential, new MemoryLogger()).get(
+      'https://storage.azure.com/.default',
+    );
+  };
+
+  it("reports the proxy's demand for a password, not a bare network_error", async () => {
+    const failure = tokenVia(`http://127.0.0.1:${proxyPort}`);
+    await expect(failure).rejects.toThrow(ConfigurationError);
+    await expect(failure).rejects.toThrow(
+      /^Could not get an Entra token for https:\/\/storage\.azure\.com\/\.default: The proxy http:\/\/127\.0\.0\.1:\d+ requires authentication \(HTTP 407\) for CONNECT login\.microsoftonline\.com:443/,
+    );
+  });
+
+  it('names the authority it could not reach, and why', async () => {
+    await expect(tokenVia(`http://127.0.0.1:${closedPort}`)).rejects.toThrow(
+      /^Could not get an Entra token for https:\/\/storage\.azure\.com\/\.default: https:\/\/login\.microsoftonline\.com did not answer \(cannot reach proxy http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.*\)\. Check that this runner reaches it/,
+    );
   });
 });
 

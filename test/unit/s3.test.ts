@@ -281,6 +281,31 @@ describe('WebIdentityCredentials', () => {
     );
   });
 
+  it('names the STS endpoint it could not reach and points at the proxy settings', async () => {
+    const unreachable = Object.assign(
+      new Error('getaddrinfo ENOTFOUND sts.eu-west-1.amazonaws.com'),
+      { code: 'ENOTFOUND' },
+    );
+    const client = sts([
+      () => {
+        throw unreachable;
+      },
+    ]);
+    const credentials = new WebIdentityCredentials(
+      settings,
+      async () => jwt({ sub: 'repo:o/r:ref:refs/heads/main' }),
+      client,
+      new MemoryLogger(),
+      env,
+    );
+    await expect(credentials.get()).rejects.toThrow(
+      'Could not assume arn:aws:iam::123456789012:role/fetch-model with GitHub OIDC: ' +
+        'https://sts.eu-west-1.amazonaws.com did not answer (getaddrinfo ENOTFOUND ' +
+        'sts.eu-west-1.amazonaws.com). Check that this runner reaches it, directly or through ' +
+        'the proxy HTTPS_PROXY names (hosts in NO_PROXY go direct).',
+    );
+  });
+
   it('asks for id-token: write when the job has no OIDC endpoint', async () => {
     const credentials = new WebIdentityCredentials(
       settings,

@@ -38,6 +38,24 @@ describe('which proxy a request takes', () => {
     expect(proxyFor(new URL('https://a.example/'), {})).toBeUndefined();
   });
 
+  it('prefers the lower-case spelling and skips empty values, as @actions/http-client does', () => {
+    const target = new URL('https://a.example/');
+    expect(
+      proxyFor(target, { https_proxy: 'http://lower:3128', HTTPS_PROXY: 'http://upper:3128' })
+        ?.host,
+    ).toBe('lower:3128');
+    expect(proxyFor(target, { https_proxy: '', HTTPS_PROXY: 'http://upper:3128' })?.host).toBe(
+      'upper:3128',
+    );
+    expect(
+      proxyFor(target, { HTTPS_PROXY: 'http://upper:3128', no_proxy: '', NO_PROXY: 'a.example' }),
+    ).toBeUndefined();
+    expect(
+      proxyFor(target, { HTTPS_PROXY: 'http://upper:3128', no_proxy: 'b.example', NO_PROXY: '*' })
+        ?.host,
+    ).toBe('upper:3128');
+  });
+
   it('goes direct for NO_PROXY hosts, domain suffixes, host:port entries and loopback', () => {
     expect(via('https://internal.corp/x')).toBeUndefined();
     expect(via('https://api.internal.corp/x')).toBeUndefined();
