@@ -5,26 +5,21 @@
  * One embedded stack (test/support/pipeline-stack.ts): ONE GitHub OIDC issuer double and ONE
  * Entra double, trusted by a real Azurite (the model storage), a real Distribution registry
  * behind the ACR token double, ARM and the Kubernetes API double; a GitHub API double; the
- * local dockerd. It trains the example model (or reuses it from .local/demo-cache), uploads it
+ * local dockerd. It trains the example model (or reuses it from .local/model-cache), uploads it
  * as a data scientist would, sends the BlobCreated event through the model-upload dispatcher
  * over HTTP, reads the repository_dispatch GitHub received, then runs the committed action
  * bundles in order as the runner would (INPUT_* variables, GITHUB_OUTPUT, the job summary, the
  * OIDC token endpoint, the post step): fetch-model → build-push → deploy-aks. It pulls and runs
- * the pushed image and prints a real prediction, then runs the pipeline again with nothing
- * changed to show the skip path. Files it leaves for inspection go to .local/demo/.
+ * the pushed image and prints a real prediction. The cluster already runs yesterday's model
+ * (its pods are real containers), so deploy-aks deploys with strategy canary: the new model's
+ * canary and a baseline run beside it, the analysis sends sample/analysis.jsonl to both through
+ * the API server's pod proxy, and a pass promotes. A request to the Service's load balancer
+ * then shows the prediction the cluster's pods serve. A second run with nothing changed shows
+ * the skip path. Files it leaves for inspection go to .local/demo/.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -40,25 +35,25 @@ import {
   EventGridEntra,
   validationEvent,
 } from '../test/support/event-grid';
+import { LABELS_FILE, MODEL_FILE, trainedModel } from '../test/support/models';
 import { PIPELINE_REPOSITORY, PipelineStack } from '../test/support/pipeline-stack';
 import { freePort } from '../test/support/ports';
 import { errorLines, REPO_ROOT, runAction, type ActionRun } from '../test/support/run-action';
 
 const exec = promisify(execFile);
 const DEMO_DIR = path.join(REPO_ROOT, '.local', 'demo');
-const CACHE_DIR = path.join(REPO_ROOT, '.local', 'demo-cache');
 /** The example app, as the caller workflow names it (paths relative to the repository root). */
 const APP_CONTEXT = 'examples/image-classifier';
 const APP_DIR = path.join(REPO_ROOT, APP_CONTEXT);
 /** What image-classifier.yml passes to the reusable workflow. */
 const MODEL_CONTAINER = 'models';
-const MODEL_FILE = 'digits.npz';
-const LABELS_FILE = 'labels.txt';
 const REPOSITORY = 'ai/image-classifier';
 const NAMESPACE = 'image-classifier';
 const SMOKE_REQUEST = `${APP_CONTEXT}/sample/request.json`;
 const SMOKE_EXPECT = readFileSync(path.join(APP_DIR, 'sample/expected.txt'), 'utf8').trim();
 const MANIFESTS = `${APP_CONTEXT}/k8s`;
+/** The model-quality gate's samples: 200 held-out digits with their labels. */
+const ANALYSIS_REQUESTS = `${APP_CONTEXT}/sample/analysis.jsonl`;
 
 interface Stage {
   name: string;
@@ -109,6 +104,10 @@ function printRun(run: ActionRun, options: { summary?: boolean } = {}): void {
   console.log(`Outputs (GITHUB_OUTPUT), after ${formatDuration(run.milliseconds)}:`);
   for (const [name, value] of Object.entries(run.outputs)) {
     let shown = value;
+    if (name === 'analysis' && value) {
+      console.log(`  ${name} = (${value.length} characters of JSON; the job summary shows it)`);
+      continue;
+    }
     if (value.startsWith('[') || value.startsWith('{')) {
       try {
         shown = JSON.stringify(JSON.parse(value), null, 2);
@@ -134,38 +133,6 @@ function savedState(run: ActionRun): Record<string, string> {
 }
 
 const sha256File = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
-
-/**
- * The trained model, from .local/demo-cache/<key> when train.py and the code it imports are
- * unchanged, otherwise trained now with Debian's scikit-learn (/usr/bin/python3).
- */
-async function trainedModel(): Promise<{ dir: string; reused: boolean }> {
-  const inputs = ['train.py', 'classifier/features.py', 'classifier/model.py'];
-  const hash = createHash('sha256');
-  for (const name of inputs)
-    hash.update(`${name}\n`).update(readFileSync(path.join(APP_DIR, name)));
-  const key = hash.digest('hex').slice(0, 16);
-  const dir = path.join(CACHE_DIR, key);
-  console.log(`Cache key (sha256 of ${inputs.join(', ')}): ${key}`);
-  if (existsSync(path.join(dir, MODEL_FILE)) && existsSync(path.join(dir, LABELS_FILE))) {
-    return { dir, reused: true };
-  }
-  const partial = `${dir}.partial-${process.pid}`;
-  rmSync(partial, { recursive: true, force: true });
-  mkdirSync(CACHE_DIR, { recursive: true });
-  const { stdout, stderr } = await exec(
-    '/usr/bin/python3',
-    [path.join(APP_DIR, 'train.py'), '--output', partial],
-    { cwd: APP_DIR, maxBuffer: 16 * 1024 * 1024 },
-  ).catch((error: { stdout?: string; stderr?: string; message: string }) => {
-    rmSync(partial, { recursive: true, force: true });
-    throw new Error(`train.py failed: ${error.stderr || error.stdout || error.message}`);
-  });
-  console.log((stdout + stderr).trim().replace(/^/gm, '  '));
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(partial, dir);
-  return { dir, reused: false };
-}
 
 async function docker(args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
   const { stdout } = await exec('docker', args, { maxBuffer: 64 * 1024 * 1024, env });
@@ -218,7 +185,6 @@ async function main(): Promise<void> {
   // Event Grid's Entra sign-in for the webhook (an Entra double, as the stack's is).
   const eventGrid = new EventGridEntra();
   const containers: string[] = [];
-  const pulledImages: string[] = [];
   try {
     await stage('Start the embedded stack', async () => {
       await stack.start();
@@ -240,7 +206,7 @@ async function main(): Promise<void> {
 
     let modelDir = '';
     await stage('Train the example model (or reuse it)', async () => {
-      const { dir, reused } = await trainedModel();
+      const { dir, reused } = await trainedModel({}, (line) => console.log(line));
       modelDir = dir;
       for (const name of [MODEL_FILE, LABELS_FILE]) {
         const file = path.join(dir, name);
@@ -345,6 +311,63 @@ async function main(): Promise<void> {
       return `repository_dispatch model-uploaded, ${MODEL_FILE} pinned to ETag ${etag}`;
     });
 
+    /** build-push's inputs as ai-app-cicd.yml's build job passes them (dockerfile mode). */
+    const buildInputs = (modelPath: string) => ({
+      ...stack.identityInputs(),
+      cloud: 'AzurePublicCloud',
+      registry: stack.build.registry.host,
+      repository: REPOSITORY,
+      mode: 'dockerfile',
+      context: APP_CONTEXT,
+      'model-path': modelPath,
+    });
+    /** deploy-aks's inputs as ai-app-cicd.yml's deploy job passes them. */
+    const deployInputs = (images: string, modelDigest: string, extra: Record<string, string>) => ({
+      ...stack.identityInputs(),
+      cloud: 'AzurePublicCloud',
+      'subscription-id': SUBSCRIPTION_ID,
+      'resource-group': RESOURCE_GROUP,
+      'cluster-name': CLUSTER_NAME,
+      namespace: NAMESPACE,
+      manifests: MANIFESTS,
+      images,
+      'model-digest': modelDigest,
+      // Where the doubles stand in for management.azure.com (the cloud's ARM endpoint).
+      'arm-endpoint': stack.deploy.arm.endpoint,
+      ...extra,
+    });
+    const podsLine = () =>
+      stack.deploy.kube
+        .list('Pod', NAMESPACE)
+        .map(
+          (pod) =>
+            `${pod.metadata.name} (${pod.status?.containerStatuses?.[0]?.ready ? 'ready' : (pod.status?.phase ?? 'Pending')})`,
+        )
+        .join(', ');
+    let serviceEndpoint = '';
+    /** POSTs the smoke test's sample to `base`/score, prints the answer, checks the prediction. */
+    const scoreSample = async (base: string): Promise<string> => {
+      const response = await fetch(`${base}/score`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: readFileSync(path.join(workspace, SMOKE_REQUEST)),
+      });
+      const text = await response.text();
+      check(response.ok, `POST /score answered ${response.status}: ${text}`);
+      console.log(
+        `POST ${base}/score (${SMOKE_REQUEST}, a handwritten 7) → ${JSON.stringify(JSON.parse(text), null, 2)}`,
+      );
+      check(
+        text.replace(/\s/g, '').includes(SMOKE_EXPECT.replace(/\s/g, '')),
+        `the prediction does not contain ${SMOKE_EXPECT}`,
+      );
+      const best = (JSON.parse(text) as { results?: Array<{ label: string; probability: number }> })
+        .results?.[0];
+      return best
+        ? `"${best.label}" (p=${best.probability.toFixed(3)})`
+        : `answer ${text.slice(0, 60)}`;
+    };
+
     let runNumber = 0;
     const pipeline = async (pass: 1 | 2) => {
       const env = { ...stack.jobEnv(sha, String(1000 + ++runNumber)), RUNNER_TEMP: runnerTemp };
@@ -379,16 +402,10 @@ async function main(): Promise<void> {
         const run = await runAction(
           'build-push',
           {
-            ...stack.identityInputs(),
-            cloud: 'AzurePublicCloud',
-            registry: stack.build.registry.host,
-            repository: REPOSITORY,
-            mode: 'dockerfile',
-            context: APP_CONTEXT,
+            ...buildInputs(model.path),
             dockerfile: '',
             'build-args': '',
             'base-image': '',
-            'model-path': model.path,
             'model-digest': model['model-digest'],
             'model-files': model.files,
             'smoke-port': '5000',
@@ -438,7 +455,6 @@ async function main(): Promise<void> {
             );
             console.log(`docker pull ${image.image}`);
             await docker(['pull', '-q', image.image], dockerEnv);
-            pulledImages.push(image.image);
           } finally {
             rmSync(config, { recursive: true, force: true });
           }
@@ -453,27 +469,7 @@ async function main(): Promise<void> {
           });
           console.log(`docker run ${name}: listening on ${base}`);
           console.log(`GET /version → ${await (await fetch(`${base}/version`)).text()}`.trim());
-          const response = await fetch(`${base}/score`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: readFileSync(path.join(workspace, SMOKE_REQUEST)),
-          });
-          const text = await response.text();
-          check(response.ok, `POST /score answered ${response.status}: ${text}`);
-          console.log(
-            `POST /score (${SMOKE_REQUEST}, a handwritten 7) → ${JSON.stringify(JSON.parse(text), null, 2)}`,
-          );
-          check(
-            text.replace(/\s/g, '').includes(SMOKE_EXPECT.replace(/\s/g, '')),
-            `the prediction does not contain ${SMOKE_EXPECT}`,
-          );
-          const answer = JSON.parse(text) as {
-            results?: Array<{ label: string; probability: number }>;
-          };
-          const best = answer.results?.[0];
-          return best
-            ? `predicted "${best.label}" (p=${best.probability.toFixed(3)})`
-            : `answered ${text.slice(0, 60)}`;
+          return `predicted ${await scoreSample(base)}`;
         });
       }
 
@@ -487,31 +483,63 @@ async function main(): Promise<void> {
           console.log(reason);
           return 'skipped: nothing new to deploy';
         }
+        // A canary beside yesterday's version, the model-quality gate, promotion on a pass.
         const run = await runAction(
           'deploy-aks',
-          {
-            ...stack.identityInputs(),
-            cloud: 'AzurePublicCloud',
-            'subscription-id': SUBSCRIPTION_ID,
-            'resource-group': RESOURCE_GROUP,
-            'cluster-name': CLUSTER_NAME,
-            namespace: NAMESPACE,
-            manifests: MANIFESTS,
-            images: image.image,
-            'model-digest': model['model-digest'],
-            // Where the doubles stand in for management.azure.com (the cloud's ARM endpoint).
-            'arm-endpoint': stack.deploy.arm.endpoint,
-          },
+          deployInputs(image.image, model['model-digest'], {
+            strategy: 'canary',
+            'analysis-requests': ANALYSIS_REQUESTS,
+            'analysis-field': 'results[0].label',
+            'auto-promote': 'true',
+          }),
           { env, cwd: workspace },
         );
-        printRun(run);
+        printRun(run, { summary: pass === 1 });
+        check(run.outputs.verdict === 'pass', `the analysis verdict is ${run.outputs.verdict}`);
         check(run.outputs['rolled-back'] === 'false', 'the rollout was rolled back');
         const deployment = stack.deploy.kube.get('Deployment', NAMESPACE, 'image-classifier');
         const running = deployment?.spec.template.spec.containers[0].image;
         console.log(`The cluster's Deployment now runs ${running}`);
+        console.log(`Pods: ${podsLine()}`);
         check(running === image.image, 'the Deployment does not run the pushed image');
-        return `revision ${run.outputs.revision}, endpoint ${JSON.parse(run.outputs['service-endpoints'] || '[]').join(', ')}`;
+        check(
+          !stack.deploy.kube.get('Deployment', NAMESPACE, 'image-classifier-canary'),
+          'the canary is still there after the promotion',
+        );
+        const analysis = JSON.parse(run.outputs.analysis) as {
+          agreement: number;
+          candidate: { accuracy: number };
+          stable: { accuracy: number };
+        };
+        [serviceEndpoint] = JSON.parse(run.outputs['service-endpoints'] || '[]') as string[];
+        return (
+          `canary: verdict pass (agreement ${(analysis.agreement * 100).toFixed(1)} %, accuracy ` +
+          `${(analysis.candidate.accuracy * 100).toFixed(1)} % vs ${(analysis.stable.accuracy * 100).toFixed(1)} %), ` +
+          `promoted to revision ${run.outputs.revision}`
+        );
       });
+
+      if (pass === 1) {
+        await stage(
+          "POST the sample to the Service's endpoint (the cluster's pods answer)",
+          async () => {
+            check(serviceEndpoint, 'the LoadBalancer Service got no address');
+            const url = `http://${serviceEndpoint}`;
+            console.log(`Service image-classifier (LoadBalancer): ${url} → ${podsLine()}`);
+            const version = (await (await fetch(`${url}/version`)).json()) as {
+              model: { sha256: string };
+            };
+            const served = version.model.sha256;
+            const uploaded = sha256File(path.join(modelDir, MODEL_FILE));
+            console.log(`GET ${url}/version → model sha256 ${served}`);
+            check(
+              served === uploaded,
+              `the pods serve model ${served}, not the uploaded ${uploaded}`,
+            );
+            return `predicted ${await scoreSample(url)} by today's model, served by the cluster`;
+          },
+        );
+      }
     };
 
     // The example's Deployment names the registry it is deployed from (myacr.azurecr.io);
@@ -534,6 +562,31 @@ async function main(): Promise<void> {
     // namespace-scoped role the pipeline's app registration holds.
     stack.deploy.kube.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
 
+    console.log("\n##### Before: production runs yesterday's model");
+    await stage("Yesterday's release: build-push and deploy-aks (strategy basic)", async () => {
+      const yesterday = await trainedModel({ seed: 1 }, (line) => console.log(line));
+      console.log(`Yesterday's training run (another seed): ${yesterday.dir}`);
+      const env = {
+        ...stack.jobEnv(createHash('sha1').update(`yesterday ${sha}`).digest('hex'), '999'),
+        RUNNER_TEMP: runnerTemp,
+      };
+      const built = await runAction('build-push', buildInputs(yesterday.dir), {
+        env,
+        cwd: workspace,
+      });
+      check(built.exitCode === 0, `build-push failed: ${errorLines(built).join(' ')}`);
+      await runAction('build-push', {}, { env: { ...env, ...savedState(built) }, cwd: workspace });
+      const deployed = await runAction(
+        'deploy-aks',
+        deployInputs(built.outputs.image, built.outputs['model-digest'], {}),
+        { env, cwd: workspace },
+      );
+      check(deployed.exitCode === 0, `deploy-aks failed: ${errorLines(deployed).join(' ')}`);
+      console.log(`Deployment/image-classifier runs ${built.outputs.image}`);
+      console.log(`Pods (real containers, pulled from the registry): ${podsLine()}`);
+      return `revision ${deployed.outputs.revision}, endpoint ${JSON.parse(deployed.outputs['service-endpoints']).join(', ')}`;
+    });
+
     console.log('\n##### Pass 1: the model-uploaded dispatch runs the pipeline');
     await pipeline(1);
     console.log('\n##### Pass 2: the nightly run, nothing changed (same commit, same model)');
@@ -548,14 +601,30 @@ async function main(): Promise<void> {
     for (const name of containers) {
       await timed(`removed container ${name}`, () => docker(['rm', '-f', name]));
     }
-    for (const image of pulledImages) {
-      await timed(`removed the pulled image`, () => docker(['image', 'rm', '-f', image]));
-    }
     await timed('stopped the dispatcher', async () => {
       await dispatcherServer?.stop();
       await eventGrid.stop();
     });
-    await timed('stopped the stack', () => stack.stop());
+    // The stack first: its pods are containers that use the images.
+    await timed('stopped the stack and removed its pods', () => stack.stop());
+    // Every image of this run's registry (its port is never used again): pulled, or built and
+    // tagged by build-push.
+    await timed(`removed the images of ${stack.build.registry.host}`, async () => {
+      const ids = new Set(
+        (
+          await docker([
+            'image',
+            'ls',
+            '-q',
+            '--filter',
+            `reference=${stack.build.registry.host}/*/*`,
+          ])
+        )
+          .split('\n')
+          .filter(Boolean),
+      );
+      if (ids.size > 0) await docker(['image', 'rm', '-f', ...ids]);
+    });
     const left = readdirSync(DEMO_DIR);
     console.log(
       `Stopped the stack and removed the demo containers; left for inspection: ${path.relative(REPO_ROOT, DEMO_DIR)}/{${left.join(',')}}`,

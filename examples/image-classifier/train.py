@@ -40,19 +40,36 @@ def split(count: int, test_share: float, seed: int):
     return order[:cut], order[cut:]
 
 
-def train(output: str, hidden: int = 64, seed: int = 0, min_accuracy: float = 0.9) -> dict:
+# The held-out images are the same whatever the training seed, so models trained with
+# different seeds are scored (and canary-analysed, sample/analysis.jsonl) on the same images.
+SPLIT_SEED = 0
+
+
+def train(
+    output: str,
+    hidden: int = 64,
+    seed: int = 0,
+    min_accuracy: float = 0.9,
+    shuffle_labels: bool = False,
+    max_iter: int = 600,
+) -> dict:
     from sklearn.neural_network import MLPClassifier
 
     features, targets, _ = load_data()
-    train_rows, test_rows = split(len(targets), 0.2, seed)
+    train_rows, test_rows = split(len(targets), 0.2, SPLIT_SEED)
+    fit_targets = targets[train_rows]
+    if shuffle_labels:
+        # A deliberately broken model for testing a quality gate: every training image gets
+        # another image's label, so the model learns nothing about digits.
+        fit_targets = np.random.RandomState(seed + 1).permutation(fit_targets)
     classifier = MLPClassifier(
         hidden_layer_sizes=(hidden,),
         activation="relu",
         alpha=1e-3,
-        max_iter=600,
+        max_iter=max_iter,
         random_state=seed,
     )
-    classifier.fit(features[train_rows], targets[train_rows])
+    classifier.fit(features[train_rows], fit_targets)
     if list(classifier.classes_) != list(range(len(LABELS))):
         raise SystemExit(f"unexpected classes {classifier.classes_}")
     layers = list(zip(classifier.coefs_, classifier.intercepts_))
@@ -72,6 +89,7 @@ def train(output: str, hidden: int = 64, seed: int = 0, min_accuracy: float = 0.
         "train_images": int(len(train_rows)),
         "test_images": int(len(test_rows)),
         "test_accuracy": round(accuracy, 4),
+        "shuffled_labels": shuffle_labels,
     }
 
 
@@ -81,8 +99,17 @@ def main(argv=None) -> int:
     parser.add_argument("--hidden", type=int, default=64, help="hidden layer width")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-accuracy", type=float, default=0.9)
+    parser.add_argument(
+        "--shuffle-labels",
+        action="store_true",
+        help="train on shuffled labels: a broken model, for testing a canary analysis "
+        "(with --min-accuracy 0)",
+    )
+    parser.add_argument("--max-iter", type=int, default=600, help="training iterations at most")
     args = parser.parse_args(argv)
-    report = train(args.output, args.hidden, args.seed, args.min_accuracy)
+    report = train(
+        args.output, args.hidden, args.seed, args.min_accuracy, args.shuffle_labels, args.max_iter
+    )
     print(json.dumps(report, indent=2))
     return 0
 

@@ -5,6 +5,9 @@ import { ConfigurationError, quote } from '../common/errors';
 import { requireSecureEndpoint, type Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
 import type { AksCluster } from './aks';
+import { parseField, showField, type FieldPath } from './analysis/field';
+import { parseSamples, type Sample } from './analysis/samples';
+import type { Thresholds } from './analysis/verdict';
 import { parseImageInputs, type ImageEntry } from './images';
 import { parseKeyValues, type Provenance } from './render';
 
@@ -12,6 +15,26 @@ import { parseKeyValues, type Provenance } from './render';
 export type ClusterSource =
   | { kind: 'aks'; cluster: AksCluster; armEndpoint: string }
   | { kind: 'kubeconfig'; text: string; origin: string; baseDir: string };
+
+export type Strategy = 'basic' | 'canary' | 'blue-green';
+export type StrategyAction = 'deploy' | 'promote' | 'reject';
+
+/** The model-quality gate: sample requests sent to the new and the stable version, compared. */
+export interface AnalysisSettings {
+  /** The analysis-requests file as given, for messages. */
+  file: string;
+  samples: Sample[];
+  /** Where in each answer the compared value is; empty compares whole answers. */
+  field: FieldPath;
+  fieldText: string;
+  /** The request path samples without their own go to. */
+  path: string;
+  /** The container port to send to; the workload's first container port when unset. */
+  port?: number;
+  thresholds: Thresholds;
+  /** Samples in flight at once. */
+  concurrency: number;
+}
 
 /** How much of a kubeconfig's TLS settings to honour. */
 export interface ClusterTrust {
@@ -56,6 +79,16 @@ export interface DeploySettings {
   workspace: string;
   /** Where the rendered bundle is written. */
   bundlePath: string;
+  /** basic replaces the running version; canary and blue-green put the new one beside it. */
+  strategy: Strategy;
+  /** deploy the new version; promote or reject it (canary and blue-green). */
+  action: StrategyAction;
+  /** Canary pods: a count (baseline-and-canary-replicas) or a share of the Service's pods. */
+  canaryReplicas: { count: number } | { percentage: number };
+  /** The model-quality gate, when analysis-requests is set. */
+  analysis?: AnalysisSettings;
+  /** Promote when the analysis passes; reject (and fail) when it does not. */
+  autoPromote: boolean;
 }
 
 export function readSettings(
@@ -141,7 +174,17 @@ export function readSettings(
         (env.GITHUB_RUN_ATTEMPT ? `/attempts/${env.GITHUB_RUN_ATTEMPT}` : '')
       : undefined;
 
+  const dryRun = inputs.boolean('dry-run', false);
+  const progressive = readStrategy(inputs, workspace);
+  if (dryRun && progressive.action !== 'deploy') {
+    throw new ConfigurationError(
+      `Invalid dry-run 'true' with action ${quote(progressive.action)}: a dry run shows what ` +
+        `deploy would apply. Use dry-run with action: deploy.`,
+    );
+  }
+
   return {
+    ...progressive,
     cluster,
     trust: { allowInsecureTls: inputs.boolean('insecure-skip-tls-verify', false) },
     identity,
@@ -161,7 +204,7 @@ export function readSettings(
     timeoutMs: duration('timeout', inputs.string('timeout', '10m'), 1_000, 6 * 3600_000),
     failureGraceMs: duration('failure-grace', inputs.string('failure-grace', '60s'), 0, 600_000),
     rollbackOnFailure: inputs.boolean('rollback-on-failure', true),
-    dryRun: inputs.boolean('dry-run', false),
+    dryRun,
     forceConflicts: inputs.boolean('force-conflicts', false),
     workspace,
     bundlePath: path.join(
@@ -170,6 +213,142 @@ export function readSettings(
       `rendered-${env.GITHUB_RUN_ID ?? 'local'}-${process.pid}.yaml`,
     ),
   };
+}
+
+/** strategy, action, the canary size and the analysis, checked together. */
+function readStrategy(
+  inputs: Inputs,
+  workspace: string,
+): Pick<DeploySettings, 'strategy' | 'action' | 'canaryReplicas' | 'analysis' | 'autoPromote'> {
+  const strategy = inputs.choice('strategy', ['basic', 'canary', 'blue-green'] as const, 'basic');
+  const action = inputs.choice('action', ['deploy', 'promote', 'reject'] as const, 'deploy');
+  // Accepted for Azure/k8s-deploy users: only the methods that need no service mesh or ingress.
+  const split = inputs.string('traffic-split-method', 'pod');
+  if (split !== 'pod') {
+    throw new ConfigurationError(
+      `Invalid traffic-split-method ${quote(split)}. Expected pod: canary pods beside the stable ` +
+        `ones behind the same Service (SMI traffic splits are not supported).`,
+    );
+  }
+  const route = inputs.string('route-method', 'service');
+  if (route !== 'service') {
+    throw new ConfigurationError(
+      `Invalid route-method ${quote(route)}. Expected service: blue-green switches the Service's ` +
+        `selector (ingress and SMI routing are not supported).`,
+    );
+  }
+  if (strategy === 'basic' && action !== 'deploy') {
+    throw new ConfigurationError(
+      `Invalid action ${quote(action)} with strategy 'basic'. Expected strategy canary or ` +
+        `blue-green: only they leave a new version beside the stable one to promote or reject.`,
+    );
+  }
+  const count = inputs.optional('baseline-and-canary-replicas');
+  const percentage = inputs.optional('percentage');
+  if (count !== undefined && percentage !== undefined) {
+    throw new ConfigurationError(
+      `Set either baseline-and-canary-replicas ${quote(count)} or percentage ${quote(percentage)}, ` +
+        `not both: one decides how many canary pods run.`,
+    );
+  }
+  let canaryReplicas: DeploySettings['canaryReplicas'] = { percentage: 20 };
+  if (count !== undefined) {
+    canaryReplicas = { count: inputs.integer('baseline-and-canary-replicas', 1, 1, 100) };
+  } else if (percentage !== undefined) {
+    const value = Number(percentage.replace(/%$/, ''));
+    if (!/^\d+(\.\d+)?%?$/.test(percentage) || value <= 0 || value >= 50) {
+      throw new ConfigurationError(
+        `Invalid percentage ${quote(percentage)}. Expected a share of the Service's pods above 0 ` +
+          `and below 50, such as 20: as many baseline pods run beside the canary ones.`,
+      );
+    }
+    canaryReplicas = { percentage: value };
+  }
+  if ((count !== undefined || percentage !== undefined) && strategy !== 'canary') {
+    throw new ConfigurationError(
+      `Input '${count !== undefined ? 'baseline-and-canary-replicas' : 'percentage'}' applies to ` +
+        `strategy canary only; strategy is ${quote(strategy)}.`,
+    );
+  }
+
+  const requests = inputs.optional('analysis-requests');
+  const autoPromote = inputs.boolean('auto-promote', false);
+  let analysis: AnalysisSettings | undefined;
+  if (requests !== undefined) {
+    if (strategy === 'basic' || action !== 'deploy') {
+      throw new ConfigurationError(
+        `Input 'analysis-requests' needs strategy canary or blue-green with action deploy ` +
+          `(strategy is ${quote(strategy)}, action ${quote(action)}): the analysis compares the new ` +
+          `version with the stable one while both run.`,
+      );
+    }
+    const file = path.resolve(workspace, requests);
+    if (!existsSync(file)) {
+      throw new ConfigurationError(
+        `Invalid analysis-requests ${quote(requests)}: no such file (looked in ${workspace}). ` +
+          `Expected a JSON Lines file of sample requests.`,
+      );
+    }
+    const fieldText = inputs.string('analysis-field', '');
+    const analysisPath = inputs.string('analysis-path', '/score');
+    if (!analysisPath.startsWith('/')) {
+      throw new ConfigurationError(
+        `Invalid analysis-path ${quote(analysisPath)}. Expected a request path such as /score.`,
+      );
+    }
+    const port = inputs.optional('analysis-port');
+    const field = parseField(fieldText);
+    analysis = {
+      file: requests,
+      samples: parseSamples(readFileSync(file, 'utf8'), requests),
+      field,
+      fieldText: showField(field),
+      path: analysisPath,
+      port: port === undefined ? undefined : inputs.integer('analysis-port', 0, 1, 65535),
+      thresholds: {
+        maxErrorRate: share(inputs, 'analysis-max-error-rate', 0),
+        minAgreement: share(inputs, 'analysis-min-agreement', 0.9),
+        minAccuracy: share(inputs, 'analysis-min-accuracy', 0),
+        maxAccuracyDrop: share(inputs, 'analysis-max-accuracy-drop', 0.02),
+        maxLatencyRatio: ratio(inputs, 'analysis-max-latency-ratio', 1.5),
+      },
+      concurrency: 4,
+    };
+  }
+  if (autoPromote && !analysis) {
+    throw new ConfigurationError(
+      "Input 'auto-promote' needs 'analysis-requests': promotion is decided by the analysis. " +
+        'Without one, promote in a later job (action: promote), e.g. in a protected environment.',
+    );
+  }
+  return { strategy, action, canaryReplicas, analysis, autoPromote };
+}
+
+/** A share from 0 to 1, given as 0.9 or as 90%. */
+function share(inputs: Inputs, name: string, fallback: number): number {
+  const value = inputs.optional(name);
+  if (value === undefined) return fallback;
+  const match = /^(\d+(?:\.\d+)?)(%?)$/.exec(value);
+  const parsed = match ? Number(match[1]) / (match[2] ? 100 : 1) : NaN;
+  if (!(parsed >= 0 && parsed <= 1)) {
+    throw new ConfigurationError(
+      `Invalid ${name} ${quote(value)}. Expected a share from 0 to 1, such as 0.9 or 90%.`,
+    );
+  }
+  return parsed;
+}
+
+function ratio(inputs: Inputs, name: string, fallback: number): number {
+  const value = inputs.optional(name);
+  if (value === undefined) return fallback;
+  const parsed = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+  if (!(parsed >= 1 && parsed <= 100)) {
+    throw new ConfigurationError(
+      `Invalid ${name} ${quote(value)}. Expected a number from 1 to 100, such as 1.5 (the new ` +
+        `version's p95 latency at most 1.5 times the stable one's).`,
+    );
+  }
+  return parsed;
 }
 
 /** A kubeconfig given as content (it has a newline or starts like YAML) or as a file path. */

@@ -9,9 +9,21 @@ import { deploy, renderManifests } from './deploy';
 import { readSettings } from './inputs';
 import { ManifestError } from './manifests';
 import { KubeClient } from './kube/client';
-import { failureMessage, renderSummary, resourcesOutput, revisionOutput } from './report';
+import {
+  failureMessage,
+  progressiveOutputs,
+  renderProgressiveSummary,
+  renderSummary,
+  resourcesOutput,
+  revisionOutput,
+} from './report';
+import { runProgressive } from './strategy/progressive';
 
-/** The action: inputs → render → cluster → apply, wait, roll back → outputs and summary. */
+/**
+ * The action: inputs → render → cluster → apply, wait, roll back → outputs and summary; with
+ * strategy canary or blue-green, the new version beside the stable one, analysed, promoted or
+ * rejected.
+ */
 export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const logger = actionsLogger();
   let client: KubeClient | undefined;
@@ -40,6 +52,18 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
       return connection;
     });
     client = new KubeClient(connection, logger);
+    if (settings.strategy !== 'basic') {
+      const progressive = await runProgressive(settings, client, rendered, bundlePath, logger);
+      for (const [name, value] of Object.entries(progressiveOutputs(progressive)))
+        core.setOutput(name, value);
+      if (env.GITHUB_STEP_SUMMARY) {
+        await core.summary
+          .addRaw(renderProgressiveSummary(progressive, connection.description))
+          .write();
+      }
+      if (progressive.failure) core.setFailed(progressive.failure);
+      return;
+    }
     const result = await deploy(settings, client, rendered, bundlePath, logger);
     core.setOutput('resources', resourcesOutput(result));
     core.setOutput('revision', revisionOutput(result));

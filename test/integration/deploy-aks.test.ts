@@ -4,64 +4,14 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { AKS_SERVER_APP_ID } from '../servers/kube-api';
 import { DeployStack, UNPRIVILEGED_CLIENT_ID } from '../support/deploy-stack';
+import { appManifest, REGISTRY } from '../support/manifests';
 import { freePort } from '../support/ports';
 import { errorLines, runAction, type ActionRun } from '../support/run-action';
 
-const REGISTRY = 'registry.local:5000';
 const DIGEST_V1 = `sha256:${'1'.repeat(64)}`;
 const DIGEST_V2 = `sha256:${'2'.repeat(64)}`;
 const DIGEST_BAD = `sha256:${'b'.repeat(64)}`;
 const MODEL_DIGEST = 'c'.repeat(64);
-
-/** The example app's manifests: a config map, a LoadBalancer service and a Deployment. */
-function appManifest(name: string, replicas = 2): string {
-  return `apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: ${name}-config
-data:
-  MODEL_PATH: /model/ResNet_152.model
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: ${name}
-spec:
-  type: LoadBalancer
-  selector:
-    app: ${name}
-  ports:
-    - port: 80
-      targetPort: 5000
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ${name}
-spec:
-  replicas: ${replicas}
-  selector:
-    matchLabels:
-      app: ${name}
-  template:
-    metadata:
-      labels:
-        app: ${name}
-    spec:
-      initContainers:
-        - name: warm-model
-          image: ${REGISTRY}/ai-app:latest
-          command: ["python", "-c", "import app"]
-      containers:
-        - name: app
-          image: ${REGISTRY}/ai-app:latest
-          ports:
-            - containerPort: 5000
-          envFrom:
-            - configMapRef:
-                name: ${name}-config
-`;
-}
 
 describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
   const stack = new DeployStack();
@@ -73,22 +23,13 @@ describe('deploy-aks against the ARM, Entra and Kubernetes API doubles', () => {
   afterEach(() => rmSync(workspace, { recursive: true, force: true }));
 
   const deploy = (inputs: Record<string, string>, env: Record<string, string> = {}) =>
-    runAction(
-      'deploy-aks',
-      { ...stack.clusterInputs(), manifests: 'k8s/', ...inputs },
-      {
-        env: {
-          ...stack.oidc.jobEnv(),
-          GITHUB_SHA: '0123456789abcdef0123456789abcdef01234567',
-          GITHUB_SERVER_URL: 'https://github.com',
-          GITHUB_REPOSITORY: 'octo-org/ai-app',
-          GITHUB_RUN_ID: '42',
-          RUNNER_TEMP: path.join(workspace, '.runner-temp'),
-          ...env,
-        },
-        cwd: workspace,
-      },
-    );
+    stack.runDeploy(inputs, workspace, {
+      GITHUB_SHA: '0123456789abcdef0123456789abcdef01234567',
+      GITHUB_SERVER_URL: 'https://github.com',
+      GITHUB_REPOSITORY: 'octo-org/ai-app',
+      GITHUB_RUN_ID: '42',
+      ...env,
+    });
 
   const writeManifest = (name: string, text: string) => {
     const dir = path.join(workspace, 'k8s');

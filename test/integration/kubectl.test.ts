@@ -1,32 +1,13 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { DeployStack } from '../support/deploy-stack';
-import { REPO_ROOT } from '../support/run-action';
-
-const run = promisify(execFile);
-
-/**
- * Every real kubectl on this machine: Debian's kubernetes-client (1.20), installed by
- * scripts/setup.d/40-kubectl.sh (unpacked under .local where another package owns
- * /usr/bin/kubectl), and whatever other kubectl is on PATH.
- */
-function kubectls(): string[] {
-  const candidates = [
-    path.join(REPO_ROOT, '.local/kubernetes-client/usr/bin/kubectl'),
-    ...(process.env.PATH ?? '').split(':').map((dir) => path.join(dir, 'kubectl')),
-  ];
-  return [
-    ...new Set(candidates.filter((file) => existsSync(file)).map((file) => realpathSync(file))),
-  ];
-}
+import { kubectl as runKubectl, kubectlBinaries } from '../support/kubectl';
 
 describe('the Kubernetes API server double, checked with the real kubectl', () => {
   const stack = new DeployStack();
   let dir: string;
-  const binaries = kubectls();
+  const binaries = kubectlBinaries();
 
   beforeAll(async () => {
     await stack.start();
@@ -68,13 +49,10 @@ describe('the Kubernetes API server double, checked with the real kubectl', () =
   const kubectl = async (binary: string, args: string[]) => {
     const kubeconfig = path.join(dir, 'config');
     writeFileSync(kubeconfig, stack.adminKubeconfig());
-    return run(binary, ['--kubeconfig', kubeconfig, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: dir },
-      timeout: 60_000,
-    });
+    return runKubectl(binary, kubeconfig, dir, args);
   };
 
-  it.each(kubectls().map((binary) => [binary]))(
+  it.each(kubectlBinaries().map((binary) => [binary]))(
     '%s get deployments prints the rollout columns',
     async (binary) => {
       const { stdout } = await kubectl(binary, ['get', 'deployments']);
@@ -89,7 +67,7 @@ describe('the Kubernetes API server double, checked with the real kubectl', () =
     },
   );
 
-  it.each(kubectls().map((binary) => [binary]))(
+  it.each(kubectlBinaries().map((binary) => [binary]))(
     '%s get deployment -o json returns the stored object',
     async (binary) => {
       const { stdout } = await kubectl(binary, ['get', 'deployment', 'web', '-o', 'json']);
@@ -100,7 +78,7 @@ describe('the Kubernetes API server double, checked with the real kubectl', () =
     },
   );
 
-  it.each(kubectls().map((binary) => [binary]))(
+  it.each(kubectlBinaries().map((binary) => [binary]))(
     '%s rollout status finishes through list-then-watch',
     async (binary) => {
       const { stdout } = await kubectl(binary, [
@@ -114,7 +92,7 @@ describe('the Kubernetes API server double, checked with the real kubectl', () =
     },
   );
 
-  it.each(kubectls().map((binary) => [binary]))(
+  it.each(kubectlBinaries().map((binary) => [binary]))(
     '%s get pods and replicasets by short name',
     async (binary) => {
       const pods = await kubectl(binary, ['get', 'po', '-l', 'app=web']);

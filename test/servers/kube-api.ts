@@ -5,6 +5,8 @@ import * as https from 'node:https';
 import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
 import { verifyJwt } from './jwt';
+import { ContainerKubelet, resolvePort, type ContainerKubeletOptions } from './kube-kubelet';
+import { LoopbackLoadBalancers } from './kube-load-balancer';
 import { closeServer, listenOnLoopback } from '../support/ports';
 
 /** The AKS AAD server application: the audience AKS API servers require of Entra tokens. */
@@ -37,6 +39,17 @@ export interface KubeApiOptions {
   loadBalancerDelayMs?: number;
   /** Nodes, for DaemonSets. */
   nodes?: number;
+  /**
+   * Run pods as real containers through dockerd (test/servers/kube-kubelet.ts) instead of
+   * simulating them; LoadBalancer Services then get a loopback address that forwards to the
+   * ready pods. `behaviours` do not apply then: the containers do what they do.
+   */
+  containers?: ContainerKubeletOptions;
+  /**
+   * Proxy requests (pods/proxy) in flight at once before the API server answers 429 with
+   * Retry-After, as API Priority and Fairness does when a priority level is saturated.
+   */
+  proxyMaxInFlight?: number;
   /**
    * The API server's FQDN in the kubeconfigs it hands out, as AKS names it
    * (`<dns prefix>-<hash>.hcp.<region>.azmk8s.io`): the proxy tests route it (port 443) here.
@@ -115,7 +128,7 @@ const RESOURCES: ResourceType[] = [
     kind: 'Pod',
     namespaced: true,
     shortNames: ['po'],
-    subresources: ['log', 'status'],
+    subresources: ['log', 'proxy', 'status'],
   },
   {
     group: 'apps',
@@ -237,10 +250,15 @@ export class KubeApiServer {
   }> = [];
   /** Every bearer token presented, so tests can check that none was printed. */
   readonly bearerTokens = new Set<string>();
-  /** When each pod first showed a failing reason (ErrImagePull, CrashLoopBackOff, ...). */
-  readonly podFailures: Array<{ pod: string; reason: string; at: number }> = [];
+  /** When each pod first showed a failing reason (ErrImagePull, CrashLoopBackOff, ...), and its message. */
+  readonly podFailures: Array<{ pod: string; reason: string; message?: string; at: number }> = [];
   /** Verbs and resources refused with 403, e.g. `patch deployments`. */
   readonly forbidden = new Set<string>();
+  /** Requests to pods through the proxy subresource: forwarded, and refused with 429. */
+  readonly proxyCounts = { forwarded: 0, throttled: 0 };
+  private proxyInFlight = 0;
+  private readonly kubelet?: ContainerKubelet;
+  private readonly balancers = new LoopbackLoadBalancers();
   private readonly objects = new Map<string, Obj>();
   private readonly managed = new Map<
     string,
@@ -258,6 +276,12 @@ export class KubeApiServer {
   private compactedBefore = 0;
 
   constructor(readonly options: KubeApiOptions) {
+    if (options.containers) {
+      this.kubelet = new ContainerKubelet(options.containers, {
+        update: (pod, change) => this.updatePod(pod, change),
+        lookup: (kind, namespace, name) => this.get(kind, namespace, name),
+      });
+    }
     for (const name of ['default', 'kube-system', 'kube-public']) {
       this.store(RESOURCES[0], {
         apiVersion: 'v1',
@@ -288,6 +312,7 @@ export class KubeApiServer {
       });
     });
     this.port = await listenOnLoopback(this.server);
+    await this.kubelet?.start();
     return this;
   }
 
@@ -295,6 +320,8 @@ export class KubeApiServer {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
     await closeServer(this.server);
+    await this.balancers.close();
+    await this.kubelet?.close();
   }
 
   /**
@@ -318,6 +345,19 @@ export class KubeApiServer {
     const type = RESOURCES.find((r) => r.kind === kind)!;
     const object = this.objects.get(keyOf(type, type.namespaced ? namespace : undefined, name));
     return object && structuredClone(object);
+  }
+
+  /**
+   * Where a running pod's container port is reachable from this host (real containers only):
+   * what the pod proxy forwards to, for measuring the proxy against a direct request.
+   */
+  podEndpoint(
+    namespace: string,
+    name: string,
+    port: number,
+  ): { host: string; port: number } | undefined {
+    const pod = this.get('Pod', namespace, name);
+    return pod && this.kubelet?.endpoint(pod.metadata.uid, port);
   }
 
   /** Every stored object of a kind in a namespace. */
@@ -370,15 +410,12 @@ export class KubeApiServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
+    const proxy = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/proxy(\/.*)?$/.exec(
+      url.pathname,
+    );
+    if (proxy) return this.proxyToPod(req, res, url, proxy);
     const body = await readBody(req);
-    const user = this.authenticate(req);
-    this.requests.push({
-      method: req.method ?? 'GET',
-      path: `${url.pathname}${url.search}`,
-      user,
-      accept: req.headers.accept,
-      contentType: req.headers['content-type'],
-    });
+    const user = this.admit(req, url);
     const path = url.pathname.replace(/\/+$/, '') || '/';
     if (path === '/version')
       return send(res, 200, {
@@ -443,7 +480,17 @@ export class KubeApiServer {
 
     if (sub === 'log' && type.kind === 'Pod' && req.method === 'GET') {
       const pod = this.require(type, objectNamespace, objectName!);
-      const lines = this.podLogs.get(pod.metadata.uid);
+      const tailLines = url.searchParams.get('tailLines');
+      const lines = this.kubelet
+        ? await this.kubelet
+            .logs(
+              pod.metadata.uid,
+              url.searchParams.get('container') ?? pod.spec.containers[0].name,
+              tailLines === null ? undefined : Number(tailLines),
+              url.searchParams.get('previous') === 'true',
+            )
+            .then((text) => text?.split('\n').slice(0, -1))
+        : this.podLogs.get(pod.metadata.uid);
       if (!lines) {
         const container = url.searchParams.get('container') ?? pod.spec.containers[0].name;
         const waiting = (pod.status?.containerStatuses ?? []).find((c: Obj) => c.name === container)
@@ -547,6 +594,19 @@ export class KubeApiServer {
       'MethodNotAllowed',
       `the server does not allow this method on the requested resource`,
     );
+  }
+
+  /** Authenticates a request and records it; returns the user. */
+  private admit(req: http.IncomingMessage, url: URL): string {
+    const user = this.authenticate(req);
+    this.requests.push({
+      method: req.method ?? 'GET',
+      path: `${url.pathname}${url.search}`,
+      user,
+      accept: req.headers.accept,
+      contentType: req.headers['content-type'],
+    });
+    return user;
   }
 
   private authenticate(req: http.IncomingMessage): string {
@@ -1160,6 +1220,8 @@ export class KubeApiServer {
   private remove(type: ResourceType, object: Obj): void {
     this.rv += 1;
     const key = keyOf(type, object.metadata.namespace, object.metadata.name);
+    if (type.kind === 'Pod') this.kubelet?.forget(object.metadata.uid);
+    if (type.kind === 'Service') this.balancers.release(key);
     this.objects.delete(key);
     this.managed.delete(key);
     this.emit({
@@ -1540,6 +1602,7 @@ export class KubeApiServer {
       this.options.loadBalancerDelayMs === undefined
     )
       return;
+    if (this.kubelet) return this.loopbackLoadBalancer(service);
     this.schedule(() => {
       const current = this.objects.get(
         keyOf(resourceOf('Service'), service.metadata.namespace, service.metadata.name),
@@ -1557,7 +1620,169 @@ export class KubeApiServer {
     }, this.options.loadBalancerDelayMs);
   }
 
+  /** A LoadBalancer Service of pods that really run: a loopback address forwarding to them. */
+  private loopbackLoadBalancer(service: Obj): void {
+    const key = keyOf(resourceOf('Service'), service.metadata.namespace, service.metadata.name);
+    const backends = (targetPort: number | string) => {
+      const current = this.objects.get(key);
+      if (!current?.spec.selector) return [];
+      const selector = Object.entries(current.spec.selector as Record<string, string>);
+      return this.collection(resourceOf('Pod'), current.metadata.namespace)
+        .filter(
+          (pod) =>
+            podReady(pod) &&
+            selector.every(([label, value]) => pod.metadata.labels?.[label] === value),
+        )
+        .map((pod) => this.kubelet!.endpoint(pod.metadata.uid, targetPort))
+        .filter((endpoint): endpoint is { host: string; port: number } => Boolean(endpoint));
+    };
+    const ports = (service.spec.ports ?? []).map((p: Obj) => ({
+      port: p.port,
+      targetPort: p.targetPort ?? p.port,
+    }));
+    this.schedule(() => {
+      this.balancers.ensure(key, ports, backends).then(
+        (address) => {
+          const current = this.objects.get(key);
+          if (!current) return this.balancers.release(key);
+          const next = structuredClone(current);
+          next.status = { loadBalancer: { ingress: [{ ip: address, ipMode: 'VIP' }] } };
+          this.write(resourceOf('Service'), next);
+        },
+        (error: unknown) => console.error(`load balancer for ${key}: ${String(error)}`),
+      );
+    }, this.options.loadBalancerDelayMs!);
+  }
+
+  // ---- the pod proxy -------------------------------------------------------------------------
+
+  /**
+   * `/api/v1/namespaces/{ns}/pods/{[scheme:]name[:port]}/proxy/{path}`: forwards the request to
+   * the pod's port (the first container port when none is named) as the API server does: the
+   * caller's Authorization header is not passed on, the pod's answer comes back as it is
+   * (status, headers, body), and an unreachable pod is the API server's own 503 Status.
+   */
+  private async proxyToPod(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    match: RegExpExecArray,
+  ): Promise<void> {
+    const user = this.admit(req, url);
+    const type = resourceOf('Pod');
+    const namespace = decodeURIComponent(match[1]);
+    const parts = decodeURIComponent(match[2]).split(':');
+    const [name, port] =
+      parts.length === 3 ? [parts[1], parts[2]] : parts.length === 2 ? parts : [parts[0], ''];
+    const verb =
+      { GET: 'get', HEAD: 'get', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }[
+        req.method ?? 'GET'
+      ] ?? 'get';
+    this.authorize(verb, type, namespace, name, user, 'proxy');
+    const pod = this.require(type, namespace, name);
+    if (
+      this.options.proxyMaxInFlight !== undefined &&
+      this.proxyInFlight >= this.options.proxyMaxInFlight
+    ) {
+      this.proxyCounts.throttled++;
+      res.setHeader('retry-after', '1');
+      throw new HttpError(429, 'TooManyRequests', 'Too many requests, please try again later.', {
+        retryAfterSeconds: 1,
+      });
+    }
+    const containerPort =
+      port === '' ? pod.spec.containers.flatMap((c: Obj) => c.ports ?? [])[0]?.containerPort : port;
+    const podIP = pod.status?.podIP;
+    if (!podIP)
+      throw new HttpError(
+        400,
+        'BadRequest',
+        `address not allowed: pod "${name}" has no IP address`,
+      );
+    const numeric =
+      containerPort === undefined
+        ? 80
+        : (pod.spec.containers
+            .map((c: Obj) => resolvePort(c, containerPort))
+            .find((p: unknown) => p !== undefined) ?? Number(containerPort));
+    const endpoint = this.kubelet?.endpoint(pod.metadata.uid, numeric);
+    const unreachable = () =>
+      new HttpError(
+        503,
+        'ServiceUnavailable',
+        `error trying to reach service: dial tcp ${podIP}:${numeric}: connect: connection refused`,
+      );
+    if (!endpoint) {
+      req.resume();
+      throw unreachable();
+    }
+    const headers = { ...req.headers };
+    delete headers.authorization;
+    delete headers.host;
+    delete headers.connection;
+    this.proxyInFlight++;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const upstream = http.request(
+          {
+            host: endpoint.host,
+            port: endpoint.port,
+            method: req.method,
+            path: `${match[3] ?? '/'}${url.search}`,
+            headers: { ...headers, host: `${podIP}:${numeric}` },
+          },
+          (answer) => {
+            this.proxyCounts.forwarded++;
+            const forwarded = { ...answer.headers };
+            delete forwarded.connection;
+            delete forwarded['keep-alive'];
+            res.writeHead(answer.statusCode ?? 502, forwarded);
+            answer.pipe(res);
+            answer.on('end', resolve);
+            answer.on('error', reject);
+          },
+        );
+        upstream.on('error', () => reject(unreachable()));
+        req.pipe(upstream);
+      });
+    } finally {
+      this.proxyInFlight--;
+    }
+  }
+
   // ---- the simulated kubelet ---------------------------------------------------------------
+
+  /** Changes a stored pod (its status, as the kubelet reports it), noting failing reasons. */
+  private updatePod(pod: Obj, change: (next: Obj) => void): void {
+    const podType = resourceOf('Pod');
+    const current = this.objects.get(keyOf(podType, pod.metadata.namespace, pod.metadata.name));
+    if (!current || current.metadata.uid !== pod.metadata.uid) return;
+    const next = structuredClone(current);
+    change(next);
+    const waiting = [
+      ...(next.status.initContainerStatuses ?? []),
+      ...(next.status.containerStatuses ?? []),
+    ].find((c: Obj) => c.state?.waiting)?.state.waiting;
+    const reason = waiting?.reason;
+    if (
+      [
+        'ErrImagePull',
+        'ImagePullBackOff',
+        'CrashLoopBackOff',
+        'InvalidImageName',
+        'CreateContainerConfigError',
+      ].includes(reason) &&
+      !this.podFailures.some((f) => f.pod === pod.metadata.name)
+    ) {
+      this.podFailures.push({
+        pod: pod.metadata.name,
+        reason,
+        message: waiting.message,
+        at: Date.now(),
+      });
+    }
+    this.write(podType, next);
+  }
 
   private createPod(
     owner: Obj,
@@ -1579,6 +1804,7 @@ export class KubeApiServer {
       spec: { ...structuredClone(template.spec), nodeName: undefined },
       status: { phase: 'Pending', qosClass: 'BestEffort' },
     });
+    if (this.kubelet) return this.kubelet.run(pod);
     const image: string = pod.spec.containers[0].image;
     const behaviour =
       this.options.behaviours?.[image] ??
@@ -1587,28 +1813,7 @@ export class KubeApiServer {
   }
 
   private runPod(pod: Obj, behaviour: PodBehaviour, runsToCompletion: boolean): void {
-    const podType = resourceOf('Pod');
-    const update = (change: (next: Obj) => void) => {
-      const current = this.objects.get(keyOf(podType, pod.metadata.namespace, pod.metadata.name));
-      if (!current) return;
-      const next = structuredClone(current);
-      change(next);
-      const reason = (next.status.containerStatuses ?? []).find((c: Obj) => c.state?.waiting)?.state
-        .waiting.reason;
-      if (
-        [
-          'ErrImagePull',
-          'ImagePullBackOff',
-          'CrashLoopBackOff',
-          'InvalidImageName',
-          'CreateContainerConfigError',
-        ].includes(reason) &&
-        !this.podFailures.some((f) => f.pod === pod.metadata.name)
-      ) {
-        this.podFailures.push({ pod: pod.metadata.name, reason, at: Date.now() });
-      }
-      this.write(podType, next);
-    };
+    const update = (change: (next: Obj) => void) => this.updatePod(pod, change);
     const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     const containers: Obj[] = pod.spec.containers;
     const statuses = (state: Obj, extra: Obj = {}) =>
@@ -1887,9 +2092,21 @@ function resourceEntries(type: ResourceType): Obj[] {
     name: `${type.plural}/${sub}`,
     singularName: '',
     namespaced: type.namespaced,
-    kind: sub === 'scale' ? 'Scale' : sub === 'log' ? 'Pod' : type.kind,
+    kind:
+      sub === 'scale'
+        ? 'Scale'
+        : sub === 'log'
+          ? 'Pod'
+          : sub === 'proxy'
+            ? 'PodProxyOptions'
+            : type.kind,
     ...(sub === 'scale' ? { group: 'autoscaling', version: 'v1' } : {}),
-    verbs: sub === 'log' ? ['get'] : ['get', 'patch', 'update'],
+    verbs:
+      sub === 'log'
+        ? ['get']
+        : sub === 'proxy'
+          ? ['create', 'delete', 'get', 'patch', 'update']
+          : ['get', 'patch', 'update'],
   }));
   return [main, ...subs];
 }
@@ -2134,7 +2351,9 @@ function applyJsonPatch(object: Obj, operations: Obj[]): Obj {
         );
     }
     if (op.op === 'test') {
-      if (!isDeepStrictEqual(node[last], op.value))
+      // Compared as JSON: under jest, stored objects (structuredClone) and parsed ones come
+      // from different realms, which isDeepStrictEqual tells apart.
+      if (JSON.stringify(sortKeys(node[last])) !== JSON.stringify(sortKeys(op.value)))
         throw new HttpError(
           422,
           'Invalid',

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
 import { ArmServer } from '../servers/arm';
 import type { EntraServer } from '../servers/entra';
 import { GithubOidcServer } from '../servers/github-oidc';
 import { AKS_SERVER_APP_ID, KubeApiServer, type KubeApiOptions } from '../servers/kube-api';
+import { runAction, type ActionRun } from './run-action';
 import { CLIENT_ID, federatedEntra, TENANT_ID, type Identity } from './stack';
 import { localTls } from './tls';
 
@@ -120,5 +122,28 @@ export class DeployStack {
       'cluster-name': CLUSTER_NAME,
       'arm-endpoint': this.arm.endpoint,
     };
+  }
+
+  /**
+   * Runs the deploy-aks bundle as a job of this repository does: signed in through ARM with the
+   * job's OIDC token, manifests from `k8s/` in `workspace` unless `inputs` say otherwise.
+   */
+  runDeploy(
+    inputs: Record<string, string>,
+    workspace: string,
+    env: Record<string, string> = {},
+  ): Promise<ActionRun> {
+    return runAction(
+      'deploy-aks',
+      { ...this.clusterInputs(), manifests: 'k8s/', ...inputs },
+      {
+        env: {
+          ...this.oidc.jobEnv(),
+          RUNNER_TEMP: path.join(workspace, '.runner-temp'),
+          ...env,
+        },
+        cwd: workspace,
+      },
+    );
   }
 }

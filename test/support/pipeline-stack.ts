@@ -10,8 +10,9 @@ export const PIPELINE_REPOSITORY = 'octo-org/ai-app';
  * The whole pipeline's embedded stack, as one Azure set-up plus GitHub: ONE GitHub OIDC issuer
  * double and ONE Entra double (one app registration with a federated credential for this
  * repository), trusted alike by Azurite (the model storage), the real Distribution registry's
- * ACR token double, ARM and the Kubernetes API double; and the GitHub REST API double that
- * receives the model-upload dispatcher's repository_dispatch.
+ * ACR token double, ARM and the Kubernetes API double (whose pods run as real containers,
+ * pulled from that registry); and the GitHub REST API double that receives the model-upload
+ * dispatcher's repository_dispatch.
  */
 export class PipelineStack {
   /** The identity and the model storage: OIDC issuer, Entra, Azurite. */
@@ -27,7 +28,15 @@ export class PipelineStack {
       { users: { [REGISTRY_USER.username]: REGISTRY_USER.password } },
       identity,
     );
-    this.deploy = new DeployStack({}, { identity });
+    // The cluster runs the pods for real, pulling from the registry as a node with AcrPull does.
+    this.deploy = new DeployStack(
+      {
+        containers: {
+          registry: () => ({ server: this.build.registry.host, ...REGISTRY_USER }),
+        },
+      },
+      { identity },
+    );
   }
 
   get oidc() {
@@ -40,7 +49,9 @@ export class PipelineStack {
 
   async start(): Promise<this> {
     await this.storage.start({ inMemory: true });
-    await Promise.all([this.build.start(), this.deploy.start(), this.github.start()]);
+    // The registry first: the cluster's nodes sign in to it when they start.
+    await Promise.all([this.build.start(), this.github.start()]);
+    await this.deploy.start();
     return this;
   }
 

@@ -17,6 +17,8 @@ interface Step {
 }
 interface Job {
   uses?: string;
+  needs?: string[];
+  if?: string;
   'timeout-minutes'?: number | string;
   with?: Record<string, unknown>;
   steps?: Step[];
@@ -177,7 +179,7 @@ describe('the reusable workflow wiring', () => {
   const actionSteps = steps.filter((step) => step.uses?.startsWith('./.ai-app-delivery/'));
 
   it('uses all three actions by relative path from its own checkout', () => {
-    expect(actionSteps.map((step) => step.uses).sort()).toEqual([
+    expect([...new Set(actionSteps.map((step) => step.uses))].sort()).toEqual([
       './.ai-app-delivery/action-build-push',
       './.ai-app-delivery/action-deploy-aks',
       './.ai-app-delivery/action-fetch-model',
@@ -212,6 +214,59 @@ describe('the reusable workflow wiring', () => {
     expect(deploy.concurrency?.['cancel-in-progress']).toBe(false);
     expect(deploy.concurrency?.group).toContain('inputs.cluster-name');
     expect(deploy.concurrency?.group).toContain('inputs.namespace');
+  });
+
+  it('canary and blue-green: promotes in the environment after the deploy, rejects when anything failed', () => {
+    const inputs = (workflow.on.workflow_call as { inputs: Record<string, InputSpec> }).inputs;
+    expect(inputs.strategy.default).toBe('basic');
+    const stepOf = (job: string) =>
+      workflow.jobs[job].steps!.find((step) => step.uses?.endsWith('action-deploy-aks'))!;
+    // The deploy job passes the strategy and every analysis input the action declares.
+    const deployWith = stepOf('deploy').with!;
+    expect(deployWith.strategy).toBe('${{ inputs.strategy }}');
+    const action = readYaml<{ inputs: Record<string, InputSpec> }>('action-deploy-aks/action.yml');
+    const analysisInputs = Object.keys(action.inputs).filter(
+      (name) => name.startsWith('analysis-') && name !== 'analysis-port',
+    );
+    for (const name of analysisInputs) {
+      expect(inputs[name]).toBeDefined();
+      expect(deployWith[name]).toBe(`\${{ inputs.${name} }}`);
+      if (action.inputs[name].default !== undefined)
+        expect(inputs[name].default).toBe(action.inputs[name].default);
+    }
+
+    const promote = workflow.jobs.promote;
+    expect(promote.needs).toEqual(['build', 'deploy']);
+    expect(promote.if).toBe("inputs.strategy != 'basic' && needs.deploy.result == 'success'");
+    expect(promote.environment).toBe('${{ inputs.environment }}');
+    expect(stepOf('promote').with).toMatchObject({
+      action: 'promote',
+      strategy: '${{ inputs.strategy }}',
+      images: '${{ needs.build.outputs.image }}',
+      manifests: '${{ inputs.manifests }}',
+    });
+
+    const reject = workflow.jobs.reject;
+    expect(reject.needs).toEqual(['build', 'deploy', 'promote']);
+    for (const condition of [
+      'always()',
+      "inputs.strategy != 'basic'",
+      "needs.deploy.result == 'failure'",
+      "needs.promote.result == 'failure'",
+      "needs.promote.result == 'cancelled'",
+    ]) {
+      expect(reject.if).toContain(condition);
+    }
+    expect(stepOf('reject').with).toMatchObject({
+      action: 'reject',
+      strategy: '${{ inputs.strategy }}',
+    });
+    for (const job of [promote, reject]) {
+      expect(job.concurrency).toEqual(workflow.jobs.deploy.concurrency);
+      // They sign in as the deploy identity, as the deploy job does.
+      const step = job.steps!.find((s) => s.uses?.endsWith('action-deploy-aks'))!;
+      expect(step.with?.['client-id']).toBe('${{ inputs.deploy-client-id }}');
+    }
   });
 
   it('builds as the build identity and deploys as the deploy identity', () => {

@@ -2,7 +2,8 @@ import { errorMessage } from '../../common/errors';
 import { ConnectionPool, readBody, send, statusError, type HttpResponse } from '../../common/http';
 import type { ServiceError } from '../../common/http-error';
 import type { Logger } from '../../common/logger';
-import { withRetry, type RetryPolicy } from '../../common/retry';
+import { parseRetryAfter } from '../../common/http-error';
+import { sleep, withRetry, type RetryPolicy } from '../../common/retry';
 import type { KubeObject } from '../manifests';
 import type { KubeConnection } from './connection';
 import { KubeApiError, UnreachableError } from './errors';
@@ -40,6 +41,33 @@ interface RequestOptions {
   /** Answer text instead of JSON (pod logs). */
   text?: boolean;
 }
+
+/** What a pod answered through the API server's proxy. */
+export interface PodProxyResponse {
+  status: number;
+  headers: HttpResponse['headers'];
+  body: Buffer;
+  /** From sending the request to the end of the answer, throttled attempts excluded. */
+  milliseconds: number;
+  /** Attempts the API server throttled (429) before this one. */
+  throttled: number;
+  /** The API server's own Status when it answered instead of the pod (e.g. 503, pod unreachable). */
+  fromApiServer?: { reason?: string; message?: string };
+}
+
+/** RBAC verbs of the proxy subresource, by HTTP method. */
+const PROXY_VERBS: Record<string, string> = {
+  GET: 'get',
+  HEAD: 'get',
+  POST: 'create',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
+
+const PROXY_THROTTLE_ATTEMPTS = 8;
+/** A pod's answer larger than this is not a prediction: refused rather than held in memory. */
+const PROXY_MAX_ANSWER = 16 * 1024 * 1024;
 
 const RETRY: RetryPolicy = {
   maxAttempts: 4,
@@ -257,6 +285,84 @@ export class KubeClient {
     }
   }
 
+  /**
+   * Deletes one object, its dependents collected afterwards by the garbage collector (what
+   * `kubectl delete` does); false when it was already gone.
+   */
+  async delete(info: ResourceInfo, namespace: string | undefined, name: string): Promise<boolean> {
+    try {
+      await this.request('DELETE', this.path(info, namespace, name), {
+        body: JSON.stringify({
+          kind: 'DeleteOptions',
+          apiVersion: 'v1',
+          propagationPolicy: 'Background',
+        }),
+        intent: { verb: 'delete', resource: resourceName(info), name, namespace },
+      });
+      return true;
+    } catch (error) {
+      if (error instanceof KubeApiError && error.status === 404) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * One HTTP request to a pod's port through the API server's proxy subresource
+   * (`/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy/{path}`): no ingress, port-forward or
+   * public endpoint needed. The pod's answer comes back whatever its status; what the API
+   * server says itself (a Status: the pod unreachable, 403, throttling) is told apart in
+   * `fromApiServer`. A throttled request (429 with Retry-After, API Priority and Fairness)
+   * is retried after the wait it names; nothing else is, so a pod's own error is seen as is.
+   */
+  async proxyPod(
+    namespace: string,
+    pod: string,
+    port: number,
+    request: { method: string; path: string; body?: string; contentType?: string },
+  ): Promise<PodProxyResponse> {
+    const [pathname, search = ''] = request.path.split(/\?(.*)/s);
+    const path =
+      `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/` +
+      `${encodeURIComponent(pod)}:${port}/proxy${pathname.startsWith('/') ? '' : '/'}${pathname}`;
+    const query = Object.fromEntries(new URLSearchParams(search));
+    const verb = PROXY_VERBS[request.method.toUpperCase()] ?? request.method.toLowerCase();
+    const intent = { verb, resource: 'pods/proxy', name: pod, namespace };
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      const response = await this.open(request.method, path, {
+        query,
+        body: request.body,
+        contentType: request.contentType,
+        accept: 'application/json, */*',
+        intent,
+      });
+      const body = await readBody(response.body, PROXY_MAX_ANSWER);
+      const milliseconds = performance.now() - started;
+      const status = response.status;
+      const apiStatus = apiServerStatus(response, body);
+      if (apiStatus && status === 429 && attempt < PROXY_THROTTLE_ATTEMPTS) {
+        const wait = Math.min(
+          10_000,
+          parseRetryAfter(response.headers['retry-after'] as string | undefined) ?? 1_000,
+        );
+        this.logger.debug(`proxy to ${pod}:${port} throttled (429); again in ${wait} ms`);
+        await sleep(wait);
+        continue;
+      }
+      if (apiStatus && (status === 401 || status === 403)) {
+        throw describe(status, kubeStatusBody(body.toString('utf8')), intent, undefined);
+      }
+      return {
+        status,
+        headers: response.headers,
+        body,
+        milliseconds,
+        throttled: attempt - 1,
+        fromApiServer: apiStatus,
+      };
+    }
+  }
+
   async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
     return withRetry(
       async () => {
@@ -381,4 +487,26 @@ function describe(
 
 export function resourceName(info: ResourceInfo): string {
   return info.group ? `${info.plural}.${info.group}` : info.plural;
+}
+
+/**
+ * The Status object of an answer the API server gave itself rather than the proxied pod: a
+ * JSON `kind: Status` body (a pod's own JSON error has no such shape).
+ */
+function apiServerStatus(response: HttpResponse, body: Buffer): PodProxyResponse['fromApiServer'] {
+  if (response.status < 400) return undefined;
+  if (!/json/.test(String(response.headers['content-type'] ?? ''))) return undefined;
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as {
+      kind?: string;
+      apiVersion?: string;
+      reason?: string;
+      message?: string;
+    };
+    if (parsed.kind === 'Status' && parsed.apiVersion === 'v1')
+      return { reason: parsed.reason, message: parsed.message };
+  } catch {
+    // not JSON: the pod's own answer
+  }
+  return undefined;
 }
