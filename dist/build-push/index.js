@@ -37888,6 +37888,7 @@ function abortSignal(like) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.STORAGE_SCOPE = exports.CLOUD_NAMES = void 0;
 exports.cloudByName = cloudByName;
+exports.accountEndpoint = accountEndpoint;
 const errors_1 = __nccwpck_require__(1922);
 exports.CLOUD_NAMES = ['AzurePublicCloud', 'AzureChinaCloud', 'AzureUSGovernment'];
 const CLOUDS = {
@@ -37922,6 +37923,14 @@ function cloudByName(name) {
 }
 /** Token scopes; storage uses the same resource in every cloud. */
 exports.STORAGE_SCOPE = 'https://storage.azure.com/.default';
+/** `https://<account>.blob.<suffix>` for an account name, checked against Azure's rules. */
+function accountEndpoint(account, storageSuffix) {
+    if (!/^[a-z0-9]{3,24}$/.test(account)) {
+        throw new errors_1.ConfigurationError(`Invalid storage-account ${(0, errors_1.quote)(account)}. Expected the account name: 3 to 24 lowercase ` +
+            `letters and digits (not a URL; use 'blob-endpoint' for a full URL).`);
+    }
+    return new URL(`https://${account}.blob.${storageSuffix}`);
+}
 
 
 /***/ }),

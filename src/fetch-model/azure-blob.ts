@@ -315,14 +315,3 @@ function base64(bytes: Uint8Array | undefined): string | undefined {
 function encodeBlobName(name: string): string {
   return name.split('/').map(encodeURIComponent).join('/');
 }
-
-/** `https://<account>.blob.<suffix>` for an account name, checked against Azure's rules. */
-export function accountEndpoint(account: string, storageSuffix: string): URL {
-  if (!/^[a-z0-9]{3,24}$/.test(account)) {
-    throw new ConfigurationError(
-      `Invalid storage-account ${quote(account)}. Expected the account name: 3 to 24 lowercase ` +
-        `letters and digits (not a URL; use 'blob-endpoint' for a full URL).`,
-    );
-  }
-  return new URL(`https://${account}.blob.${storageSuffix}`);
-}
