@@ -15,18 +15,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import {
-  createReadStream,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { BlobServiceClient } from '@azure/storage-blob';
+import { hashFile } from '../src/common/model';
 import { errorLines, runAction } from '../test/support/run-action';
 import { Stack } from '../test/support/stack';
 import {
@@ -252,14 +246,6 @@ function timeSdk(
 }
 
 const fail = (message: string) => new BenchFailure(message);
-
-/** SHA-256 of a file, streamed; used after the clock stops, for tools that do not verify. */
-async function hashFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: MiB }))
-    hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 async function verifyFile(blob: ModelBlob, tool: Tool, file: string): Promise<void> {
   const actual = await hashFile(file);

@@ -35,7 +35,7 @@ import {
   EventGridEntra,
   validationEvent,
 } from '../test/support/event-grid';
-import { LABELS_FILE, MODEL_FILE, trainedModel } from '../test/support/models';
+import { LABELS_FILE, MODEL_FILE, modelFilesOf, trainedModel } from '../test/support/models';
 import { PIPELINE_REPOSITORY, PipelineStack } from '../test/support/pipeline-stack';
 import { freePort } from '../test/support/ports';
 import { errorLines, REPO_ROOT, runAction, type ActionRun } from '../test/support/run-action';
@@ -570,10 +570,14 @@ async function main(): Promise<void> {
         ...stack.jobEnv(createHash('sha1').update(`yesterday ${sha}`).digest('hex'), '999'),
         RUNNER_TEMP: runnerTemp,
       };
-      const built = await runAction('build-push', buildInputs(yesterday.dir), {
-        env,
-        cwd: workspace,
-      });
+      const built = await runAction(
+        'build-push',
+        { ...buildInputs(yesterday.dir), 'model-files': modelFilesOf(yesterday.dir) },
+        {
+          env,
+          cwd: workspace,
+        },
+      );
       check(built.exitCode === 0, `build-push failed: ${errorLines(built).join(' ')}`);
       await runAction('build-push', {}, { env: { ...env, ...savedState(built) }, cwd: workspace });
       const deployed = await runAction(

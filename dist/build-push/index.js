@@ -38287,7 +38287,7 @@ const ID_TOKEN_TIMEOUT_MS = 30_000;
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.jsonErrorBody = exports.xmlErrorBody = exports.HttpError = void 0;
+exports.xmlErrorBody = exports.HttpError = void 0;
 exports.parseRetryAfter = parseRetryAfter;
 /**
  * An HTTP answer with a status the caller did not expect. Every service's errors (storage,
@@ -38330,23 +38330,6 @@ const xmlErrorBody = (body) => ({
     message: /<Message>([^<]+)<\/Message>/.exec(body)?.[1]?.split('\n')[0],
 });
 exports.xmlErrorBody = xmlErrorBody;
-/** ARM and Entra style: `{"error":{"code":…,"message":…}}` or `{"error":…,"error_description":…}`. */
-const jsonErrorBody = (body) => {
-    try {
-        const parsed = JSON.parse(body);
-        if (typeof parsed.error === 'object' && parsed.error) {
-            return { code: parsed.error.code, message: parsed.error.message };
-        }
-        if (typeof parsed.error === 'string') {
-            return { code: parsed.error, message: parsed.error_description };
-        }
-        return { code: parsed.code, message: parsed.message };
-    }
-    catch {
-        return { message: body.trim().slice(0, 300) || undefined };
-    }
-};
-exports.jsonErrorBody = jsonErrorBody;
 
 
 /***/ }),

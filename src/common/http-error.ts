@@ -43,24 +43,3 @@ export const xmlErrorBody: ErrorBodyParser = (body) => ({
   code: /<Code>([^<]+)<\/Code>/.exec(body)?.[1],
   message: /<Message>([^<]+)<\/Message>/.exec(body)?.[1]?.split('\n')[0],
 });
-
-/** ARM and Entra style: `{"error":{"code":…,"message":…}}` or `{"error":…,"error_description":…}`. */
-export const jsonErrorBody: ErrorBodyParser = (body) => {
-  try {
-    const parsed = JSON.parse(body) as {
-      error?: string | { code?: string; message?: string };
-      error_description?: string;
-      code?: string;
-      message?: string;
-    };
-    if (typeof parsed.error === 'object' && parsed.error) {
-      return { code: parsed.error.code, message: parsed.error.message };
-    }
-    if (typeof parsed.error === 'string') {
-      return { code: parsed.error, message: parsed.error_description };
-    }
-    return { code: parsed.code, message: parsed.message };
-  } catch {
-    return { message: body.trim().slice(0, 300) || undefined };
-  }
-};

@@ -21,13 +21,9 @@ import {
   S3Stack,
 } from '../support/s3-stack';
 import {
+  describeLocalFileScenarios,
   entries,
   expectCleanFailureWhenUnavailable,
-  expectExtraFilesRemoved,
-  expectLinksAndSpecialFilesRefused,
-  expectPoisonedCacheRejected,
-  expectRerunSkipsAndRepairs,
-  expectUnvouchedFileDownloadedAgain,
 } from '../support/fetch-scenarios';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -258,34 +254,11 @@ describe('fetch-model from S3 (fauxqs), signed in through GitHub OIDC and STS', 
     unvouched: { name: 'ResNet_152.model', bytes: model },
   });
 
-  it('skips files that are already in place on a re-run, and repairs a damaged one', () =>
-    expectRerunSkipsAndRepairs((inputs) => fetch(inputs), workspace, blobs()));
-
-  it('downloads again a file no digest from outside the cache vouches for, saying why', () =>
-    expectUnvouchedFileDownloadedAgain((inputs) => fetch(inputs), blobs()));
-
-  describe.each(['stored digest', 'sha256 input'] as const)(
-    'a poisoned cache, the file vouched for by the %s',
-    (anchor) => {
-      it.each(['same size and mtime', 'bytes and lock forged together'] as const)(
-        'is downloaded again when its bytes were replaced with the %s',
-        (forgery) =>
-          expectPoisonedCacheRejected(
-            (inputs) => fetch(inputs),
-            workspace,
-            blobs(),
-            anchor,
-            forgery,
-          ),
-      );
-    },
+  describeLocalFileScenarios(
+    (inputs) => fetch(inputs),
+    () => workspace,
+    blobs,
   );
-
-  it('removes files that are not requested from the destination, and lists them', () =>
-    expectExtraFilesRemoved((inputs) => fetch(inputs), workspace, blobs()));
-
-  it('refuses symbolic links and special files in the destination, naming them', () =>
-    expectLinksAndSpecialFilesRefused((inputs) => fetch(inputs), workspace, blobs()));
 
   it('fetches a folder by prefix, keeping relative paths and skipping folder markers', async () => {
     const run = await fetch({ prefix: 'resnet/v2', path: 'weights' });

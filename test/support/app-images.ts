@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { BuildStack } from './build-stack';
 import { REGISTRY_USER } from './build-stack';
-import { APP_DIR } from './models';
+import { APP_DIR, modelFilesOf } from './models';
 import { errorLines, runAction } from './run-action';
 
 const exec = promisify(execFile);
@@ -78,6 +78,7 @@ export async function appImage(
         mode: 'model-layer',
         'base-image': base,
         'model-path': modelDir,
+        'model-files': modelFilesOf(modelDir),
       },
       { env: stack.jobEnv(commit), cwd: workspace },
     );

@@ -290,3 +290,35 @@ export async function expectCleanFailureWhenUnavailable(
   expect(errorLines(run).join('\n')).toMatch(/HTTP 503/);
   expect(entries(path.join(workspace, 'model'))).toEqual([]);
 }
+
+/**
+ * The local-file scenarios (re-runs, a poisoned cache, extra files, links) as jest tests, for
+ * a provider's test file: `fetch` runs the bundle against its store in `workspace()`.
+ */
+export function describeLocalFileScenarios(
+  fetch: (inputs: Record<string, string>) => Promise<ActionRun>,
+  workspace: () => string,
+  blobs: () => RerunBlobs,
+): void {
+  it('skips files that are already in place on a re-run, and repairs a damaged one', () =>
+    expectRerunSkipsAndRepairs(fetch, workspace(), blobs()));
+
+  it('downloads again a file no digest from outside the cache vouches for, saying why', () =>
+    expectUnvouchedFileDownloadedAgain(fetch, blobs()));
+
+  describe.each(['stored digest', 'sha256 input'] as const)(
+    'a poisoned cache, the file vouched for by the %s',
+    (anchor) => {
+      it.each(['same size and mtime', 'bytes and lock forged together'] as const)(
+        'is downloaded again when its bytes were replaced with the %s',
+        (forgery) => expectPoisonedCacheRejected(fetch, workspace(), blobs(), anchor, forgery),
+      );
+    },
+  );
+
+  it('removes files that are not requested from the destination, and lists them', () =>
+    expectExtraFilesRemoved(fetch, workspace(), blobs()));
+
+  it('refuses symbolic links and special files in the destination, naming them', () =>
+    expectLinksAndSpecialFilesRefused(fetch, workspace(), blobs()));
+}

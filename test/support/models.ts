@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from './run-action';
@@ -63,4 +63,24 @@ export async function trainedModel(
   rmSync(dir, { recursive: true, force: true });
   renameSync(partial, dir);
   return { dir, reused: false, key };
+}
+
+/**
+ * build-push's `model-files` for a model trained here (no blob store, so no fetch-model state):
+ * each file of `dir` with the sha256 and size it has now, in the shape of fetch-model's `files`
+ * output, so build-push ships exactly these bytes.
+ */
+export function modelFilesOf(dir: string): string {
+  const files = readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => {
+      const bytes = readFileSync(path.join(dir, entry.name));
+      return {
+        name: entry.name,
+        path: path.join(dir, entry.name),
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+        size: bytes.length,
+      };
+    });
+  return JSON.stringify(files);
 }

@@ -17,9 +17,9 @@ export const GREEN = 'green';
 export const STABLE_COLOR = 'None';
 
 /** Which strategy made an object, for people reading it with kubectl. */
-export const STRATEGY_ANNOTATION = `${ANNOTATION_PREFIX}/strategy`;
+const STRATEGY_ANNOTATION = `${ANNOTATION_PREFIX}/strategy`;
 /** The stable workload a canary, baseline or green object stands beside. */
-export const STABLE_ANNOTATION = `${ANNOTATION_PREFIX}/stable-workload`;
+const STABLE_ANNOTATION = `${ANNOTATION_PREFIX}/stable-workload`;
 
 export const variantName = (name: string, role: CanaryRole | typeof GREEN) => `${name}-${role}`;
 
