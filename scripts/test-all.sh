@@ -25,6 +25,7 @@ if [ "$(node --version | cut -d. -f1)" != v24 ]; then
   PATH="$(dirname "$node24"):$PATH" bash scripts/with-env.sh "$node24" node_modules/jest/bin/jest.js \
     --ci --selectProjects unit integration -- test/unit \
     test/integration/fetch-model.test.ts test/integration/fetch-model-s3.test.ts \
+    test/integration/fetch-model-faults.test.ts test/integration/azure-blob-store.test.ts \
     test/integration/build-push.test.ts test/integration/deploy-aks.test.ts \
     test/integration/dispatcher.test.ts test/integration/proxy.test.ts
 fi
