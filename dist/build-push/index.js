@@ -35603,14 +35603,48 @@ function withDefaultTag(reference) {
 /***/ }),
 
 /***/ 8068:
-/***/ ((__unused_webpack_module, exports) => {
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 "use strict";
 
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RESERVED_LABEL_PREFIX = exports.LAYER_FORMAT = exports.LABEL = void 0;
 exports.defaultTag = defaultTag;
 exports.imageLabels = imageLabels;
+const path = __importStar(__nccwpck_require__(6760));
 /** Label keys this action sets; the OCI ones plus model provenance. */
 exports.LABEL = {
     source: 'org.opencontainers.image.source',
@@ -35637,7 +35671,7 @@ exports.RESERVED_LABEL_PREFIX = 'ai.model.';
 /**
  * Every label the image gets: source, revision, creation time (`created`, the settings' unless
  * another is given), the model digest and, per model file, its name, path, blob URI,
- * ETag/version and sha256 (from fetch-model's `files` output when given, else the state file's
+ * ETag/version and sha256 (paths relative to the model directory; from fetch-model's `files` output when given, else the state file's
  * path, size and sha256), then the user's own labels, which win.
  */
 function imageLabels(settings, modelDigest, files, created = settings.created) {
@@ -35652,7 +35686,11 @@ function imageLabels(settings, modelDigest, files, created = settings.created) {
     if (settings.modelFiles) {
         labels[exports.LABEL.modelFiles] = JSON.stringify(settings.modelFiles.map((file) => ({
             name: file.name,
-            path: file.path,
+            // Where the file is in the model (and under model-dest in the image), never where the
+            // runner kept it: the runner's directories are none of the image's business.
+            path: file.path && settings.modelPath
+                ? modelRelative(settings.modelPath, file.path)
+                : undefined,
             uri: file.uri,
             etag: file.etag,
             'version-id': file['version-id'] ?? undefined,
@@ -35664,6 +35702,12 @@ function imageLabels(settings, modelDigest, files, created = settings.created) {
         labels[exports.LABEL.modelFiles] = JSON.stringify(files.map((file) => ({ path: file.relative, size: file.size, sha256: file.sha256 })));
     }
     return { ...labels, ...settings.labels };
+}
+function modelRelative(modelPath, file) {
+    return path
+        .relative(path.resolve(modelPath), path.resolve(modelPath, file))
+        .split(path.sep)
+        .join('/');
 }
 
 
