@@ -37823,6 +37823,7 @@ function actionsLogger() {
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.transportHttpClient = transportHttpClient;
+exports.exchange = exchange;
 const node_stream_1 = __nccwpck_require__(7075);
 const core_rest_pipeline_1 = __nccwpck_require__(778);
 const http_1 = __nccwpck_require__(5069);
@@ -37832,53 +37833,69 @@ const TEXT_BODY_LIMIT = 64 * 1024 * 1024;
  * The Azure SDK's HttpClient over this project's one transport, so Entra (through
  * @azure/identity) and the storage SDK get the same proxy routing, https-only credential rule,
  * keep-alive pool and idle timeouts as every other request. The SDK's own pipeline keeps its
- * policies (retries, bearer tokens, redirects); only the wire is ours.
+ * policies (bearer tokens, same-origin redirects, and retries where the caller leaves them on);
+ * only the wire is ours.
  */
 function transportHttpClient(pool = (0, http_1.sharedPool)()) {
     const client = {
         async sendRequest(request) {
-            const headers = request.headers.toJSON();
-            const body = await requestBody(request.body);
-            if (body !== undefined && headers['content-length'] === undefined) {
-                headers['content-length'] = String(Buffer.byteLength(body));
-            }
-            const url = new URL(request.url);
-            let response;
-            try {
-                response = await (0, http_1.send)({
-                    method: request.method,
-                    url,
-                    headers,
-                    body,
-                    pool,
-                    idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
-                    signal: abortSignal(request.abortSignal),
-                });
-            }
-            catch (error) {
-                client.lastFailure = { url, error: error, at: Date.now() };
+            const answer = await exchange(pool, {
+                url: request.url,
+                method: request.method,
+                headers: request.headers.toJSON(),
+                body: request.body,
+                timeout: request.timeout,
+                abortSignal: request.abortSignal,
+                streamStatuses: request.streamResponseStatusCodes,
+            }).catch((error) => {
+                client.lastFailure = { url: new URL(request.url), error, at: Date.now() };
                 throw error;
-            }
-            const responseHeaders = (0, core_rest_pipeline_1.createHttpHeaders)();
-            for (const [name, value] of Object.entries(response.headers)) {
-                if (value !== undefined) {
-                    responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
-                }
-            }
-            const streams = request.streamResponseStatusCodes;
-            if (streams?.has(response.status) || streams?.has(Number.POSITIVE_INFINITY)) {
-                return {
-                    request,
-                    status: response.status,
-                    headers: responseHeaders,
-                    readableStreamBody: response.body,
-                };
-            }
-            const text = (await (0, http_1.readBody)(response.body, TEXT_BODY_LIMIT)).toString('utf8');
-            return { request, status: response.status, headers: responseHeaders, bodyAsText: text };
+            });
+            return {
+                request,
+                status: answer.status,
+                headers: answer.headers,
+                readableStreamBody: answer.stream,
+                bodyAsText: answer.text,
+            };
         },
     };
     return client;
+}
+/**
+ * Sends one SDK request over the transport and reads or streams its answer. A request the SDK
+ * gave no timeout gets `idleTimeoutMs`.
+ */
+async function exchange(pool, request, idleTimeoutMs = 60_000) {
+    const { headers } = request;
+    const body = await requestBody(request.body);
+    if (body !== undefined && headers['content-length'] === undefined) {
+        headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    const url = new URL(request.url);
+    const response = await (0, http_1.send)({
+        method: request.method,
+        url,
+        headers,
+        body,
+        pool,
+        idleTimeoutMs: request.timeout > 0 ? request.timeout : idleTimeoutMs,
+        signal: abortSignal(request.abortSignal),
+        // A SAS rides in the query string: refused over plain http like an Authorization header.
+        carriesCredential: url.searchParams.has('sig'),
+    });
+    const responseHeaders = (0, core_rest_pipeline_1.createHttpHeaders)();
+    for (const [name, value] of Object.entries(response.headers)) {
+        if (value !== undefined) {
+            responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
+        }
+    }
+    const streams = request.streamStatuses;
+    if (streams?.has(response.status) || streams?.has(Number.POSITIVE_INFINITY)) {
+        return { status: response.status, headers: responseHeaders, stream: response.body };
+    }
+    const text = (await (0, http_1.readBody)(response.body, TEXT_BODY_LIMIT)).toString('utf8');
+    return { status: response.status, headers: responseHeaders, text };
 }
 /** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */
 async function requestBody(body) {
@@ -37905,6 +37922,8 @@ async function requestBody(body) {
 function abortSignal(like) {
     if (!like)
         return undefined;
+    if (like instanceof AbortSignal)
+        return like;
     const controller = new AbortController();
     if (like.aborted)
         controller.abort();
@@ -37924,6 +37943,7 @@ function abortSignal(like) {
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.STORAGE_SCOPE = exports.CLOUD_NAMES = void 0;
 exports.cloudByName = cloudByName;
+exports.accountEndpoint = accountEndpoint;
 const errors_1 = __nccwpck_require__(1922);
 exports.CLOUD_NAMES = ['AzurePublicCloud', 'AzureChinaCloud', 'AzureUSGovernment'];
 const CLOUDS = {
@@ -37958,6 +37978,14 @@ function cloudByName(name) {
 }
 /** Token scopes; storage uses the same resource in every cloud. */
 exports.STORAGE_SCOPE = 'https://storage.azure.com/.default';
+/** `https://<account>.blob.<suffix>` for an account name, checked against Azure's rules. */
+function accountEndpoint(account, storageSuffix) {
+    if (!/^[a-z0-9]{3,24}$/.test(account)) {
+        throw new errors_1.ConfigurationError(`Invalid storage-account ${(0, errors_1.quote)(account)}. Expected the account name: 3 to 24 lowercase ` +
+            `letters and digits (not a URL; use 'blob-endpoint' for a full URL).`);
+    }
+    return new URL(`https://${account}.blob.${storageSuffix}`);
+}
 
 
 /***/ }),
@@ -38067,7 +38095,8 @@ function withNetworkCause(credential, httpClient) {
 }
 /**
  * Hands out bearer tokens per scope, cached until five minutes before they expire, each
- * masked before any code could print it.
+ * masked before any code could print it. It is also the TokenCredential handed to Azure SDK
+ * clients (@azure/storage-blob), so their tokens are cached and masked the same way.
  */
 class TokenSource {
     credential;
@@ -38079,9 +38108,17 @@ class TokenSource {
         this.logger = logger;
     }
     async get(scope) {
+        return (await this.getToken(scope)).token;
+    }
+    /** The SDK's face of `get`: one scope (the SDK's clients ask for one), with its expiry. */
+    async getToken(scopes) {
+        const list = Array.isArray(scopes) ? scopes : [scopes];
+        if (list.length !== 1)
+            throw new Error(`Expected one token scope, got ${list.length}.`);
+        const scope = list[0];
         const cached = this.cache.get(scope);
-        if (cached && cached.expiresAt - 5 * 60_000 > Date.now())
-            return cached.token;
+        if (cached && cached.expiresOnTimestamp - 5 * 60_000 > Date.now())
+            return cached;
         // Requests that arrive together share one token request.
         let pending = this.pending.get(scope);
         if (!pending) {
@@ -38101,8 +38138,9 @@ class TokenSource {
         if (!result)
             throw new Error(`Entra returned no token for ${scope}`);
         this.logger.mask(result.token);
-        this.cache.set(scope, { token: result.token, expiresAt: result.expiresOnTimestamp });
-        return result.token;
+        const token = { token: result.token, expiresOnTimestamp: result.expiresOnTimestamp };
+        this.cache.set(scope, token);
+        return token;
     }
 }
 exports.TokenSource = TokenSource;
@@ -38400,6 +38438,7 @@ exports.header = header;
 exports.readBody = readBody;
 exports.discardBody = discardBody;
 exports.statusError = statusError;
+exports.answerError = answerError;
 exports.isRetryableStatus = isRetryableStatus;
 exports.sendWithRetry = sendWithRetry;
 const http = __importStar(__nccwpck_require__(7067));
@@ -38695,10 +38734,14 @@ async function statusError(response, what, parse = () => ({}), create = plainHtt
             // A body we cannot read does not change the status we report.
         }
     }
-    const service = text ? parse(text) : {};
-    const code = header(response, 'x-ms-error-code') ?? service.code;
+    return answerError({ status: response.status, header: (name) => header(response, name), text }, what, parse, create);
+}
+/** statusError for an answer whose body was already read (by an SDK's pipeline, say). */
+function answerError(answer, what, parse = () => ({}), create = plainHttpError) {
+    const service = answer.text ? parse(answer.text) : {};
+    const code = answer.header('x-ms-error-code') ?? service.code;
     const detail = service.message ? `: ${service.message}` : '';
-    return create(`${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`, response.status, { ...service, code }, (0, http_error_1.parseRetryAfter)(header(response, 'retry-after')));
+    return create(`${what} failed: HTTP ${answer.status}${code ? ` ${code}` : ''}${detail}`, answer.status, { ...service, code }, (0, http_error_1.parseRetryAfter)(answer.header('retry-after')));
 }
 /** Whether an answer is worth another try: 408, 429 and 5xx. */
 function isRetryableStatus(status) {

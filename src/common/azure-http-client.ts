@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import {
   createHttpHeaders,
   type HttpClient,
+  type HttpHeaders,
   type PipelineRequest,
   type PipelineResponse,
 } from '@azure/core-rest-pipeline';
@@ -27,56 +29,101 @@ export interface TransportHttpClient extends HttpClient {
   lastFailure?: TransportFailure;
 }
 
+/** What the transport needs from one SDK request, whichever interface the SDK used. */
+export interface SdkRequest {
+  url: string;
+  method: string;
+  /** Names in lower case. */
+  headers: Record<string, string>;
+  body: PipelineRequest['body'];
+  /** The SDK's per-try timeout in ms; 0 for none. */
+  timeout: number;
+  abortSignal?: PipelineRequest['abortSignal'];
+  /** Statuses whose body the SDK streams instead of reading as text. */
+  streamStatuses?: Set<number>;
+}
+
+export interface SdkAnswer {
+  status: number;
+  headers: HttpHeaders;
+  /** The body, unread, when the SDK streams this status. */
+  stream?: IncomingMessage;
+  /** The body as text otherwise. */
+  text?: string;
+}
+
 /**
  * The Azure SDK's HttpClient over this project's one transport, so Entra (through
  * @azure/identity) and the storage SDK get the same proxy routing, https-only credential rule,
  * keep-alive pool and idle timeouts as every other request. The SDK's own pipeline keeps its
- * policies (retries, bearer tokens, redirects); only the wire is ours.
+ * policies (bearer tokens, same-origin redirects, and retries where the caller leaves them on);
+ * only the wire is ours.
  */
 export function transportHttpClient(pool: ConnectionPool = sharedPool()): TransportHttpClient {
   const client: TransportHttpClient = {
     async sendRequest(request: PipelineRequest): Promise<PipelineResponse> {
-      const headers = request.headers.toJSON();
-      const body = await requestBody(request.body);
-      if (body !== undefined && headers['content-length'] === undefined) {
-        headers['content-length'] = String(Buffer.byteLength(body));
-      }
-      const url = new URL(request.url);
-      let response;
-      try {
-        response = await send({
-          method: request.method as HttpRequest['method'],
-          url,
-          headers,
-          body,
-          pool,
-          idleTimeoutMs: request.timeout > 0 ? request.timeout : 60_000,
-          signal: abortSignal(request.abortSignal),
-        });
-      } catch (error) {
-        client.lastFailure = { url, error: error as Error, at: Date.now() };
+      const answer = await exchange(pool, {
+        url: request.url,
+        method: request.method,
+        headers: request.headers.toJSON(),
+        body: request.body,
+        timeout: request.timeout,
+        abortSignal: request.abortSignal,
+        streamStatuses: request.streamResponseStatusCodes,
+      }).catch((error: Error) => {
+        client.lastFailure = { url: new URL(request.url), error, at: Date.now() };
         throw error;
-      }
-      const responseHeaders = createHttpHeaders();
-      for (const [name, value] of Object.entries(response.headers)) {
-        if (value !== undefined) {
-          responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
-        }
-      }
-      const streams = request.streamResponseStatusCodes;
-      if (streams?.has(response.status) || streams?.has(Number.POSITIVE_INFINITY)) {
-        return {
-          request,
-          status: response.status,
-          headers: responseHeaders,
-          readableStreamBody: response.body,
-        };
-      }
-      const text = (await readBody(response.body, TEXT_BODY_LIMIT)).toString('utf8');
-      return { request, status: response.status, headers: responseHeaders, bodyAsText: text };
+      });
+      return {
+        request,
+        status: answer.status,
+        headers: answer.headers,
+        readableStreamBody: answer.stream,
+        bodyAsText: answer.text,
+      };
     },
   };
   return client;
+}
+
+/**
+ * Sends one SDK request over the transport and reads or streams its answer. A request the SDK
+ * gave no timeout gets `idleTimeoutMs`.
+ */
+export async function exchange(
+  pool: ConnectionPool,
+  request: SdkRequest,
+  idleTimeoutMs = 60_000,
+): Promise<SdkAnswer> {
+  const { headers } = request;
+  const body = await requestBody(request.body);
+  if (body !== undefined && headers['content-length'] === undefined) {
+    headers['content-length'] = String(Buffer.byteLength(body));
+  }
+  const url = new URL(request.url);
+  const response = await send({
+    method: request.method as HttpRequest['method'],
+    url,
+    headers,
+    body,
+    pool,
+    idleTimeoutMs: request.timeout > 0 ? request.timeout : idleTimeoutMs,
+    signal: abortSignal(request.abortSignal),
+    // A SAS rides in the query string: refused over plain http like an Authorization header.
+    carriesCredential: url.searchParams.has('sig'),
+  });
+  const responseHeaders = createHttpHeaders();
+  for (const [name, value] of Object.entries(response.headers)) {
+    if (value !== undefined) {
+      responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+  }
+  const streams = request.streamStatuses;
+  if (streams?.has(response.status) || streams?.has(Number.POSITIVE_INFINITY)) {
+    return { status: response.status, headers: responseHeaders, stream: response.body };
+  }
+  const text = (await readBody(response.body, TEXT_BODY_LIMIT)).toString('utf8');
+  return { status: response.status, headers: responseHeaders, text };
 }
 
 /** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */
@@ -98,6 +145,7 @@ async function requestBody(body: PipelineRequest['body']): Promise<Buffer | stri
 /** A Node AbortSignal that follows the SDK's AbortSignalLike. */
 function abortSignal(like: PipelineRequest['abortSignal']): AbortSignal | undefined {
   if (!like) return undefined;
+  if (like instanceof AbortSignal) return like;
   const controller = new AbortController();
   if (like.aborted) controller.abort();
   else like.addEventListener('abort', () => controller.abort(), { once: true });

@@ -52,3 +52,14 @@ export function cloudByName(name: string): Cloud {
 
 /** Token scopes; storage uses the same resource in every cloud. */
 export const STORAGE_SCOPE = 'https://storage.azure.com/.default';
+
+/** `https://<account>.blob.<suffix>` for an account name, checked against Azure's rules. */
+export function accountEndpoint(account: string, storageSuffix: string): URL {
+  if (!/^[a-z0-9]{3,24}$/.test(account)) {
+    throw new ConfigurationError(
+      `Invalid storage-account ${quote(account)}. Expected the account name: 3 to 24 lowercase ` +
+        `letters and digits (not a URL; use 'blob-endpoint' for a full URL).`,
+    );
+  }
+  return new URL(`https://${account}.blob.${storageSuffix}`);
+}

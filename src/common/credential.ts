@@ -1,4 +1,4 @@
-import { ClientAssertionCredential, type TokenCredential } from '@azure/identity';
+import { ClientAssertionCredential, type AccessToken, type TokenCredential } from '@azure/identity';
 import { transportHttpClient, type TransportHttpClient } from './azure-http-client';
 import { cloudByName, type Cloud } from './clouds';
 import { ConfigurationError, errorMessage } from './errors';
@@ -141,11 +141,12 @@ function withNetworkCause(
 
 /**
  * Hands out bearer tokens per scope, cached until five minutes before they expire, each
- * masked before any code could print it.
+ * masked before any code could print it. It is also the TokenCredential handed to Azure SDK
+ * clients (@azure/storage-blob), so their tokens are cached and masked the same way.
  */
-export class TokenSource {
-  private readonly cache = new Map<string, { token: string; expiresAt: number }>();
-  private readonly pending = new Map<string, Promise<string>>();
+export class TokenSource implements TokenCredential {
+  private readonly cache = new Map<string, AccessToken>();
+  private readonly pending = new Map<string, Promise<AccessToken>>();
 
   constructor(
     private readonly credential: TokenCredential,
@@ -153,8 +154,16 @@ export class TokenSource {
   ) {}
 
   async get(scope: string): Promise<string> {
+    return (await this.getToken(scope)).token;
+  }
+
+  /** The SDK's face of `get`: one scope (the SDK's clients ask for one), with its expiry. */
+  async getToken(scopes: string | string[]): Promise<AccessToken> {
+    const list = Array.isArray(scopes) ? scopes : [scopes];
+    if (list.length !== 1) throw new Error(`Expected one token scope, got ${list.length}.`);
+    const scope = list[0];
     const cached = this.cache.get(scope);
-    if (cached && cached.expiresAt - 5 * 60_000 > Date.now()) return cached.token;
+    if (cached && cached.expiresOnTimestamp - 5 * 60_000 > Date.now()) return cached;
     // Requests that arrive together share one token request.
     let pending = this.pending.get(scope);
     if (!pending) {
@@ -164,7 +173,7 @@ export class TokenSource {
     return pending;
   }
 
-  private async fetch(scope: string): Promise<string> {
+  private async fetch(scope: string): Promise<AccessToken> {
     let result;
     try {
       result = await this.credential.getToken(scope);
@@ -173,8 +182,9 @@ export class TokenSource {
     }
     if (!result) throw new Error(`Entra returned no token for ${scope}`);
     this.logger.mask(result.token);
-    this.cache.set(scope, { token: result.token, expiresAt: result.expiresOnTimestamp });
-    return result.token;
+    const token = { token: result.token, expiresOnTimestamp: result.expiresOnTimestamp };
+    this.cache.set(scope, token);
+    return token;
   }
 }
 

@@ -400,14 +400,36 @@ export async function statusError(
       // A body we cannot read does not change the status we report.
     }
   }
-  const service = text ? parse(text) : {};
-  const code = header(response, 'x-ms-error-code') ?? service.code;
+  return answerError(
+    { status: response.status, header: (name) => header(response, name), text },
+    what,
+    parse,
+    create,
+  );
+}
+
+/** An answer already read: its status, its headers by name, its body as text. */
+export interface ReadAnswer {
+  status: number;
+  header: (name: string) => string | undefined;
+  text: string;
+}
+
+/** statusError for an answer whose body was already read (by an SDK's pipeline, say). */
+export function answerError(
+  answer: ReadAnswer,
+  what: string,
+  parse: ErrorBodyParser = () => ({}),
+  create: HttpErrorFactory = plainHttpError,
+): HttpError {
+  const service = answer.text ? parse(answer.text) : {};
+  const code = answer.header('x-ms-error-code') ?? service.code;
   const detail = service.message ? `: ${service.message}` : '';
   return create(
-    `${what} failed: HTTP ${response.status}${code ? ` ${code}` : ''}${detail}`,
-    response.status,
+    `${what} failed: HTTP ${answer.status}${code ? ` ${code}` : ''}${detail}`,
+    answer.status,
     { ...service, code },
-    parseRetryAfter(header(response, 'retry-after')),
+    parseRetryAfter(answer.header('retry-after')),
   );
 }
 

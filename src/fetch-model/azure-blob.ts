@@ -1,25 +1,27 @@
 import type { Readable } from 'node:stream';
-import { XMLParser } from 'fast-xml-parser';
+import { isRestError } from '@azure/core-rest-pipeline';
+import {
+  AnonymousCredential,
+  ContainerClient,
+  newPipeline,
+  type BlobClient,
+} from '@azure/storage-blob';
+import { BodyClaims, transportRequestPolicy } from '../common/azure-request-policy';
 import type { TokenSource } from '../common/credential';
 import { STORAGE_SCOPE } from '../common/clouds';
 import { ConfigurationError, quote } from '../common/errors';
-import {
-  discardBody,
-  ConnectionPool,
-  readBody,
-  send,
-  sendWithRetry,
-  statusError,
-  type HttpResponse,
-} from '../common/http';
+import { answerError, ConnectionPool, isRetryableStatus } from '../common/http';
 import type { Logger } from '../common/logger';
 import { xmlErrorBody, type HttpError } from '../common/http-error';
-import type { RetryPolicy } from '../common/retry';
+import { withRetry, type RetryPolicy } from '../common/retry';
 import { quoteEtag, sameEtag, type BlobSpec } from './specs';
-import { ObjectChangedError, storageError, type ObjectStore, type RemoteObject } from './store';
-
-/** The REST API version sent with every request (bearer tokens need 2017-11-09 or later). */
-export const STORAGE_API_VERSION = '2023-11-03';
+import {
+  ObjectChangedError,
+  StorageError,
+  storageError,
+  type ObjectStore,
+  type RemoteObject,
+} from './store';
 
 /** How requests to storage are authorized. */
 export type BlobAuth =
@@ -35,43 +37,69 @@ export interface AzureBlobStoreOptions {
   maxConnections: number;
   logger: Logger;
   retry?: RetryPolicy;
-  /** A socket idle this long counts as a dropped connection. */
+  /** A socket idle this long counts as a dropped connection. Default 60 s. */
   idleTimeoutMs?: number;
 }
 
-/** Azure Blob Storage through its REST API: Get Blob Properties, List Blobs, ranged Get Blob. */
+type Pin = BlobSpec['pin'];
+
+/**
+ * Azure Blob Storage through @azure/storage-blob: Get Blob Properties, List Blobs and ranged Get
+ * Blob are the SDK's calls, signed by its bearer-token policy (with this action's masked,
+ * cached Entra tokens) or by a SAS, and sent over this project's transport (proxy, https-only
+ * credentials, keep-alive pool, idle timeouts). Retries are this store's and the download
+ * engine's, not the SDK's: see `retryOptions` below.
+ */
 export class AzureBlobStore implements ObjectStore {
   readonly description: string;
-  private readonly pool: ConnectionPool;
   private readonly base: string;
+  private readonly container: ContainerClient;
+  /** Ranged reads' bodies, taken from the transport as they come off the socket. */
+  private readonly bodies = new BodyClaims();
+  /** One client per blob and pin: building one parses its URL, and a blob is read in many ranges. */
+  private readonly clients = new Map<string, BlobClient>();
 
   constructor(private readonly options: AzureBlobStoreOptions) {
     const endpoint = options.endpoint.toString().replace(/\/+$/, '');
     this.base = `${endpoint}/${options.container}`;
     this.description = `container '${options.container}' at ${endpoint}`;
-    this.pool = new ConnectionPool({ maxSockets: options.maxConnections });
+    const { auth } = options;
+    const pipeline = newPipeline(auth.kind === 'oidc' ? auth.tokens : new AnonymousCredential(), {
+      httpClient: transportRequestPolicy(
+        new ConnectionPool({ maxSockets: options.maxConnections }),
+        { idleTimeoutMs: options.idleTimeoutMs, claims: this.bodies },
+      ),
+      audience: STORAGE_SCOPE,
+      // One try per call at the SDK's layer. Its retry policy would retry 500 and 503 only,
+      // without Retry-After, with no delay before the first retry, and beneath ours; this
+      // store retries 408, 429, 5xx and dropped connections with jittered backoff and the
+      // server's Retry-After (capped), logging each retry, and the engine resumes a range
+      // from the bytes it already has.
+      retryOptions: { maxTries: 1 },
+    });
+    this.container = new ContainerClient(
+      auth.kind === 'sas' ? `${this.base}?${auth.query}` : this.base,
+      pipeline,
+    );
   }
 
   async head(spec: BlobSpec): Promise<RemoteObject> {
-    const url = this.blobUrl(spec.name, spec.pin?.kind === 'etag' ? undefined : spec.pin);
-    const response = await this.request('HEAD', url, {}, `Reading properties of '${spec.name}'`);
-    if (response.status !== 200) {
-      throw this.explain(
-        await statusError(response, `HEAD '${spec.name}'`, xmlErrorBody, storageError),
-        spec.name,
-      );
-    }
-    discardBody(response.body);
-    const header = (name: string) => single(response.headers[name]);
+    const pin = spec.pin?.kind === 'etag' ? undefined : spec.pin;
+    const properties = await this.call(
+      `HEAD '${spec.name}'`,
+      `Reading properties of '${spec.name}'`,
+      spec.name,
+      () => this.blob(spec.name, pin).getProperties(),
+    );
     const object: RemoteObject = {
       name: spec.name,
-      size: Number(header('content-length') ?? NaN),
-      etag: header('etag') ?? '',
-      versionId: spec.pin?.kind === 'version' ? spec.pin.value : header('x-ms-version-id'),
-      snapshot: spec.pin?.kind === 'snapshot' ? spec.pin.value : undefined,
-      lastModified: header('last-modified'),
-      contentMd5: header('content-md5'),
-      uri: this.publicUri(spec.name, spec.pin?.kind === 'etag' ? undefined : spec.pin),
+      size: properties.contentLength ?? NaN,
+      etag: properties.etag ?? '',
+      versionId: pin?.kind === 'version' ? pin.value : properties.versionId,
+      snapshot: pin?.kind === 'snapshot' ? pin.value : undefined,
+      lastModified: properties.lastModified?.toUTCString(),
+      contentMd5: base64(properties.contentMD5),
+      uri: this.publicUri(spec.name, pin),
     };
     if (!Number.isSafeInteger(object.size) || object.etag === '') {
       throw new Error(`Storage answered HEAD '${spec.name}' without Content-Length or ETag.`);
@@ -88,130 +116,121 @@ export class AzureBlobStore implements ObjectStore {
 
   async list(prefix: string): Promise<RemoteObject[]> {
     const objects: RemoteObject[] = [];
-    const parser = new XMLParser({
-      ignoreAttributes: true,
-      parseTagValue: false,
-      isArray: (name) => name === 'Blob',
-    });
     let marker: string | undefined;
     do {
-      const query = new URLSearchParams({ restype: 'container', comp: 'list', prefix });
-      if (marker) query.set('marker', marker);
-      const url = `${this.base}?${this.withSas(query.toString())}`;
-      const response = await this.request('GET', url, {}, `Listing blobs under '${prefix}'`);
-      if (response.status !== 200) {
-        throw this.explain(
-          await statusError(response, `List blobs`, xmlErrorBody, storageError),
-          undefined,
-        );
-      }
-      const xml = (await readBody(response.body, 64 * 1024 * 1024)).toString('utf8');
-      const result = parser.parse(xml)?.EnumerationResults ?? {};
-      for (const blob of result.Blobs?.Blob ?? []) {
-        const properties = blob.Properties ?? {};
-        const name = String(blob.Name);
+      // One page per call, so a failed page is retried alone, from its own marker.
+      const page = await this.call('List blobs', `Listing blobs under '${prefix}'`, undefined, () =>
+        this.container
+          .listBlobsFlat({ prefix })
+          .byPage({ continuationToken: marker })
+          .next()
+          .then((result) => result.value),
+      );
+      for (const blob of page.segment.blobItems) {
+        const { properties } = blob;
         const object: RemoteObject = {
-          name,
-          size: Number(properties['Content-Length']),
-          etag: quoteEtag(String(properties.Etag ?? '')),
-          versionId: blob.VersionId ? String(blob.VersionId) : undefined,
-          lastModified: properties['Last-Modified']
-            ? String(properties['Last-Modified'])
-            : undefined,
-          contentMd5: properties['Content-MD5'] ? String(properties['Content-MD5']) : undefined,
-          uri: this.publicUri(name),
+          name: blob.name,
+          size: properties.contentLength ?? NaN,
+          etag: quoteEtag(properties.etag ?? ''),
+          versionId: blob.versionId || undefined,
+          lastModified: properties.lastModified?.toUTCString(),
+          contentMd5: base64(properties.contentMD5),
+          uri: this.publicUri(blob.name),
         };
         // Folder markers of hierarchical accounts are empty blobs named like a directory.
-        if (name.endsWith('/') && object.size === 0) continue;
+        if (blob.name.endsWith('/') && object.size === 0) continue;
         objects.push(object);
       }
-      marker = result.NextMarker ? String(result.NextMarker) : undefined;
+      marker = page.continuationToken || undefined;
     } while (marker);
     return objects;
   }
 
   async openRange(object: RemoteObject, start: number, end: number): Promise<Readable> {
-    const pin = object.snapshot
-      ? ({ kind: 'snapshot', value: object.snapshot } as const)
+    const pin: Pin = object.snapshot
+      ? { kind: 'snapshot', value: object.snapshot }
       : object.versionId
-        ? ({ kind: 'version', value: object.versionId } as const)
+        ? { kind: 'version', value: object.versionId }
         : undefined;
     // A version or snapshot never changes, but If-Match is sent anyway: it is what detects an
     // unpinned blob overwritten mid-download, and it costs nothing on pinned ones.
-    const url = this.blobUrl(object.name, pin);
-    const response = await this.send('GET', url, {
-      'x-ms-range': `bytes=${start}-${end}`,
-      'If-Match': object.etag,
-    });
-    if (response.status === 412 || response.status === 404) {
-      discardBody(response.body);
-      throw new ObjectChangedError(object);
-    }
-    if (response.status !== 206 && !(response.status === 200 && start === 0)) {
-      throw this.explain(
-        await statusError(response, `GET '${object.name}'`, xmlErrorBody, storageError),
-        object.name,
+    let claimed;
+    try {
+      claimed = await this.bodies.claim((abortSignal) =>
+        this.blob(object.name, pin).download(start, end - start + 1, {
+          abortSignal,
+          conditions: { ifMatch: object.etag },
+          // The engine resumes a range cut mid-body, from the bytes it already has.
+          maxRetryRequests: 0,
+        }),
       );
+    } catch (error) {
+      const status = isRestError(error) ? error.statusCode : undefined;
+      if (status === 412 || status === 404) throw new ObjectChangedError(object);
+      throw this.explainError(error, `GET '${object.name}'`, object.name);
     }
-    const length = Number(single(response.headers['content-length']));
-    if (length !== end - start + 1) {
-      response.body.destroy();
+    const { result: response, body } = claimed;
+    // The SDK checked the answer; its own stream wraps only a stand-in (see BodyClaims).
+    response.readableStreamBody?.destroy();
+    if (!body) throw new Error(`Storage answered GET '${object.name}' without a body.`);
+    const status = response._response.status;
+    if (status !== 206 && !(status === 200 && start === 0)) {
+      body.destroy();
+      throw new StorageError(`GET '${object.name}' failed: HTTP ${status}`, status, undefined);
+    }
+    if (response.contentLength !== end - start + 1) {
+      body.destroy();
       throw new Error(
-        `Storage sent ${length} bytes for range ${start}-${end} of '${object.name}'.`,
+        `Storage sent ${response.contentLength} bytes for range ${start}-${end} of '${object.name}'.`,
       );
     }
-    return response.body;
+    return body;
   }
 
-  /** A request with retries for the short metadata calls; ranged reads retry in the engine. */
-  private request(
-    method: 'GET' | 'HEAD',
-    url: string,
-    headers: Record<string, string>,
+  /**
+   * Runs one SDK call with this store's retry policy, turning the SDK's errors into the
+   * StorageError (and the hints) users get from every store.
+   */
+  private async call<T>(
+    what: string,
     description: string,
-  ): Promise<HttpResponse> {
-    return sendWithRetry(() => this.send(method, url, headers), description, {
-      retry: this.options.retry,
-      logger: this.options.logger,
-      parse: xmlErrorBody,
-      create: storageError,
-    });
-  }
-
-  private async send(
-    method: 'GET' | 'HEAD',
-    url: string,
-    headers: Record<string, string>,
-  ): Promise<HttpResponse> {
-    const all: Record<string, string> = { 'x-ms-version': STORAGE_API_VERSION, ...headers };
-    if (this.options.auth.kind === 'oidc') {
-      all.Authorization = `Bearer ${await this.options.auth.tokens.get(STORAGE_SCOPE)}`;
+    blob: string | undefined,
+    operation: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await withRetry(
+        async () => {
+          try {
+            return await operation();
+          } catch (error) {
+            throw sdkError(error, (status) => (isRetryableStatus(status) ? description : what));
+          }
+        },
+        { policy: this.options.retry, logger: this.options.logger, description },
+      );
+    } catch (error) {
+      throw error instanceof StorageError ? this.explain(error, blob) : error;
     }
-    return send({
-      method,
-      url: new URL(url),
-      headers: all,
-      pool: this.pool,
-      idleTimeoutMs: this.options.idleTimeoutMs ?? 60_000,
-      carriesCredential: this.options.auth.kind === 'sas',
-    });
   }
 
-  private blobUrl(name: string, pin?: BlobSpec['pin']): string {
-    const query = new URLSearchParams();
-    if (pin?.kind === 'snapshot') query.set('snapshot', pin.value);
-    if (pin?.kind === 'version') query.set('versionid', pin.value);
-    const search = this.withSas(query.toString());
-    return `${this.base}/${encodeBlobName(name)}${search ? `?${search}` : ''}`;
+  private explainError(error: unknown, what: string, blob: string): unknown {
+    const converted = sdkError(error, () => what);
+    return converted instanceof StorageError ? this.explain(converted, blob) : converted;
   }
 
-  /** Appends the SAS, when requests are authorized by one, to a query string. */
-  private withSas(search: string): string {
-    if (this.options.auth.kind !== 'sas') return search;
-    return search ? `${search}&${this.options.auth.query}` : this.options.auth.query;
+  private blob(name: string, pin: Pin): BlobClient {
+    const key = pin ? `${name}\n${pin.kind}=${pin.value}` : name;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = this.container.getBlobClient(name);
+      if (pin?.kind === 'snapshot') client = client.withSnapshot(pin.value);
+      if (pin?.kind === 'version') client = client.withVersion(pin.value);
+      this.clients.set(key, client);
+    }
+    return client;
   }
 
-  private publicUri(name: string, pin?: BlobSpec['pin']): string {
+  private publicUri(name: string, pin?: Pin): string {
     const query = pin?.kind === 'snapshot' ? `?snapshot=${encodeURIComponent(pin.value)}` : '';
     const version = pin?.kind === 'version' ? `?versionid=${encodeURIComponent(pin.value)}` : '';
     return `${this.base}/${encodeBlobName(name)}${query || version}`;
@@ -267,22 +286,32 @@ export class AzureBlobStore implements ObjectStore {
   }
 }
 
+/**
+ * The SDK's error for an answer (a RestError with a status) as a StorageError built exactly as
+ * for a response this project read itself: the service's code from x-ms-error-code or the XML
+ * body, its message, and Retry-After. Anything else (a dropped connection, a proxy that
+ * refused) is returned as it is.
+ */
+function sdkError(error: unknown, what: (status: number) => string): unknown {
+  if (!isRestError(error) || error.statusCode === undefined || !error.response) return error;
+  const { response } = error;
+  return answerError(
+    {
+      status: error.statusCode,
+      header: (name) => response.headers.get(name),
+      text: response.bodyAsText ?? '',
+    },
+    what(error.statusCode),
+    xmlErrorBody,
+    storageError,
+  );
+}
+
+function base64(bytes: Uint8Array | undefined): string | undefined {
+  return bytes && bytes.length > 0 ? Buffer.from(bytes).toString('base64') : undefined;
+}
+
 /** Encodes a blob name for a URL path: every segment percent-encoded, slashes kept. */
-export function encodeBlobName(name: string): string {
+function encodeBlobName(name: string): string {
   return name.split('/').map(encodeURIComponent).join('/');
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** `https://<account>.blob.<suffix>` for an account name, checked against Azure's rules. */
-export function accountEndpoint(account: string, storageSuffix: string): URL {
-  if (!/^[a-z0-9]{3,24}$/.test(account)) {
-    throw new ConfigurationError(
-      `Invalid storage-account ${quote(account)}. Expected the account name: 3 to 24 lowercase ` +
-        `letters and digits (not a URL; use 'blob-endpoint' for a full URL).`,
-    );
-  }
-  return new URL(`https://${account}.blob.${storageSuffix}`);
 }

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { cloudByName } from '../common/clouds';
+import { accountEndpoint, cloudByName } from '../common/clouds';
 import {
   checkRoleArn,
   checkRoleSessionName,
@@ -10,7 +10,6 @@ import { readAzureIdentity, type AzureIdentitySettings } from '../common/credent
 import { ConfigurationError, quote } from '../common/errors';
 import { requireSecureEndpoint, type Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
-import { accountEndpoint } from './azure-blob';
 import { parseBlobSpec, parseExpectedDigests, type BlobSpec } from './specs';
 
 export const VERIFY_MD5_MODES = ['auto', 'required', 'off'] as const;

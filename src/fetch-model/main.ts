@@ -6,7 +6,7 @@ import { githubIdToken } from '../common/github-id-token';
 import { ConfigurationError, errorMessage } from '../common/errors';
 import { envInputSource, Inputs } from '../common/inputs';
 import type { Logger } from '../common/logger';
-import { AzureBlobStore, type BlobAuth } from './azure-blob';
+import type { BlobAuth } from './azure-blob';
 import { fetchModel } from './fetch';
 import { readSettings, type AzureBlobSettings, type FetchSettings } from './inputs';
 import { filesOutput, renderSummary } from './report';
@@ -18,7 +18,7 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const logger = actionsLogger();
   try {
     const settings = readSettings(new Inputs(envInputSource(env)), env, logger);
-    const store = createStore(settings, env, logger);
+    const store = await createStore(settings, env, logger);
     const result = await logger.group(`Fetching model from ${store.description}`, () =>
       fetchModel(settings, store, logger),
     );
@@ -35,7 +35,11 @@ export async function run(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   }
 }
 
-function createStore(settings: FetchSettings, env: NodeJS.ProcessEnv, logger: Logger): ObjectStore {
+async function createStore(
+  settings: FetchSettings,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): Promise<ObjectStore> {
   const { store } = settings;
   if (store.provider === 's3') {
     const credentials = new WebIdentityCredentials(
@@ -55,6 +59,8 @@ function createStore(settings: FetchSettings, env: NodeJS.ProcessEnv, logger: Lo
       logger,
     });
   }
+  // Required only for Azure: an S3 run does not evaluate the storage SDK's modules.
+  const { AzureBlobStore } = await import('./azure-blob');
   return new AzureBlobStore({
     endpoint: store.endpoint,
     container: store.container,

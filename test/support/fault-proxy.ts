@@ -6,10 +6,15 @@ import { closeServer, listenOnLoopback } from './ports';
 /** What the proxy does with one request. */
 export type Fault =
   | { kind: 'pass' }
-  /** Answers with this status itself; the upstream never sees the request. */
-  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  /** Answers with this status (and body) itself; the upstream never sees the request. */
+  | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string }
   /** Forwards, then drops the client connection after this many body bytes. */
   | { kind: 'cut'; afterBytes: number }
+  /**
+   * Forwards this many body bytes, then sends nothing more and keeps the connection open, as
+   * a stalled network path or a proxy that buffers does; the client must time it out.
+   */
+  | { kind: 'stall'; afterBytes: number }
   /** Forwards, but first waits for `before` (e.g. a test overwriting the blob). */
   | { kind: 'hold'; before: () => Promise<void> }
   /** Forwards this many bytes of the request body, then drops both connections (an upload cut). */
@@ -96,8 +101,12 @@ export class FaultProxy {
     const fault = this.decide(request);
     if (fault.kind === 'status') {
       req.resume();
-      res.writeHead(fault.status, { 'content-length': '0', ...fault.headers });
-      res.end();
+      const body = req.method === 'HEAD' ? '' : (fault.body ?? '');
+      res.writeHead(fault.status, {
+        'content-length': String(Buffer.byteLength(fault.body ?? '')),
+        ...fault.headers,
+      });
+      res.end(body);
       return;
     }
     if (fault.kind === 'hold') await fault.before();
@@ -117,6 +126,16 @@ export class FaultProxy {
           return;
         }
         res.writeHead(answer.statusCode ?? 502, this.advertised(answer.headers));
+        if (fault.kind === 'stall') {
+          let sent = 0;
+          answer.on('data', (chunk: Buffer) => {
+            if (sent < fault.afterBytes) res.write(chunk.subarray(0, fault.afterBytes - sent));
+            sent += chunk.length;
+          });
+          // Closed by the client's timeout; the rest of the upstream answer is discarded.
+          res.on('close', () => answer.destroy());
+          return;
+        }
         if (fault.kind !== 'cut') {
           answer.pipe(res);
           return;

@@ -138,6 +138,24 @@ describe('TokenSource', () => {
     expect(logger.secrets).toEqual(['token-1']);
   });
 
+  it('is the TokenCredential SDK clients get: the same cached, masked token, with its expiry', async () => {
+    const { credential, calls } = fakeCredential(3_600_000);
+    const logger = new MemoryLogger();
+    const tokens = new TokenSource(credential, logger);
+    const [sdk, ours] = await Promise.all([
+      tokens.getToken(['s/.default']),
+      tokens.get('s/.default'),
+    ]);
+    expect(sdk.token).toBe('token-1');
+    expect(ours).toBe('token-1');
+    expect(sdk.expiresOnTimestamp).toBeGreaterThan(Date.now() + 3_500_000);
+    expect(calls).toEqual(['s/.default']);
+    expect(logger.secrets).toEqual(['token-1']);
+    await expect(tokens.getToken(['a/.default', 'b/.default'])).rejects.toThrow(
+      'Expected one token scope, got 2.',
+    );
+  });
+
   it('fetches a new token when the cached one is about to expire', async () => {
     const { credential, calls } = fakeCredential(60_000);
     const tokens = new TokenSource(credential, new MemoryLogger());
