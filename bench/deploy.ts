@@ -491,7 +491,7 @@ async function main(): Promise<void> {
       '',
       '## Failure detection (an image that cannot be pulled)',
       '',
-      `The Deployment's progressDeadlineSeconds is ${config.peerDeadlineSeconds} here (Kubernetes' default is 600); the action's failure-grace is its default, 3 s.`,
+      `The Deployment's progressDeadlineSeconds is ${config.peerDeadlineSeconds} here (Kubernetes' default is 600); the action's failure-grace is its default, 60 s, which applies only to pull errors that can pass by themselves: this one says the image was not found, so it is final at once.`,
       '',
       '| Variant | First ErrImagePull → step fails (s) | Step time (s) | Message |',
       '|---|--:|--:|---|',

@@ -35603,14 +35603,48 @@ function withDefaultTag(reference) {
 /***/ }),
 
 /***/ 8068:
-/***/ ((__unused_webpack_module, exports) => {
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
 
 "use strict";
 
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.RESERVED_LABEL_PREFIX = exports.LAYER_FORMAT = exports.LABEL = void 0;
 exports.defaultTag = defaultTag;
 exports.imageLabels = imageLabels;
+const path = __importStar(__nccwpck_require__(6760));
 /** Label keys this action sets; the OCI ones plus model provenance. */
 exports.LABEL = {
     source: 'org.opencontainers.image.source',
@@ -35637,7 +35671,7 @@ exports.RESERVED_LABEL_PREFIX = 'ai.model.';
 /**
  * Every label the image gets: source, revision, creation time (`created`, the settings' unless
  * another is given), the model digest and, per model file, its name, path, blob URI,
- * ETag/version and sha256 (from fetch-model's `files` output when given, else the state file's
+ * ETag/version and sha256 (paths relative to the model directory; from fetch-model's `files` output when given, else the state file's
  * path, size and sha256), then the user's own labels, which win.
  */
 function imageLabels(settings, modelDigest, files, created = settings.created) {
@@ -35652,7 +35686,11 @@ function imageLabels(settings, modelDigest, files, created = settings.created) {
     if (settings.modelFiles) {
         labels[exports.LABEL.modelFiles] = JSON.stringify(settings.modelFiles.map((file) => ({
             name: file.name,
-            path: file.path,
+            // Where the file is in the model (and under model-dest in the image), never where the
+            // runner kept it: the runner's directories are none of the image's business.
+            path: file.path && settings.modelPath
+                ? modelRelative(settings.modelPath, file.path)
+                : undefined,
             uri: file.uri,
             etag: file.etag,
             'version-id': file['version-id'] ?? undefined,
@@ -35664,6 +35702,12 @@ function imageLabels(settings, modelDigest, files, created = settings.created) {
         labels[exports.LABEL.modelFiles] = JSON.stringify(files.map((file) => ({ path: file.relative, size: file.size, sha256: file.sha256 })));
     }
     return { ...labels, ...settings.labels };
+}
+function modelRelative(modelPath, file) {
+    return path
+        .relative(path.resolve(modelPath), path.resolve(modelPath, file))
+        .split(path.sep)
+        .join('/');
 }
 
 
@@ -36059,9 +36103,12 @@ function digestMismatch(file, actual) {
  */
 async function readVerified(file, handle, each, chunkSize = 4 * 1024 * 1024) {
     const hash = (0, node_crypto_1.createHash)('sha256');
+    // One buffer for the whole file: `each` is awaited before the next read overwrites it, and
+    // fresh memory per chunk would cost a page fault per page.
+    const shared = Buffer.allocUnsafe(Math.max(1, Math.min(chunkSize, file.size)));
     let position = 0;
     while (position < file.size) {
-        const buffer = Buffer.allocUnsafe(Math.min(chunkSize, file.size - position));
+        const buffer = shared.subarray(0, Math.min(chunkSize, file.size - position));
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
         if (bytesRead === 0)
             break;
@@ -36216,7 +36263,7 @@ async function modelLayerMode(settings, model, tags, deps, phase, result) {
         const started = Date.now();
         let upload;
         try {
-            upload = await client.uploadBlob(repository, { size: layer.size, read: (start, end) => layer.read(start, end) }, localDigest);
+            upload = await client.uploadBlob(repository, { size: layer.size, read: (start, end) => layer.read(start, end, undefined, true) }, localDigest);
         }
         catch (error) {
             // A file that failed its sha256 check ends the upload however the transport reports it.
@@ -37164,8 +37211,14 @@ class TarLayer {
         push({ kind: 'zeros', length: 2 * BLOCK });
         this.size = offset;
     }
-    /** The bytes from `start` (inclusive) to `end` (exclusive), read as they are needed. */
-    async *read(start = 0, end = this.size, chunkSize = 4 * 1024 * 1024) {
+    /**
+     * The bytes from `start` (inclusive) to `end` (exclusive), read as they are needed. With
+     * `reuse`, file bytes come in one buffer that the next chunk overwrites, for a consumer done
+     * with each chunk before it asks for the next (a hash, or a request body: the transport
+     * hands each chunk to the socket before it asks for another): fresh memory costs the kernel
+     * a page fault per page, about a second of system time per GiB here.
+     */
+    async *read(start = 0, end = this.size, chunkSize = 4 * 1024 * 1024, reuse = false) {
         for (const segment of this.segments) {
             const from = Math.max(start, segment.offset);
             const to = Math.min(end, segment.offset + segment.length);
@@ -37179,14 +37232,14 @@ class TarLayer {
                 yield Buffer.alloc(to - from);
             }
             else {
-                yield* this.readFile(segment.file, within, within + (to - from), chunkSize);
+                yield* this.readFile(segment.file, within, within + (to - from), chunkSize, reuse);
             }
         }
     }
     /** The layer's digest, `sha256:<hex>`, computed by reading it whole (checking every file). */
     async digest() {
         const hash = (0, node_crypto_1.createHash)('sha256');
-        for await (const chunk of this.read())
+        for await (const chunk of this.read(0, this.size, undefined, true))
             hash.update(chunk);
         if (this.failure)
             throw this.failure;
@@ -37203,14 +37256,16 @@ class TarLayer {
     get verified() {
         return [...this.checks.values()].every((check) => check.verified);
     }
-    async *readFile(file, start, end, chunkSize) {
+    async *readFile(file, start, end, chunkSize, reuse) {
         const check = this.checks.get(file);
         if (check.failure)
             throw check.failure;
         const handle = await (0, model_files_1.openModelFile)(file);
+        const shared = reuse ? Buffer.allocUnsafe(Math.min(chunkSize, end - start)) : undefined;
         try {
             for (let position = start; position < end;) {
-                const buffer = Buffer.allocUnsafe(Math.min(chunkSize, end - position));
+                const length = Math.min(chunkSize, end - position);
+                const buffer = shared ? shared.subarray(0, length) : Buffer.allocUnsafe(length);
                 const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
                 if (bytesRead === 0) {
                     throw new Error(`${file.absolute} changed while the layer was being written (expected ${file.size} bytes)`);
@@ -38602,17 +38657,16 @@ function writeBody(req, body, answered) {
             for await (const chunk of body()) {
                 if (answered() || req.destroyed)
                     return;
-                if (!req.write(chunk)) {
-                    await new Promise((done) => {
-                        const finish = () => {
-                            req.off('drain', finish);
-                            req.off('close', finish);
-                            done();
-                        };
-                        req.on('drain', finish);
-                        req.on('close', finish);
-                    });
-                }
+                // The next chunk is asked for only once this one has gone to the socket, so a body
+                // may read every chunk into the same buffer (see TarLayer.read).
+                await new Promise((done) => {
+                    const finish = () => {
+                        req.off('close', finish);
+                        done();
+                    };
+                    req.on('close', finish);
+                    req.write(chunk, finish);
+                });
             }
             if (!req.destroyed)
                 req.end();

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import type { BuildPushSettings } from './inputs';
 import type { ModelFile } from './model-files';
 
@@ -33,7 +34,7 @@ export const RESERVED_LABEL_PREFIX = 'ai.model.';
 /**
  * Every label the image gets: source, revision, creation time (`created`, the settings' unless
  * another is given), the model digest and, per model file, its name, path, blob URI,
- * ETag/version and sha256 (from fetch-model's `files` output when given, else the state file's
+ * ETag/version and sha256 (paths relative to the model directory; from fetch-model's `files` output when given, else the state file's
  * path, size and sha256), then the user's own labels, which win.
  */
 export function imageLabels(
@@ -51,7 +52,12 @@ export function imageLabels(
     labels[LABEL.modelFiles] = JSON.stringify(
       settings.modelFiles.map((file) => ({
         name: file.name,
-        path: file.path,
+        // Where the file is in the model (and under model-dest in the image), never where the
+        // runner kept it: the runner's directories are none of the image's business.
+        path:
+          file.path && settings.modelPath
+            ? modelRelative(settings.modelPath, file.path)
+            : undefined,
         uri: file.uri,
         etag: file.etag,
         'version-id': file['version-id'] ?? undefined,
@@ -65,4 +71,11 @@ export function imageLabels(
     );
   }
   return { ...labels, ...settings.labels };
+}
+
+function modelRelative(modelPath: string, file: string): string {
+  return path
+    .relative(path.resolve(modelPath), path.resolve(modelPath, file))
+    .split(path.sep)
+    .join('/');
 }

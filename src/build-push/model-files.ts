@@ -285,9 +285,12 @@ export async function readVerified(
   chunkSize = 4 * 1024 * 1024,
 ): Promise<void> {
   const hash = createHash('sha256');
+  // One buffer for the whole file: `each` is awaited before the next read overwrites it, and
+  // fresh memory per chunk would cost a page fault per page.
+  const shared = Buffer.allocUnsafe(Math.max(1, Math.min(chunkSize, file.size)));
   let position = 0;
   while (position < file.size) {
-    const buffer = Buffer.allocUnsafe(Math.min(chunkSize, file.size - position));
+    const buffer = shared.subarray(0, Math.min(chunkSize, file.size - position));
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
     if (bytesRead === 0) break;
     const chunk = buffer.subarray(0, bytesRead);

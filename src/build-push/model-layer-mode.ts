@@ -169,7 +169,7 @@ export async function modelLayerMode(
     try {
       upload = await client.uploadBlob(
         repository,
-        { size: layer.size, read: (start, end) => layer.read(start, end) },
+        { size: layer.size, read: (start, end) => layer.read(start, end, undefined, true) },
         localDigest,
       );
     } catch (error) {

@@ -303,17 +303,16 @@ function writeBody(
     try {
       for await (const chunk of body()) {
         if (answered() || req.destroyed) return;
-        if (!req.write(chunk)) {
-          await new Promise<void>((done) => {
-            const finish = () => {
-              req.off('drain', finish);
-              req.off('close', finish);
-              done();
-            };
-            req.on('drain', finish);
-            req.on('close', finish);
-          });
-        }
+        // The next chunk is asked for only once this one has gone to the socket, so a body
+        // may read every chunk into the same buffer (see TarLayer.read).
+        await new Promise<void>((done) => {
+          const finish = () => {
+            req.off('close', finish);
+            done();
+          };
+          req.on('close', finish);
+          req.write(chunk, finish);
+        });
       }
       if (!req.destroyed) req.end();
     } catch (error) {

@@ -364,6 +364,8 @@ describe('build-push against the real registry and dockerd, signed in through OI
     expect(labels['ai.model.digest']).toBe(modelDigest);
     expect(JSON.parse(labels['ai.model.files'])[0]).toMatchObject({
       name: 'ResNet_152.model',
+      // Relative to the model: no runner directory ends up in the image.
+      path: 'ResNet_152.model',
       etag: '"0x8D1"',
       sha256: sha256(model),
     });

@@ -132,9 +132,11 @@ describe('action-build-push', () => {
   it('tags <commit>-<model> by default and labels revision, source and model provenance', () => {
     const settings = read(
       {
+        'model-path': dir,
         'model-files': JSON.stringify([
           {
             name: 'm.bin',
+            path: path.join(dir, 'weights', 'm.bin'),
             uri: 'https://a/m.bin',
             etag: '"0x1"',
             sha256: 'ab'.repeat(32),
@@ -161,7 +163,15 @@ describe('action-build-push', () => {
       team: 'vision',
     });
     expect(JSON.parse(labels['ai.model.files'])).toEqual([
-      { name: 'm.bin', uri: 'https://a/m.bin', etag: '"0x1"', sha256: 'ab'.repeat(32), size: 2 },
+      {
+        name: 'm.bin',
+        // The path within the model, not the runner's directory.
+        path: 'weights/m.bin',
+        uri: 'https://a/m.bin',
+        etag: '"0x1"',
+        sha256: 'ab'.repeat(32),
+        size: 2,
+      },
     ]);
   });
 
