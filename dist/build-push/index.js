@@ -37826,6 +37826,8 @@ exports.transportHttpClient = transportHttpClient;
 exports.exchange = exchange;
 const node_stream_1 = __nccwpck_require__(7075);
 const core_rest_pipeline_1 = __nccwpck_require__(778);
+const body_source_1 = __nccwpck_require__(4211);
+const bulk_get_1 = __nccwpck_require__(3424);
 const http_1 = __nccwpck_require__(5069);
 /** Bodies the SDK reads as text (token answers, XML listings) are small; bytes are streamed. */
 const TEXT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -37866,36 +37868,54 @@ function transportHttpClient(pool = (0, http_1.sharedPool)()) {
  * Sends one SDK request over the transport and reads or streams its answer. A request the SDK
  * gave no timeout gets `idleTimeoutMs`.
  */
-async function exchange(pool, request, idleTimeoutMs = 60_000) {
+async function exchange(pool, request, idleTimeoutMs = 60_000, 
+/** A GET of a large body its caller drains itself: sent as a bulk GET. */
+bulk = false) {
     const { headers } = request;
     const body = await requestBody(request.body);
     if (body !== undefined && headers['content-length'] === undefined) {
         headers['content-length'] = String(Buffer.byteLength(body));
     }
     const url = new URL(request.url);
-    const response = await (0, http_1.send)({
-        method: request.method,
+    const common = {
         url,
         headers,
-        body,
         pool,
         idleTimeoutMs: request.timeout > 0 ? request.timeout : idleTimeoutMs,
         signal: abortSignal(request.abortSignal),
         // A SAS rides in the query string: refused over plain http like an Authorization header.
         carriesCredential: url.searchParams.has('sig'),
-    });
-    const responseHeaders = (0, core_rest_pipeline_1.createHttpHeaders)();
-    for (const [name, value] of Object.entries(response.headers)) {
-        if (value !== undefined) {
-            responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
-        }
-    }
+    };
     const streams = request.streamStatuses;
-    if (streams?.has(response.status) || streams?.has(Number.POSITIVE_INFINITY)) {
+    const streamed = (status) => streams?.has(status) || streams?.has(Number.POSITIVE_INFINITY);
+    if (bulk && request.method === 'GET' && body === undefined) {
+        const response = await (0, bulk_get_1.bulkGet)(common);
+        const answerHeaders = sdkHeaders(response.headers);
+        if (streamed(response.status)) {
+            return { status: response.status, headers: answerHeaders, source: response.body };
+        }
+        const text = (await (0, body_source_1.readSource)(response.body, TEXT_BODY_LIMIT)).toString('utf8');
+        return { status: response.status, headers: answerHeaders, text };
+    }
+    const response = await (0, http_1.send)({
+        ...common,
+        method: request.method,
+        body,
+    });
+    const responseHeaders = sdkHeaders(response.headers);
+    if (streamed(response.status)) {
         return { status: response.status, headers: responseHeaders, stream: response.body };
     }
     const text = (await (0, http_1.readBody)(response.body, TEXT_BODY_LIMIT)).toString('utf8');
     return { status: response.status, headers: responseHeaders, text };
+}
+function sdkHeaders(headers) {
+    const converted = (0, core_rest_pipeline_1.createHttpHeaders)();
+    for (const [name, value] of Object.entries(headers)) {
+        if (value !== undefined)
+            converted.set(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    return converted;
 }
 /** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */
 async function requestBody(body) {
@@ -37930,6 +37950,619 @@ function abortSignal(like) {
     else
         like.addEventListener('abort', () => controller.abort(), { once: true });
     return controller.signal;
+}
+
+
+/***/ }),
+
+/***/ 4211:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.streamBody = streamBody;
+exports.readSource = readSource;
+exports.prematureClose = prematureClose;
+/** A body from a Node stream (a plain-http response, a test's in-memory store). */
+function streamBody(stream) {
+    return {
+        destroy: () => stream.destroy(),
+        drain: (onChunk) => new Promise((resolve, reject) => {
+            let settled = false;
+            const finish = (error) => {
+                if (settled)
+                    return;
+                settled = true;
+                stream.removeListener('data', onData);
+                if (error === undefined)
+                    resolve();
+                else
+                    reject(error);
+            };
+            const onData = (chunk) => {
+                let more;
+                try {
+                    more = onChunk(chunk);
+                }
+                catch (error) {
+                    stream.destroy();
+                    finish(error);
+                    return;
+                }
+                if (more === false) {
+                    stream.destroy();
+                    finish();
+                }
+            };
+            stream.on('data', onData);
+            stream.once('end', () => finish());
+            stream.once('error', (error) => finish(error));
+            stream.once('close', () => finish(prematureClose()));
+        }),
+    };
+}
+/** Reads a (small) body whole, as for an error answer; refuses bodies over `limit` bytes. */
+async function readSource(source, limit = 64 * 1024) {
+    const chunks = [];
+    let length = 0;
+    await source.drain((chunk) => {
+        length += chunk.length;
+        if (length > limit)
+            throw new Error(`response body exceeds ${limit} bytes`);
+        chunks.push(Buffer.from(chunk));
+    });
+    return Buffer.concat(chunks);
+}
+/** The error of a body whose connection closed before its end: transient, worth a retry. */
+function prematureClose() {
+    return Object.assign(new Error('connection closed before the body ended'), {
+        code: 'ERR_STREAM_PREMATURE_CLOSE',
+    });
+}
+
+
+/***/ }),
+
+/***/ 3424:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.bulkGet = bulkGet;
+const http = __importStar(__nccwpck_require__(7067));
+const net = __importStar(__nccwpck_require__(7030));
+const tls = __importStar(__nccwpck_require__(1692));
+const body_source_1 = __nccwpck_require__(4211);
+const http_1 = __nccwpck_require__(5069);
+const proxy_1 = __nccwpck_require__(1709);
+/** Bytes each connection reads into (decrypted TLS records are at most 16 KiB). */
+const READ_BUFFER = 64 * 1024;
+/** A response head larger than this is refused. */
+const MAX_HEAD = 64 * 1024;
+/** How long an unused connection is kept when the server names no keep-alive timeout. */
+const DEFAULT_KEEP_ALIVE_MS = 4_000;
+/** Sends a GET whose body the caller drains; resolves once the answer's head has arrived. */
+async function bulkGet(request) {
+    const { url } = request;
+    if (request.carriesCredential || hasAuthorization(request.headers)) {
+        (0, http_1.assertSecureForCredentials)(url);
+    }
+    const route = request.pool.route(url);
+    if (url.protocol !== 'https:' || route.forwardProxy) {
+        const response = await (0, http_1.send)({ ...request, method: 'GET' });
+        return { status: response.status, headers: response.headers, body: (0, body_source_1.streamBody)(response.body) };
+    }
+    const head = requestHead(url, request.headers);
+    const idle = idleConnections(request.pool);
+    const key = `${url.host} ${route.agent instanceof proxy_1.TunnelAgent ? 'tunnel' : 'direct'}`;
+    // A kept connection the server closed meanwhile fails before any answer: one fresh try.
+    for (let attempt = 0;; attempt++) {
+        const reused = attempt === 0 ? idle.take(key) : undefined;
+        const connection = reused ?? (await Connection.open(url, request.pool, route.agent, request.idleTimeoutMs));
+        try {
+            return await connection.get(head, request, (kept) => idle.keep(key, kept));
+        }
+        catch (error) {
+            if (!reused || !error.beforeAnswer)
+                throw error;
+        }
+    }
+}
+function hasAuthorization(headers) {
+    return Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
+}
+function requestHead(url, headers) {
+    const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
+    for (const [name, value] of Object.entries(headers)) {
+        if (name.toLowerCase() === 'host')
+            continue;
+        // Throws on a name or value that would break the request (CR, LF, ...).
+        http.validateHeaderName(name);
+        http.validateHeaderValue(name, value);
+        lines.push(`${name}: ${value}`);
+    }
+    return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+}
+/** Unused connections of one pool, by target and route, newest first. */
+class IdleConnections {
+    byKey = new Map();
+    take(key) {
+        const list = this.byKey.get(key);
+        while (list && list.length > 0) {
+            const connection = list.pop();
+            if (connection.usable())
+                return connection;
+        }
+        return undefined;
+    }
+    keep(key, connection) {
+        let list = this.byKey.get(key);
+        if (!list)
+            this.byKey.set(key, (list = []));
+        list.push(connection);
+        connection.onExpire(() => {
+            const at = list.indexOf(connection);
+            if (at >= 0)
+                list.splice(at, 1);
+        });
+    }
+    destroy() {
+        for (const list of this.byKey.values())
+            for (const connection of list)
+                connection.close();
+        this.byKey.clear();
+    }
+}
+const idlePools = new WeakMap();
+function idleConnections(pool) {
+    let idle = idlePools.get(pool);
+    if (!idle) {
+        const created = new IdleConnections();
+        idle = created;
+        idlePools.set(pool, created);
+        pool.onDestroy(() => created.destroy());
+    }
+    return idle;
+}
+/** One kept-alive TLS connection that serves one bulk GET at a time. */
+class Connection {
+    socket;
+    exchange;
+    closed;
+    expiry;
+    keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
+    constructor(socket) {
+        this.socket = socket;
+        socket.on('error', (error) => this.fail(error));
+        // Closed mid-answer: reported as Node's http client does ('socket hang up').
+        socket.on('close', (hadError) => this.fail(connectionReset(), !hadError));
+        socket.on('timeout', () => {
+            if (this.exchange)
+                socket.destroy((0, http_1.timeoutError)(this.idleMs));
+            else
+                this.close();
+        });
+    }
+    idleMs = 0;
+    static async open(url, pool, agent, idleTimeoutMs) {
+        const host = url.hostname.replace(/^\[|\]$/g, '');
+        const port = Number(url.port || 443);
+        const options = {
+            ...pool.tlsOptions,
+            host,
+            port,
+            servername: net.isIP(host) ? undefined : host,
+        };
+        let connection;
+        const onread = {
+            buffer: Buffer.allocUnsafe(READ_BUFFER),
+            callback: (bytes, buffer) => {
+                connection.read(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
+            },
+        };
+        let socket;
+        if (agent instanceof proxy_1.TunnelAgent) {
+            // TLS over a proxy's tunnel reads into fresh buffers ('data'); only the route differs.
+            socket = await new Promise((resolve, reject) => agent.createConnection(options, (error, created) => error ? reject(error) : resolve(created)));
+            connection = new Connection(socket);
+            socket.on('data', (chunk) => connection.read(chunk));
+        }
+        else {
+            // Node's tls.connect takes net.connect's `onread` (its types omit it).
+            const direct = { ...options, onread };
+            socket = tls.connect(direct);
+            connection = new Connection(socket);
+        }
+        connection.idleMs = idleTimeoutMs;
+        socket.setTimeout(idleTimeoutMs);
+        return connection;
+    }
+    usable() {
+        return !this.closed && !this.socket.destroyed;
+    }
+    /** Called when this idle connection closes or expires. */
+    onExpire(expire) {
+        this.expiry = expire;
+        this.socket.unref();
+        this.socket.setTimeout(this.keepAliveMs);
+    }
+    close() {
+        this.socket.destroy();
+    }
+    get(head, request, keep) {
+        this.expiry = undefined;
+        this.socket.ref();
+        this.idleMs = request.idleTimeoutMs;
+        this.socket.setTimeout(request.idleTimeoutMs);
+        return new Promise((resolve, reject) => {
+            const { signal } = request;
+            const onAbort = () => this.socket.destroy(Object.assign(new Error('The operation was aborted'), {
+                name: 'AbortError',
+                code: 'ABORT_ERR',
+            }));
+            if (signal?.aborted) {
+                onAbort();
+            }
+            signal?.addEventListener('abort', onAbort, { once: true });
+            const exchange = {
+                head: Buffer.alloc(0),
+                answered: resolve,
+                failed: (error) => {
+                    // Nothing of an answer arrived: a kept connection closed by the server meanwhile.
+                    reject(Object.assign(error, { beforeAnswer: exchange.received === 0 }));
+                },
+                pending: [],
+                reusable: true,
+                received: 0,
+                release: () => {
+                    signal?.removeEventListener('abort', onAbort);
+                    this.exchange = undefined;
+                    if (exchange.reusable && this.usable())
+                        keep(this);
+                    else
+                        this.close();
+                },
+            };
+            this.exchange = exchange;
+            if (this.closed) {
+                this.fail(this.closed);
+                return;
+            }
+            this.socket.write(head);
+        });
+    }
+    /** Bytes off the socket (valid only during this call). */
+    read(chunk) {
+        const exchange = this.exchange;
+        if (!exchange) {
+            // Nothing was asked: a server that talks out of turn loses its connection.
+            this.close();
+            return;
+        }
+        exchange.received += chunk.length;
+        if (exchange.head) {
+            this.readHead(exchange, chunk);
+            return;
+        }
+        this.readBody(exchange, chunk);
+    }
+    readHead(exchange, chunk) {
+        const head = Buffer.concat([exchange.head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) {
+            if (head.length > MAX_HEAD) {
+                this.socket.destroy(new Error(`the answer's headers exceed ${MAX_HEAD} bytes`));
+                return;
+            }
+            exchange.head = head;
+            return;
+        }
+        const parsed = parseHead(head.subarray(0, end).toString('latin1'));
+        if (!parsed) {
+            this.socket.destroy(new Error('the server sent something that is not an HTTP/1.x answer'));
+            return;
+        }
+        const rest = head.subarray(end + 4);
+        if (parsed.status >= 100 && parsed.status < 200) {
+            // An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            exchange.head = Buffer.alloc(0);
+            if (rest.length > 0)
+                this.readHead(exchange, rest);
+            return;
+        }
+        const { headers } = parsed;
+        const framing = bodyFraming(parsed);
+        if (framing instanceof Error) {
+            this.socket.destroy(framing);
+            return;
+        }
+        exchange.head = undefined;
+        exchange.framing = framing;
+        const connection = String(headers.connection ?? '').toLowerCase();
+        exchange.reusable =
+            framing.kind !== 'close' &&
+                (parsed.version === '1.1'
+                    ? !/\bclose\b/.test(connection)
+                    : /\bkeep-alive\b/.test(connection));
+        const keepAlive = /timeout=(\d+)/i.exec(String(headers['keep-alive'] ?? ''));
+        // A second less than the server keeps it, so the server is not the one to close it.
+        if (keepAlive)
+            this.keepAliveMs = Math.max(500, Number(keepAlive[1]) * 1000 - 1000);
+        // Nothing is read until the reader drains: what is already here waits, copied.
+        if (rest.length > 0)
+            exchange.pending.push(Buffer.from(rest));
+        this.socket.pause();
+        exchange.answered({
+            status: parsed.status,
+            headers,
+            body: {
+                drain: (onChunk) => this.drain(exchange, onChunk),
+                destroy: () => {
+                    if (this.exchange === exchange) {
+                        exchange.reusable = false;
+                        this.close();
+                    }
+                },
+            },
+        });
+        this.settleIfEmpty(exchange);
+    }
+    drain(exchange, onChunk) {
+        return new Promise((resolve, reject) => {
+            if (exchange.reader) {
+                reject(new Error('a body can be drained once'));
+                return;
+            }
+            exchange.finished = { resolve, reject };
+            exchange.reader = onChunk;
+            const pending = exchange.pending;
+            exchange.pending = [];
+            for (const chunk of pending) {
+                if (!exchange.outcome) {
+                    if (this.exchange !== exchange)
+                        break;
+                    this.readBody(exchange, chunk);
+                    continue;
+                }
+                // The connection ended the body before the reader came: hand over what it left.
+                if (exchange.outcome.error || exchange.framing?.kind !== 'close')
+                    break;
+                try {
+                    if (onChunk(chunk) === false)
+                        break;
+                }
+                catch (error) {
+                    reject(error);
+                    return;
+                }
+            }
+            if (exchange.outcome) {
+                if (exchange.outcome.error)
+                    reject(exchange.outcome.error);
+                else
+                    resolve();
+                return;
+            }
+            if (this.exchange === exchange)
+                this.socket.resume();
+        });
+    }
+    readBody(exchange, chunk) {
+        if (!exchange.reader) {
+            exchange.pending.push(Buffer.from(chunk));
+            return;
+        }
+        const framing = exchange.framing;
+        if (framing.kind === 'close') {
+            this.deliver(exchange, chunk);
+            return;
+        }
+        if (framing.kind === 'length') {
+            const take = Math.min(chunk.length, framing.remaining);
+            framing.remaining -= take;
+            if (take > 0 &&
+                !this.deliver(exchange, take === chunk.length ? chunk : chunk.subarray(0, take)))
+                return;
+            // Bytes past the body's end would be read as the next answer: the connection is spent.
+            if (take < chunk.length)
+                exchange.reusable = false;
+            if (framing.remaining === 0)
+                this.complete(exchange);
+            return;
+        }
+        this.readChunked(exchange, framing, chunk);
+    }
+    readChunked(exchange, framing, chunk) {
+        let at = 0;
+        while (at < chunk.length && this.exchange === exchange) {
+            if (framing.state === 'data') {
+                const take = Math.min(chunk.length - at, framing.remaining);
+                framing.remaining -= take;
+                if (!this.deliver(exchange, chunk.subarray(at, at + take)))
+                    return;
+                at += take;
+                if (framing.remaining === 0)
+                    framing.state = 'data-end';
+                continue;
+            }
+            const newline = chunk.indexOf(10, at);
+            const end = newline < 0 ? chunk.length : newline + 1;
+            framing.line += chunk.subarray(at, end).toString('latin1');
+            at = end;
+            if (newline < 0) {
+                if (framing.line.length > 4096)
+                    this.socket.destroy(new Error('malformed chunked body'));
+                continue;
+            }
+            const line = framing.line.trim();
+            framing.line = '';
+            if (framing.state === 'data-end') {
+                if (line !== '')
+                    return void this.socket.destroy(new Error('malformed chunked body'));
+                framing.state = 'size';
+            }
+            else if (framing.state === 'size') {
+                const size = /^[0-9a-f]+/i.exec(line);
+                if (!size)
+                    return void this.socket.destroy(new Error('malformed chunked body'));
+                framing.remaining = parseInt(size[0], 16);
+                framing.state = framing.remaining === 0 ? 'trailer' : 'data';
+            }
+            else if (line === '') {
+                if (at < chunk.length)
+                    exchange.reusable = false;
+                this.complete(exchange);
+                return;
+            }
+        }
+    }
+    /** Hands a body piece to the reader; false when the body stopped there. */
+    deliver(exchange, chunk) {
+        let more;
+        try {
+            more = exchange.reader(chunk);
+        }
+        catch (error) {
+            exchange.reusable = false;
+            this.finish(exchange, error);
+            this.close();
+            return false;
+        }
+        if (more === false) {
+            exchange.reusable = false;
+            this.finish(exchange);
+            this.close();
+            return false;
+        }
+        return true;
+    }
+    settleIfEmpty(exchange) {
+        const framing = exchange.framing;
+        if (framing?.kind === 'length' && framing.remaining === 0 && exchange.pending.length === 0) {
+            this.complete(exchange);
+        }
+    }
+    complete(exchange) {
+        this.finish(exchange);
+        this.socket.resume();
+    }
+    /** Ends an exchange: releases (or closes) the connection, settles the reader's drain. */
+    finish(exchange, error) {
+        if (this.exchange !== exchange)
+            return;
+        exchange.release();
+        if (exchange.finished) {
+            if (error)
+                exchange.finished.reject(error);
+            else
+                exchange.finished.resolve();
+        }
+        else {
+            exchange.outcome = { error };
+        }
+    }
+    /**
+     * The connection failed or closed (`clean`: closed by the server without an error): whatever
+     * it was serving fails with `error`, unless its body was framed by the connection's end.
+     */
+    fail(error, clean = false) {
+        this.closed ??= error;
+        const exchange = this.exchange;
+        if (!exchange) {
+            this.expiry?.();
+            this.expiry = undefined;
+            return;
+        }
+        exchange.reusable = false;
+        if (exchange.head) {
+            exchange.release();
+            exchange.failed(error);
+            return;
+        }
+        const endsWithConnection = clean && exchange.framing?.kind === 'close';
+        // Bytes that came before the end and still wait for the reader are delivered first.
+        if (endsWithConnection)
+            this.finish(exchange);
+        else
+            this.finish(exchange, error);
+    }
+}
+/** How the body of an answer ends, or why it cannot be read. */
+function bodyFraming({ status, headers }) {
+    if (status === 204 || status === 304)
+        return { kind: 'length', remaining: 0 };
+    const encoding = String(headers['transfer-encoding'] ?? '').toLowerCase();
+    if (encoding !== '' && encoding !== 'identity') {
+        if (!/(^|,)\s*chunked\s*$/.test(encoding)) {
+            return new Error(`unsupported Transfer-Encoding '${encoding}'`);
+        }
+        return { kind: 'chunked', state: 'size', remaining: 0, line: '' };
+    }
+    const length = headers['content-length'];
+    if (length === undefined)
+        return { kind: 'close' };
+    const value = Number(length);
+    if (!/^\d+$/.test(String(length)) || !Number.isSafeInteger(value)) {
+        return new Error(`invalid Content-Length '${String(length)}'`);
+    }
+    return { kind: 'length', remaining: value };
+}
+/** The status line and headers of an answer; undefined when it is not HTTP/1.x. */
+function parseHead(text) {
+    const lines = text.split('\r\n');
+    const status = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0]);
+    if (!status)
+        return undefined;
+    const headers = {};
+    for (const line of lines.slice(1)) {
+        const colon = line.indexOf(':');
+        if (colon <= 0)
+            return undefined;
+        const name = line.slice(0, colon).trim().toLowerCase();
+        const value = line.slice(colon + 1).trim();
+        headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    }
+    return { version: `1.${status[1]}`, status: Number(status[2]), headers };
+}
+function connectionReset() {
+    return Object.assign(new Error('the server closed the connection before its answer ended'), {
+        code: 'ECONNRESET',
+    });
 }
 
 
@@ -38434,6 +39067,7 @@ exports.credentialForm = credentialForm;
 exports.errorFactory = errorFactory;
 exports.send = send;
 exports.assertSecureForCredentials = assertSecureForCredentials;
+exports.timeoutError = timeoutError;
 exports.header = header;
 exports.readBody = readBody;
 exports.discardBody = discardBody;
@@ -38455,8 +39089,17 @@ const retry_1 = __nccwpck_require__(9183);
 class ConnectionPool {
     options;
     agents = new Map();
+    closers = [];
     constructor(options) {
         this.options = options;
+    }
+    /** TLS trust and client certificate for connections to https targets. */
+    get tlsOptions() {
+        return this.options.tls;
+    }
+    /** Runs `close` when the pool is destroyed (connections kept outside the agents). */
+    onDestroy(close) {
+        this.closers.push(close);
     }
     route(target, env = process.env) {
         const proxy = (0, proxy_1.proxyFor)(target, env);
@@ -38498,6 +39141,8 @@ class ConnectionPool {
         for (const agent of this.agents.values())
             agent.destroy();
         this.agents.clear();
+        for (const close of this.closers.splice(0))
+            close();
     }
 }
 exports.ConnectionPool = ConnectionPool;

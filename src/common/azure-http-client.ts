@@ -7,6 +7,8 @@ import {
   type PipelineRequest,
   type PipelineResponse,
 } from '@azure/core-rest-pipeline';
+import { readSource, type BodySource } from './body-source';
+import { bulkGet } from './bulk-get';
 import { ConnectionPool, readBody, send, sharedPool, type HttpRequest } from './http';
 
 /** Bodies the SDK reads as text (token answers, XML listings) are small; bytes are streamed. */
@@ -48,6 +50,8 @@ export interface SdkAnswer {
   headers: HttpHeaders;
   /** The body, unread, when the SDK streams this status. */
   stream?: IncomingMessage;
+  /** The same, for a bulk GET (see bulk-get.ts). */
+  source?: BodySource;
   /** The body as text otherwise. */
   text?: string;
 }
@@ -94,6 +98,8 @@ export async function exchange(
   pool: ConnectionPool,
   request: SdkRequest,
   idleTimeoutMs = 60_000,
+  /** A GET of a large body its caller drains itself: sent as a bulk GET. */
+  bulk = false,
 ): Promise<SdkAnswer> {
   const { headers } = request;
   const body = await requestBody(request.body);
@@ -101,29 +107,46 @@ export async function exchange(
     headers['content-length'] = String(Buffer.byteLength(body));
   }
   const url = new URL(request.url);
-  const response = await send({
-    method: request.method as HttpRequest['method'],
+  const common = {
     url,
     headers,
-    body,
     pool,
     idleTimeoutMs: request.timeout > 0 ? request.timeout : idleTimeoutMs,
     signal: abortSignal(request.abortSignal),
     // A SAS rides in the query string: refused over plain http like an Authorization header.
     carriesCredential: url.searchParams.has('sig'),
-  });
-  const responseHeaders = createHttpHeaders();
-  for (const [name, value] of Object.entries(response.headers)) {
-    if (value !== undefined) {
-      responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
-    }
-  }
+  };
   const streams = request.streamStatuses;
-  if (streams?.has(response.status) || streams?.has(Number.POSITIVE_INFINITY)) {
+  const streamed = (status: number) =>
+    streams?.has(status) || streams?.has(Number.POSITIVE_INFINITY);
+  if (bulk && request.method === 'GET' && body === undefined) {
+    const response = await bulkGet(common);
+    const answerHeaders = sdkHeaders(response.headers);
+    if (streamed(response.status)) {
+      return { status: response.status, headers: answerHeaders, source: response.body };
+    }
+    const text = (await readSource(response.body, TEXT_BODY_LIMIT)).toString('utf8');
+    return { status: response.status, headers: answerHeaders, text };
+  }
+  const response = await send({
+    ...common,
+    method: request.method as HttpRequest['method'],
+    body,
+  });
+  const responseHeaders = sdkHeaders(response.headers);
+  if (streamed(response.status)) {
     return { status: response.status, headers: responseHeaders, stream: response.body };
   }
   const text = (await readBody(response.body, TEXT_BODY_LIMIT)).toString('utf8');
   return { status: response.status, headers: responseHeaders, text };
+}
+
+function sdkHeaders(headers: IncomingMessage['headers']): HttpHeaders {
+  const converted = createHttpHeaders();
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) converted.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return converted;
 }
 
 /** The SDK's body as what the transport sends: text or bytes (SDK uploads are small here). */

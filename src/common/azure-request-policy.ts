@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import {
   toHttpHeadersLike,
@@ -8,6 +7,7 @@ import {
 } from '@azure/core-http-compat';
 import type { PipelineRequest } from '@azure/core-rest-pipeline';
 import { exchange } from './azure-http-client';
+import { streamBody, type BodySource } from './body-source';
 import type { ConnectionPool } from './http';
 
 export interface RequestPolicyOptions {
@@ -29,6 +29,8 @@ export function transportRequestPolicy(
 ): RequestPolicy {
   return {
     async sendRequest(request: WebResourceLike): Promise<CompatResponse> {
+      // A body its caller claimed is read straight off the connection (see bulk-get.ts).
+      const claimed = options.claims?.claims(request.abortSignal) ?? false;
       const answer = await exchange(
         pool,
         {
@@ -41,8 +43,10 @@ export function transportRequestPolicy(
           streamStatuses: request.streamResponseStatusCodes,
         },
         options.idleTimeoutMs,
+        claimed,
       );
-      const stream = answer.stream && options.claims?.handOver(request.abortSignal, answer.stream);
+      const body = answer.source ?? (answer.stream && streamBody(answer.stream));
+      const stream = body && options.claims?.handOver(request.abortSignal, body);
       return {
         request,
         status: answer.status,
@@ -66,7 +70,7 @@ type Signal = WebResourceLike['abortSignal'];
  * and needs the transport's own error (ECONNRESET, ETIMEDOUT) to say what happened.
  */
 export class BodyClaims {
-  private readonly claims = new WeakMap<object, (body: IncomingMessage) => void>();
+  private readonly taken = new WeakMap<object, (body: BodySource) => void>();
 
   /**
    * Runs `call` with an abort signal that marks its request; resolves with the call's result
@@ -75,10 +79,10 @@ export class BodyClaims {
    */
   async claim<T>(
     call: (abortSignal: AbortSignal) => Promise<T>,
-  ): Promise<{ result: T; body?: IncomingMessage }> {
+  ): Promise<{ result: T; body?: BodySource }> {
     const signal = new AbortController().signal;
-    let body: IncomingMessage | undefined;
-    this.claims.set(signal, (claimed) => {
+    let body: BodySource | undefined;
+    this.taken.set(signal, (claimed) => {
       // Only one answer per call is expected; an earlier one must not hold its connection.
       body?.destroy();
       body = claimed;
@@ -89,13 +93,18 @@ export class BodyClaims {
       body?.destroy();
       throw error;
     } finally {
-      this.claims.delete(signal);
+      this.taken.delete(signal);
     }
   }
 
+  /** Whether the request with this signal has its body claimed. */
+  claims(signal: Signal): boolean {
+    return signal !== undefined && this.taken.has(signal);
+  }
+
   /** The transport's side: gives a claimed body to its claimant and the SDK a stand-in. */
-  handOver(signal: Signal, body: IncomingMessage): Readable | undefined {
-    const take = signal ? this.claims.get(signal) : undefined;
+  handOver(signal: Signal, body: BodySource): Readable | undefined {
+    const take = signal ? this.taken.get(signal) : undefined;
     if (!take) return undefined;
     take(body);
     return new Readable({ read() {} });

@@ -69,8 +69,19 @@ interface Route {
  */
 export class ConnectionPool {
   private readonly agents = new Map<string, http.Agent>();
+  private readonly closers: (() => void)[] = [];
 
   constructor(private readonly options: PoolOptions) {}
+
+  /** TLS trust and client certificate for connections to https targets. */
+  get tlsOptions(): PoolOptions['tls'] {
+    return this.options.tls;
+  }
+
+  /** Runs `close` when the pool is destroyed (connections kept outside the agents). */
+  onDestroy(close: () => void): void {
+    this.closers.push(close);
+  }
 
   route(target: URL, env: NodeJS.ProcessEnv = process.env): Route {
     const proxy = proxyFor(target, env);
@@ -113,6 +124,7 @@ export class ConnectionPool {
   destroy(): void {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
+    for (const close of this.closers.splice(0)) close();
   }
 }
 
@@ -337,7 +349,7 @@ function watchBodyIdle(res: http.IncomingMessage, ms: number): void {
   });
 }
 
-function timeoutError(ms: number): NodeJS.ErrnoException {
+export function timeoutError(ms: number): NodeJS.ErrnoException {
   const error: NodeJS.ErrnoException = new Error(`no data for ${ms} ms; timed out`);
   error.code = 'ETIMEDOUT';
   return error;

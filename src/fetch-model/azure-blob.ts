@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { isRestError } from '@azure/core-rest-pipeline';
 import {
   AnonymousCredential,
@@ -7,6 +6,7 @@ import {
   type BlobClient,
 } from '@azure/storage-blob';
 import { BodyClaims, transportRequestPolicy } from '../common/azure-request-policy';
+import type { BodySource } from '../common/body-source';
 import type { TokenSource } from '../common/credential';
 import { STORAGE_SCOPE } from '../common/clouds';
 import { ConfigurationError, quote } from '../common/errors';
@@ -146,7 +146,7 @@ export class AzureBlobStore implements ObjectStore {
     return objects;
   }
 
-  async openRange(object: RemoteObject, start: number, end: number): Promise<Readable> {
+  async openRange(object: RemoteObject, start: number, end: number): Promise<BodySource> {
     const pin: Pin = object.snapshot
       ? { kind: 'snapshot', value: object.snapshot }
       : object.versionId

@@ -2,7 +2,6 @@ import { promises as fs, unlinkSync, writeSync } from 'node:fs';
 import type { Limiter } from '../common/limiter';
 import type { Logger } from '../common/logger';
 import { backoffDelay, errorCodeOf, isTransient, sleep, type RetryPolicy } from '../common/retry';
-import type { Readable } from 'node:stream';
 import { InlineHashRunner, type HashRunner } from './hash-workers';
 import { OrderedDigest } from './ordered-digest';
 import { SlabPool } from './slab-pool';
@@ -148,8 +147,9 @@ export async function downloadObject(
     while (received < length) {
       const receivedBefore = received;
       try {
-        const stream = await store.openRange(object, range.start + received, range.end);
-        await pump(stream, consume, () => failed !== undefined);
+        const body = await store.openRange(object, range.start + received, range.end);
+        // Another range failed: this one stops where it is (its connection is closed).
+        await body.drain((chunk) => (failed !== undefined ? false : consume(chunk)));
         if (failed !== undefined) return;
         if (received < length) {
           throw Object.assign(new Error('connection closed before the range ended'), {
@@ -213,53 +213,6 @@ export async function downloadObject(
     await removePartial(tempPath);
     throw error;
   }
-}
-
-/**
- * Feeds a response body to `consume` until it ends. Resolves on its end, and also when
- * `stopped()` turns true (the body is then destroyed); rejects on an error (`consume`'s
- * included), or when the body closes before its end.
- */
-function pump(
-  stream: Readable,
-  consume: (chunk: Buffer) => void,
-  stopped: () => boolean,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const finish = (error?: unknown) => {
-      if (settled) return;
-      settled = true;
-      stream.removeListener('data', onData);
-      if (error === undefined) resolve();
-      else reject(error);
-    };
-    const onData = (chunk: Buffer) => {
-      if (stopped()) {
-        stream.destroy();
-        finish();
-        return;
-      }
-      try {
-        consume(chunk);
-      } catch (error) {
-        stream.destroy();
-        finish(error);
-      }
-    };
-    stream.on('data', onData);
-    stream.once('end', () => finish());
-    stream.once('error', (error) => finish(error));
-    stream.once('close', () => {
-      if (stopped()) finish();
-      else
-        finish(
-          Object.assign(new Error('connection closed before the range ended'), {
-            code: 'ERR_STREAM_PREMATURE_CLOSE',
-          }),
-        );
-    });
-  });
 }
 
 /**

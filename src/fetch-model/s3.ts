@@ -1,10 +1,12 @@
-import type { Readable } from 'node:stream';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { XMLParser } from 'fast-xml-parser';
 import type { AwsCredentials } from '../common/aws-credentials';
+import { readSource, type BodySource } from '../common/body-source';
+import { bulkGet } from '../common/bulk-get';
 import { ConfigurationError, quote } from '../common/errors';
 import {
+  answerError,
   discardBody,
   ConnectionPool,
   readBody,
@@ -158,26 +160,39 @@ export class S3Store implements ObjectStore {
     return mapLimited(keys, this.options.maxConnections, (name) => this.head({ name }));
   }
 
-  async openRange(object: RemoteObject, start: number, end: number): Promise<Readable> {
+  async openRange(object: RemoteObject, start: number, end: number): Promise<BodySource> {
     // Only an explicit pin reads by version id: that needs s3:GetObjectVersion, which a role
     // that may read the current object (s3:GetObject) often lacks. If-Match pins the content.
     const versionId = new URL(object.uri).searchParams.get('versionId') ?? undefined;
-    const response = await this.send('GET', object.name, versionId ? { versionId } : {}, {
+    const signed = await this.sign('GET', object.name, versionId ? { versionId } : {}, {
       range: `bytes=${start}-${end}`,
       'if-match': object.etag,
     });
+    const response = await bulkGet({
+      ...signed,
+      pool: this.pool,
+      idleTimeoutMs: this.options.idleTimeoutMs ?? 60_000,
+    });
     if (response.status === 412 || response.status === 404) {
-      discardBody(response.body);
+      response.body.destroy();
       throw new ObjectChangedError(object);
     }
     if (response.status !== 206 && !(response.status === 200 && start === 0)) {
-      throw this.explain(
-        await statusError(response, `GET '${object.name}'`, xmlErrorBody, storageError),
-        {
-          action: versionId ? 's3:GetObjectVersion' : 's3:GetObject',
-          key: object.name,
-        },
-      );
+      let text = '';
+      try {
+        text = (await readSource(response.body)).toString('utf8');
+      } catch {
+        // A body we cannot read does not change the status we report.
+      }
+      const answer = {
+        status: response.status,
+        header: (name: string) => single(response.headers[name]),
+        text,
+      };
+      throw this.explain(answerError(answer, `GET '${object.name}'`, xmlErrorBody, storageError), {
+        action: versionId ? 's3:GetObjectVersion' : 's3:GetObject',
+        key: object.name,
+      });
     }
     const length = Number(single(response.headers['content-length']));
     if (length !== end - start + 1) {
@@ -209,6 +224,21 @@ export class S3Store implements ObjectStore {
     query: Record<string, string>,
     headers: Record<string, string>,
   ): Promise<HttpResponse> {
+    return send({
+      method,
+      ...(await this.sign(method, key, query, headers)),
+      pool: this.pool,
+      idleTimeoutMs: this.options.idleTimeoutMs ?? 60_000,
+    });
+  }
+
+  /** The URL and SigV4-signed headers of a request. */
+  private async sign(
+    method: 'GET' | 'HEAD',
+    key: string,
+    query: Record<string, string>,
+    headers: Record<string, string>,
+  ): Promise<{ url: URL; headers: Record<string, string> }> {
     const path = `${this.base.pathname.replace(/\/+$/, '')}/${encodeKey(key)}`;
     const signed = await this.signer.sign({
       method,
@@ -225,13 +255,7 @@ export class S3Store implements ObjectStore {
     const url = new URL(this.base.origin);
     url.pathname = path;
     url.search = search;
-    return send({
-      method,
-      url,
-      headers: signed.headers as Record<string, string>,
-      pool: this.pool,
-      idleTimeoutMs: this.options.idleTimeoutMs ?? 60_000,
-    });
+    return { url, headers: signed.headers as Record<string, string> };
   }
 
   private publicUri(key: string, versionId?: string): string {

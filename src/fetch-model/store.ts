@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { BodySource } from '../common/body-source';
 import { errorFactory } from '../common/http';
 import { HttpError } from '../common/http-error';
 import type { BlobSpec } from './specs';
@@ -41,7 +41,7 @@ export interface ObjectStore {
    * Bytes `start`..`end` (inclusive) of `object`, only while it still has `object.etag`;
    * rejects with ObjectChangedError otherwise.
    */
-  openRange(object: RemoteObject, start: number, end: number): Promise<Readable>;
+  openRange(object: RemoteObject, start: number, end: number): Promise<BodySource>;
 }
 
 /** The object was overwritten or deleted after its properties were read. */

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { streamBody, type BodySource } from '../../src/common/body-source';
 import { Limiter } from '../../src/common/limiter';
 import { MemoryLogger } from '../../src/common/logger';
 import { HttpError } from '../../src/common/http-error';
@@ -36,7 +37,7 @@ class MemoryStore implements ObjectStore {
     return { name: 'model.bin', size: this.data.length, etag: '"0x1"', uri: 'memory://model.bin' };
   }
 
-  async openRange(_object: RemoteObject, start: number, end: number): Promise<Readable> {
+  async openRange(_object: RemoteObject, start: number, end: number): Promise<BodySource> {
     const call = this.calls.push([start, end]) - 1;
     const fault = this.fault(call, start);
     if (fault === '503') throw new HttpError('busy', 503, 'ServerBusy', 1);
@@ -47,16 +48,18 @@ class MemoryStore implements ObjectStore {
     for (let at = 0; at < bytes.length; at += 1000) chunks.push(bytes.subarray(at, at + 1000));
     // Later ranges answer sooner, so completions arrive out of order.
     const delay = Math.max(0, 20 - call * 3);
-    return Readable.from(
-      (async function* () {
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        for (const [i, chunk] of chunks.entries()) {
-          if (fault === 'cut' && i === Math.floor(chunks.length / 2)) {
-            throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    return streamBody(
+      Readable.from(
+        (async function* () {
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          for (const [i, chunk] of chunks.entries()) {
+            if (fault === 'cut' && i === Math.floor(chunks.length / 2)) {
+              throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+            }
+            yield chunk;
           }
-          yield chunk;
-        }
-      })(),
+        })(),
+      ),
     );
   }
 }

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { streamBody, type BodySource } from '../../src/common/body-source';
 import { WebIdentityCredentials, type StsApi } from '../../src/common/aws-credentials';
 import { HttpError } from '../../src/common/http-error';
 import { ConfigurationError } from '../../src/common/errors';
@@ -114,8 +115,8 @@ class MemoryStore implements ObjectStore {
       ...this.stored,
     };
   }
-  async openRange(_object: RemoteObject, start: number, end: number): Promise<Readable> {
-    return Readable.from([this.data.subarray(start, end + 1)]);
+  async openRange(_object: RemoteObject, start: number, end: number): Promise<BodySource> {
+    return streamBody(Readable.from([this.data.subarray(start, end + 1)]));
   }
 }
 
