@@ -38189,8 +38189,10 @@ class Connection {
             servername: net.isIP(host) ? undefined : host,
         };
         let connection;
+        const scratch = Buffer.allocUnsafe(READ_BUFFER);
         const onread = {
-            buffer: Buffer.allocUnsafe(READ_BUFFER),
+            // Asked before every read: the reader's memory while it drains a body, else our own.
+            buffer: () => connection?.readTarget() ?? scratch,
             callback: (bytes, buffer) => {
                 connection.read(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
             },
@@ -38211,6 +38213,17 @@ class Connection {
         connection.idleMs = idleTimeoutMs;
         socket.setTimeout(idleTimeoutMs);
         return connection;
+    }
+    /** Where the next bytes should land: the draining reader's memory, if it offers some. */
+    readTarget() {
+        const exchange = this.exchange;
+        const framing = exchange?.framing;
+        if (!exchange?.into || exchange.head || framing?.kind !== 'length')
+            return undefined;
+        if (framing.remaining === 0)
+            return undefined;
+        const target = exchange.into();
+        return target.length > 0 ? target.subarray(0, framing.remaining) : undefined;
     }
     usable() {
         return !this.closed && !this.socket.destroyed;
@@ -38331,7 +38344,7 @@ class Connection {
             status: parsed.status,
             headers,
             body: {
-                drain: (onChunk) => this.drain(exchange, onChunk),
+                drain: (onChunk, into) => this.drain(exchange, onChunk, into),
                 destroy: () => {
                     if (this.exchange === exchange) {
                         exchange.reusable = false;
@@ -38342,7 +38355,7 @@ class Connection {
         });
         this.settleIfEmpty(exchange);
     }
-    drain(exchange, onChunk) {
+    drain(exchange, onChunk, into) {
         return new Promise((resolve, reject) => {
             if (exchange.reader) {
                 reject(new Error('a body can be drained once'));
@@ -38350,6 +38363,7 @@ class Connection {
             }
             exchange.finished = { resolve, reject };
             exchange.reader = onChunk;
+            exchange.into = into;
             const pending = exchange.pending;
             exchange.pending = [];
             for (const chunk of pending) {

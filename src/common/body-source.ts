@@ -13,8 +13,12 @@ export interface BodySource {
    * connection is closed) and resolves; `onChunk` throwing rejects with that error. Rejects
    * when the connection drops, stalls past its idle timeout or is aborted before the end.
    * Call once.
+   *
+   * `into`, when given, says where the next body bytes should land: the connection may read
+   * them straight into that memory, and `onChunk` then gets a view of it, which spares the
+   * reader a copy. It is a hint: pieces may come from elsewhere too.
    */
-  drain(onChunk: (chunk: Buffer) => boolean | void): Promise<void>;
+  drain(onChunk: (chunk: Buffer) => boolean | void, into?: () => Buffer): Promise<void>;
   /** Abandons the body; its connection is closed. */
   destroy(): void;
 }

@@ -149,6 +149,8 @@ interface Exchange {
   framing?: Framing;
   /** Body bytes that arrived before the reader drained them (copies). */
   pending: Buffer[];
+  /** Where the reader would like the next bytes (see BodySource.drain). */
+  into?: () => Buffer;
   /** Set once the reader drains. */
   reader?: (chunk: Buffer) => boolean | void;
   finished?: { resolve: () => void; reject: (error: Error) => void };
@@ -193,8 +195,10 @@ class Connection {
       servername: net.isIP(host) ? undefined : host,
     };
     let connection: Connection | undefined;
+    const scratch = Buffer.allocUnsafe(READ_BUFFER);
     const onread = {
-      buffer: Buffer.allocUnsafe(READ_BUFFER),
+      // Asked before every read: the reader's memory while it drains a body, else our own.
+      buffer: () => connection?.readTarget() ?? scratch,
       callback: (bytes: number, buffer: Uint8Array) => {
         connection!.read(Buffer.from(buffer.buffer, buffer.byteOffset, bytes));
       },
@@ -218,6 +222,16 @@ class Connection {
     connection.idleMs = idleTimeoutMs;
     socket.setTimeout(idleTimeoutMs);
     return connection;
+  }
+
+  /** Where the next bytes should land: the draining reader's memory, if it offers some. */
+  readTarget(): Buffer | undefined {
+    const exchange = this.exchange;
+    const framing = exchange?.framing;
+    if (!exchange?.into || exchange.head || framing?.kind !== 'length') return undefined;
+    if (framing.remaining === 0) return undefined;
+    const target = exchange.into();
+    return target.length > 0 ? target.subarray(0, framing.remaining) : undefined;
   }
 
   usable(): boolean {
@@ -346,7 +360,7 @@ class Connection {
       status: parsed.status,
       headers,
       body: {
-        drain: (onChunk) => this.drain(exchange, onChunk),
+        drain: (onChunk, into) => this.drain(exchange, onChunk, into),
         destroy: () => {
           if (this.exchange === exchange) {
             exchange.reusable = false;
@@ -358,7 +372,11 @@ class Connection {
     this.settleIfEmpty(exchange);
   }
 
-  private drain(exchange: Exchange, onChunk: (chunk: Buffer) => boolean | void): Promise<void> {
+  private drain(
+    exchange: Exchange,
+    onChunk: (chunk: Buffer) => boolean | void,
+    into?: () => Buffer,
+  ): Promise<void> {
     return new Promise((resolve, reject) => {
       if (exchange.reader) {
         reject(new Error('a body can be drained once'));
@@ -366,6 +384,7 @@ class Connection {
       }
       exchange.finished = { resolve, reject };
       exchange.reader = onChunk;
+      exchange.into = into;
       const pending = exchange.pending;
       exchange.pending = [];
       for (const chunk of pending) {

@@ -132,7 +132,8 @@ export async function downloadObject(
           slabStart = range.start + received;
         }
         const count = Math.min(usable - at, slab.length - slabFill);
-        chunk.copy(slab, slabFill, at, at + count);
+        // Bytes the connection read straight into the slab (see `into`) are already there.
+        if (!readInPlace(chunk, at, slab, slabFill)) chunk.copy(slab, slabFill, at, at + count);
         slabFill += count;
         at += count;
         received += count;
@@ -144,12 +145,27 @@ export async function downloadObject(
       onProgress(usable);
     };
 
+    /** The free part of the current slab (a new one if none), where the next bytes belong. */
+    const into = (): Buffer => {
+      if (received >= length) return Buffer.alloc(0);
+      if (!slab) {
+        slab = pool.acquire();
+        slabFill = 0;
+        slabWritten = 0;
+        slabStart = range.start + received;
+      }
+      return slab.subarray(
+        slabFill,
+        slabFill + Math.min(slab.length - slabFill, length - received),
+      );
+    };
+
     while (received < length) {
       const receivedBefore = received;
       try {
         const body = await store.openRange(object, range.start + received, range.end);
         // Another range failed: this one stops where it is (its connection is closed).
-        await body.drain((chunk) => (failed !== undefined ? false : consume(chunk)));
+        await body.drain((chunk) => (failed !== undefined ? false : consume(chunk)), into);
         if (failed !== undefined) return;
         if (received < length) {
           throw Object.assign(new Error('connection closed before the range ended'), {
@@ -231,6 +247,11 @@ function writeFully(
   for (let done = 0; done < length;) {
     done += writeSync(fd, buffer, offset + done, length - done, position + done);
   }
+}
+
+/** Whether `chunk` from `at` is the very memory of `slab` at `fill` (read there in place). */
+function readInPlace(chunk: Buffer, at: number, slab: Buffer, fill: number): boolean {
+  return chunk.buffer === slab.buffer && chunk.byteOffset + at === slab.byteOffset + fill;
 }
 
 /** Removes a temporary file, ignoring one that is already gone. */

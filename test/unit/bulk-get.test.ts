@@ -94,6 +94,34 @@ describe('bulk GET: HTTP/1.1 over the transport’s own TLS connections', () => 
     expect(server.requests[0]).toContain('\r\nx-ms-version: 2025-01-05');
   });
 
+  it('reads a body straight into the memory the reader offers', async () => {
+    const body = randomBytes(300_000);
+    server.answer = (socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      void trickle(socket, body, 50_000, 2);
+    };
+    const response = await get();
+    const target = Buffer.alloc(body.length + 10);
+    let fill = 0;
+    let inPlace = 0;
+    await response.body.drain(
+      (chunk) => {
+        if (chunk.buffer === target.buffer && chunk.byteOffset === target.byteOffset + fill) {
+          inPlace += chunk.length;
+        } else {
+          chunk.copy(target, fill);
+        }
+        fill += chunk.length;
+      },
+      // Never more than 7000 bytes at a time: records are split across the offers.
+      () => target.subarray(fill, fill + 7000),
+    );
+    expect(target.subarray(0, fill).equals(body)).toBe(true);
+    expect(inPlace).toBeGreaterThan(body.length / 2);
+    // Nothing past the body's end was written into the reader's memory.
+    expect(target.subarray(body.length).equals(Buffer.alloc(10))).toBe(true);
+  });
+
   it('skips interim answers and decodes a chunked body with extensions and trailers', async () => {
     server.answer = (socket) =>
       socket.write(
