@@ -31,6 +31,8 @@ async function hashData(hashes: HashRunner): Promise<string> {
   return hash.digest();
 }
 
+type WorkerHashOptions = ConstructorParameters<typeof WorkerHashRunner>[1];
+
 /** Worker options that make a real worker die as it starts: its heap cannot hold Node's own. */
 const STARVED = { resourceLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1 } };
 
@@ -77,7 +79,8 @@ describe('WorkerHashRunner', () => {
 });
 
 describe('withHashWorkers', () => {
-  it('runs the work on worker threads when they start', async () => {
+  /** Hashes `data` through withHashWorkers, noting each runner the work ran on and each fallback. */
+  async function hashWithWorkers(workerOptions?: WorkerHashOptions) {
     const runners: HashRunner[] = [];
     const fallbacks: Error[] = [];
     const digest = await withHashWorkers(
@@ -85,8 +88,13 @@ describe('withHashWorkers', () => {
         runners.push(hashes);
         return hashData(hashes);
       },
-      { workers: 2, onFallback: (error) => fallbacks.push(error) },
+      { workers: 2, workerOptions, onFallback: (error) => fallbacks.push(error) },
     );
+    return { digest, runners, fallbacks };
+  }
+
+  it('runs the work on worker threads when they start', async () => {
+    const { digest, runners, fallbacks } = await hashWithWorkers();
     expect(digest).toBe(sha256);
     expect(runners.map((runner) => runner.constructor)).toEqual([WorkerHashRunner]);
     expect(fallbacks).toEqual([]);
@@ -98,15 +106,7 @@ describe('withHashWorkers', () => {
   ])(
     'runs the work again on this thread when the workers %s, and says why',
     async (_how, workerOptions, reason) => {
-      const runners: HashRunner[] = [];
-      const fallbacks: Error[] = [];
-      const digest = await withHashWorkers(
-        (hashes) => {
-          runners.push(hashes);
-          return hashData(hashes);
-        },
-        { workers: 2, workerOptions, onFallback: (error) => fallbacks.push(error) },
-      );
+      const { digest, runners, fallbacks } = await hashWithWorkers(workerOptions);
       expect(digest).toBe(sha256);
       expect(runners.map((runner) => runner.constructor)).toEqual([
         WorkerHashRunner,
