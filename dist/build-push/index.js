@@ -38655,7 +38655,7 @@ class WorkerHashRunner {
     inline = new InlineHashRunner();
     nextId = 1;
     constructor(size = Math.min(4, Math.max(2, os.availableParallelism() - 1)), 
-    /** Each worker's heap limits and Node flags; Node's defaults when not given. */
+    /** Each worker's Node flags; this process's when not given. */
     workerOptions = {}) {
         this.size = size;
         this.workerOptions = workerOptions;

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /** What a caller may set of each hash worker's options. */
-type HashWorkerOptions = Pick<WorkerOptions, 'resourceLimits' | 'execArgv'>;
+type HashWorkerOptions = Pick<WorkerOptions, 'execArgv'>;
 
 /**
  * Hashing off the main thread, for both actions. The main thread moves bytes into slabs (from
@@ -193,7 +193,7 @@ export class WorkerHashRunner implements HashRunner {
 
   constructor(
     readonly size = Math.min(4, Math.max(2, os.availableParallelism() - 1)),
-    /** Each worker's heap limits and Node flags; Node's defaults when not given. */
+    /** Each worker's Node flags; this process's when not given. */
     private readonly workerOptions: HashWorkerOptions = {},
   ) {}
 

@@ -7,6 +7,7 @@ import {
   WORKER_THRESHOLD,
   type HashRunner,
 } from '../../src/common/hash-workers';
+import { WORKERS_FAIL_TO_START } from '../support/failing-workers';
 
 /** `data` copied into shared memory, as slabs are. */
 function shared(data: Buffer): Buffer {
@@ -33,9 +34,6 @@ async function hashData(hashes: HashRunner): Promise<string> {
 
 type WorkerHashOptions = ConstructorParameters<typeof WorkerHashRunner>[1];
 
-/** Worker options that make a real worker die as it starts: its heap cannot hold Node's own. */
-const STARVED = { resourceLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1 } };
-
 describe('WorkerHashRunner', () => {
   it('hashes shared memory on worker threads, two hashes side by side', async () => {
     const runner = new WorkerHashRunner(2);
@@ -57,11 +55,11 @@ describe('WorkerHashRunner', () => {
   });
 
   it('fails with a HashWorkerError, instead of hanging, when a worker dies as it starts', async () => {
-    const runner = new WorkerHashRunner(1, STARVED);
+    const runner = new WorkerHashRunner(1, WORKERS_FAIL_TO_START);
     try {
       const failed = hashData(runner);
       await expect(failed).rejects.toThrow(HashWorkerError);
-      await expect(failed).rejects.toThrow(/^hash worker failed: .*memory limit/);
+      await expect(failed).rejects.toThrow(/^hash worker failed: this worker refuses to start$/);
     } finally {
       await runner.close();
     }
@@ -101,7 +99,7 @@ describe('withHashWorkers', () => {
   });
 
   it.each([
-    ['die as they start', STARVED, /^hash worker failed: /],
+    ['die as they start', WORKERS_FAIL_TO_START, /^hash worker failed: /],
     ['cannot be created', { execArgv: ['--no-such-node-flag'] }, /^hash worker could not start: /],
   ])(
     'runs the work again on this thread when the workers %s, and says why',
@@ -129,7 +127,7 @@ describe('withHashWorkers', () => {
     expect(attempts).toBe(1);
     // After a fallback, the second attempt's own failure is the one reported.
     attempts = 0;
-    await expect(withHashWorkers(work, { workerOptions: STARVED })).rejects.toThrow(
+    await expect(withHashWorkers(work, { workerOptions: WORKERS_FAIL_TO_START })).rejects.toThrow(
       'the bytes are wrong',
     );
     expect(attempts).toBe(2);

@@ -12,6 +12,7 @@ import {
   WORKER_THRESHOLD,
 } from '../../src/common/hash-workers';
 import { SlabPool } from '../../src/common/slab-pool';
+import { WORKERS_FAIL_TO_START } from '../support/failing-workers';
 import { writeStateFile } from '../support/model-state';
 
 /** The model's files as build-push ships them: named by fetch-model's state file. */
@@ -240,14 +241,14 @@ describe('TarLayer digest on hash worker threads', () => {
     const fallbacks: Error[] = [];
     const options = {
       workers: 2,
-      workerOptions: { resourceLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1 } },
+      workerOptions: WORKERS_FAIL_TO_START,
       onFallback: (error: Error) => fallbacks.push(error),
     };
     const layer = new TarLayer(files, '/app/model');
     expect(await withHashWorkers((hashes) => layer.digest(hashes), options)).toBe(expected);
     expect(layer.verified).toBe(true);
     expect(fallbacks.map((error) => error.message)).toEqual([
-      expect.stringMatching(/^hash worker failed: /),
+      'hash worker failed: this worker refuses to start',
     ]);
 
     const bytes = tamper();
