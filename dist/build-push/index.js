@@ -36139,6 +36139,7 @@ exports.modelLayerMode = modelLayerMode;
 const node_crypto_1 = __nccwpck_require__(7598);
 const errors_1 = __nccwpck_require__(1922);
 const format_1 = __nccwpck_require__(6950);
+const hash_workers_1 = __nccwpck_require__(6663);
 const image_reference_1 = __nccwpck_require__(648);
 const existing_1 = __nccwpck_require__(9921);
 const labels_1 = __nccwpck_require__(8068);
@@ -36177,7 +36178,11 @@ async function modelLayerMode(settings, model, tags, deps, phase, result) {
     const computeDigest = async (why) => {
         logger.info(`hashing the model layer (${(0, format_1.formatBytes)(layer.size)}) ${why}`);
         const started = Date.now();
-        localDigest = await layer.digest();
+        // The file checks and the layer digest on two worker threads, side by side.
+        localDigest = await (0, hash_workers_1.withHashWorkers)((hashes) => layer.digest(hashes), {
+            workers: 2,
+            onFallback: (error) => logger.warning(`${error.message}; hashing the model layer on the main thread instead`),
+        });
         logger.info(`model layer ${localDigest}, computed in ${(0, format_1.formatDuration)(Date.now() - started)}`);
         return localDigest;
     };
@@ -37145,10 +37150,19 @@ function composeImage(base, layer, labels, created, description) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.TarLayer = exports.LAYER_MTIME = void 0;
+exports.TarLayer = exports.LAYER_MTIME = exports.SLABS_IN_FLIGHT = void 0;
 const node_crypto_1 = __nccwpck_require__(7598);
+const hash_workers_1 = __nccwpck_require__(6663);
+const slab_pool_1 = __nccwpck_require__(6488);
 const model_files_1 = __nccwpck_require__(7460);
 const BLOCK = 512;
+/** Bytes per slab of the layer digest: one message to each hash worker per slab. */
+const SLAB_SIZE = 4 * 1024 * 1024;
+/**
+ * Slabs handed to the hashes and not yet done with: reading the next overlaps hashing. The
+ * digest's memory is at most one more slab than this.
+ */
+exports.SLABS_IN_FLIGHT = 4;
 /** A fixed modification time for every entry, so the same files always give the same bytes. */
 exports.LAYER_MTIME = 0;
 /**
@@ -37156,8 +37170,9 @@ exports.LAYER_MTIME = 0;
  * destination's parent directories first, uid/gid 0, fixed mtime, modes 0755/0644. Its size is
  * known before a byte is read, and any byte range can be streamed again, which is what lets an
  * interrupted upload resume mid-layer. Each file's sha256 is checked the first time its bytes
- * are read, in the same pass: a file that does not match fails the read before its last chunk
- * is handed out, so a layer holding it is never completed.
+ * are read (by `digest` or `read`), in the same pass: a file that does not match fails the
+ * digest, or the read before its last chunk is handed out, so a layer holding it is never
+ * completed.
  */
 class TarLayer {
     files;
@@ -37236,14 +37251,119 @@ class TarLayer {
             }
         }
     }
-    /** The layer's digest, `sha256:<hex>`, computed by reading it whole (checking every file). */
-    async digest() {
-        const hash = (0, node_crypto_1.createHash)('sha256');
-        for await (const chunk of this.read(0, this.size, undefined, true))
-            hash.update(chunk);
-        if (this.failure)
-            throw this.failure;
-        return `sha256:${hash.digest('hex')}`;
+    /**
+     * The layer's digest, `sha256:<hex>`, computed by reading it whole and checking every file not
+     * checked yet. Each file is read once into a few reused shared slabs; the same slab goes to
+     * the file's sha256 check and to the layer's digest, which on `hashes`' worker threads run side
+     * by side. Resolves only once every file matched: the first file that does not rejects it (and
+     * stops the reading) with the error `read` would give.
+     */
+    async digest(hashes = new hash_workers_1.InlineHashRunner(), pool = new slab_pool_1.SlabPool(SLAB_SIZE)) {
+        const layerHash = hashes.open('sha256', this.size);
+        /** Per slab handed to the hashes, its release once every hash is done with it. */
+        const inFlight = [];
+        const fileChecks = [];
+        let slab = pool.acquire();
+        let filled = 0;
+        /** File-check updates reading the current slab. */
+        let onSlab = [];
+        const handOver = async () => {
+            if (filled === 0)
+                return;
+            const full = slab;
+            const done = settled([...onSlab, layerHash.update(full.subarray(0, filled))]).finally(() => pool.release(full));
+            // Awaited below or in the end; a failure while an earlier slab is awaited must not go unhandled.
+            done.catch(() => undefined);
+            inFlight.push(done);
+            slab = pool.acquire();
+            filled = 0;
+            onSlab = [];
+            if (inFlight.length >= exports.SLABS_IN_FLIGHT)
+                await inFlight.shift();
+        };
+        const copy = async (data, length) => {
+            for (let at = 0; at < length;) {
+                if (filled === slab.length)
+                    await handOver();
+                const take = Math.min(length - at, slab.length - filled);
+                if (data)
+                    data.copy(slab, filled, at, at + take);
+                else
+                    slab.fill(0, filled, filled + take);
+                filled += take;
+                at += take;
+            }
+        };
+        const readFile = async (file) => {
+            const check = this.checks.get(file);
+            if (check.failure)
+                throw check.failure;
+            const fileHash = check.verified ? undefined : hashes.open('sha256', file.size);
+            const updates = [];
+            const handle = await (0, model_files_1.openModelFile)(file);
+            try {
+                for (let position = 0; position < file.size;) {
+                    // A file already found not to match ends the reading.
+                    const failure = this.failure;
+                    if (failure)
+                        throw failure;
+                    if (filled === slab.length)
+                        await handOver();
+                    const length = Math.min(slab.length - filled, file.size - position);
+                    const { bytesRead } = await handle.read(slab, filled, length, position);
+                    if (bytesRead === 0)
+                        throw changedWhileRead(file);
+                    if (fileHash) {
+                        const update = fileHash.update(slab.subarray(filled, filled + bytesRead));
+                        update.catch(() => undefined);
+                        updates.push(update);
+                        onSlab.push(update);
+                    }
+                    filled += bytesRead;
+                    position += bytesRead;
+                }
+            }
+            finally {
+                await handle.close();
+            }
+            if (!fileHash)
+                return;
+            const checked = settled(updates)
+                .then(() => fileHash.digest())
+                .then((actual) => {
+                if (actual === file.sha256)
+                    check.verified = true;
+                else
+                    throw (check.failure = (0, model_files_1.digestMismatch)(file, actual));
+            });
+            checked.catch(() => undefined);
+            fileChecks.push(checked);
+        };
+        let stopped;
+        try {
+            for (const segment of this.segments) {
+                if (segment.kind === 'file')
+                    await readFile(segment.file);
+                else
+                    await copy(segment.kind === 'bytes' ? segment.data : undefined, segment.length);
+            }
+            await handOver();
+        }
+        catch (error) {
+            stopped = { error };
+        }
+        // Nothing may still read a slab, or a file check still run, once this returns.
+        const outcomes = await Promise.allSettled([...inFlight, ...fileChecks]);
+        // A file that does not match is the verdict, whatever else went wrong.
+        const failure = this.failure;
+        if (failure)
+            throw failure;
+        if (stopped)
+            throw stopped.error;
+        const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+        if (failed)
+            throw failed.reason;
+        return `sha256:${await layerHash.digest()}`;
     }
     /** The first file that failed its sha256 check, if any did. */
     get failure() {
@@ -37267,9 +37387,8 @@ class TarLayer {
                 const length = Math.min(chunkSize, end - position);
                 const buffer = shared ? shared.subarray(0, length) : Buffer.allocUnsafe(length);
                 const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-                if (bytesRead === 0) {
-                    throw new Error(`${file.absolute} changed while the layer was being written (expected ${file.size} bytes)`);
-                }
+                if (bytesRead === 0)
+                    throw changedWhileRead(file);
                 const chunk = buffer.subarray(0, bytesRead);
                 await this.advance(file, check, handle, position, chunk);
                 position += bytesRead;
@@ -37310,6 +37429,16 @@ class TarLayer {
     }
 }
 exports.TarLayer = TarLayer;
+/** Waits for every promise, then rejects with the first failure, if any. */
+async function settled(promises) {
+    const results = await Promise.allSettled(promises);
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed)
+        throw failed.reason;
+}
+function changedWhileRead(file) {
+    return new Error(`${file.absolute} changed while the layer was being written (expected ${file.size} bytes)`);
+}
 /** A ustar header (preceded by a PAX header when the name does not fit ustar's fields). */
 function entryHeader(name, size, mode, type) {
     const split = splitName(name);
@@ -38983,6 +39112,250 @@ const ID_TOKEN_TIMEOUT_MS = 30_000;
 
 /***/ }),
 
+/***/ 6663:
+/***/ (function(__unused_webpack_module, exports, __nccwpck_require__) {
+
+"use strict";
+
+var __createBinding = (this && this.__createBinding) || (Object.create ? (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    var desc = Object.getOwnPropertyDescriptor(m, k);
+    if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+      desc = { enumerable: true, get: function() { return m[k]; } };
+    }
+    Object.defineProperty(o, k2, desc);
+}) : (function(o, m, k, k2) {
+    if (k2 === undefined) k2 = k;
+    o[k2] = m[k];
+}));
+var __setModuleDefault = (this && this.__setModuleDefault) || (Object.create ? (function(o, v) {
+    Object.defineProperty(o, "default", { enumerable: true, value: v });
+}) : function(o, v) {
+    o["default"] = v;
+});
+var __importStar = (this && this.__importStar) || (function () {
+    var ownKeys = function(o) {
+        ownKeys = Object.getOwnPropertyNames || function (o) {
+            var ar = [];
+            for (var k in o) if (Object.prototype.hasOwnProperty.call(o, k)) ar[ar.length] = k;
+            return ar;
+        };
+        return ownKeys(o);
+    };
+    return function (mod) {
+        if (mod && mod.__esModule) return mod;
+        var result = {};
+        if (mod != null) for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        __setModuleDefault(result, mod);
+        return result;
+    };
+})();
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.WorkerHashRunner = exports.WORKER_THRESHOLD = exports.HashWorkerError = exports.InlineHashRunner = void 0;
+exports.withHashWorkers = withHashWorkers;
+const node_crypto_1 = __nccwpck_require__(7598);
+const os = __importStar(__nccwpck_require__(8161));
+const node_worker_threads_1 = __nccwpck_require__(5919);
+/**
+ * The worker's program, evaluated from a string so the bundle needs no second entry file. Each
+ * shared buffer is sent once ('memory') and named by a number afterwards: sending a
+ * SharedArrayBuffer in every message costs far more than the message itself.
+ */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const hashes = new Map();
+const memory = new Map();
+parentPort.on('message', (m) => {
+  if (m.op === 'update') {
+    hashes.get(m.id).update(new Uint8Array(memory.get(m.memory), m.offset, m.length));
+    parentPort.postMessage({ id: m.id });
+  } else if (m.op === 'memory') {
+    memory.set(m.memory, m.buffer);
+  } else if (m.op === 'open') {
+    hashes.set(m.id, createHash(m.algorithm));
+  } else {
+    const digest = hashes.get(m.id).digest('hex');
+    hashes.delete(m.id);
+    parentPort.postMessage({ id: m.id, digest });
+  }
+});
+`;
+/** Numbers for shared buffers, the same for every worker. */
+const memoryIds = new WeakMap();
+let nextMemoryId = 1;
+function memoryId(buffer) {
+    let id = memoryIds.get(buffer);
+    if (id === undefined) {
+        id = nextMemoryId++;
+        memoryIds.set(buffer, id);
+    }
+    return id;
+}
+/** Hashes on this thread; updates resolve at once. */
+class InlineHashRunner {
+    open(algorithm) {
+        const hash = (0, node_crypto_1.createHash)(algorithm);
+        return {
+            update: async (view) => void hash.update(view),
+            digest: async () => hash.digest('hex'),
+        };
+    }
+    async close() { }
+}
+exports.InlineHashRunner = InlineHashRunner;
+/**
+ * A hash worker could not start, or stopped: the bytes it was given were not all hashed. Not a
+ * verdict on the bytes; the same work can be done again on this thread (`withHashWorkers`).
+ */
+class HashWorkerError extends Error {
+    constructor(message, options) {
+        super(message, options);
+        this.name = 'HashWorkerError';
+    }
+}
+exports.HashWorkerError = HashWorkerError;
+/** One worker thread serving many hashes; each hash's messages are answered in order. */
+class HashWorker {
+    worker;
+    /** Per hash id, the answers awaited, oldest first. */
+    waiting = new Map();
+    failure;
+    /** Shared buffers this worker has been sent. */
+    known = new Set();
+    openHashes = 0;
+    constructor(options) {
+        this.worker = new node_worker_threads_1.Worker(WORKER_SOURCE, { ...options, eval: true });
+        this.worker.unref();
+        this.worker.on('message', (message) => {
+            const queue = this.waiting.get(message.id);
+            const next = queue?.shift();
+            if (queue && queue.length === 0)
+                this.waiting.delete(message.id);
+            next?.resolve(message.digest);
+        });
+        const fail = (error) => {
+            this.failure ??= error;
+            for (const queue of this.waiting.values())
+                for (const pending of queue)
+                    pending.reject(error);
+            this.waiting.clear();
+        };
+        this.worker.on('error', (error) => fail(new HashWorkerError(`hash worker failed: ${error.message}`, { cause: error })));
+        this.worker.on('exit', (code) => fail(new HashWorkerError(`hash worker exited with code ${code}`)));
+    }
+    request(id, message) {
+        if (this.failure)
+            return Promise.reject(this.failure);
+        return new Promise((resolve, reject) => {
+            const queue = this.waiting.get(id) ?? [];
+            queue.push({ resolve, reject });
+            this.waiting.set(id, queue);
+            this.worker.postMessage(message);
+        });
+    }
+    open(id, algorithm) {
+        this.openHashes++;
+        this.worker.postMessage({ op: 'open', id, algorithm });
+        return {
+            update: (view) => {
+                const buffer = view.buffer;
+                if (!(buffer instanceof SharedArrayBuffer)) {
+                    return Promise.reject(new TypeError('a worker hash reads shared memory only'));
+                }
+                const memory = memoryId(buffer);
+                if (!this.known.has(memory)) {
+                    this.known.add(memory);
+                    this.worker.postMessage({ op: 'memory', memory, buffer });
+                }
+                const message = {
+                    op: 'update',
+                    id,
+                    memory,
+                    offset: view.byteOffset,
+                    length: view.byteLength,
+                };
+                return this.request(id, message).then(() => undefined);
+            },
+            digest: async () => {
+                this.openHashes--;
+                return (await this.request(id, { op: 'digest', id }));
+            },
+        };
+    }
+    terminate() {
+        return this.worker.terminate();
+    }
+}
+/** Inputs smaller than this are hashed on this thread: starting a worker costs more. */
+exports.WORKER_THRESHOLD = 16 * 1024 * 1024;
+/**
+ * Worker threads for hashing, started on first use: one fewer than the cores this process may
+ * use, but at least two (so a file's SHA-256 and MD5 run side by side) and at most four. Each
+ * new hash goes to the least busy worker. Hashes of inputs known to be small stay on this
+ * thread.
+ */
+class WorkerHashRunner {
+    size;
+    workerOptions;
+    workers = [];
+    inline = new InlineHashRunner();
+    nextId = 1;
+    constructor(size = Math.min(4, Math.max(2, os.availableParallelism() - 1)), 
+    /** Each worker's Node flags; this process's when not given. */
+    workerOptions = {}) {
+        this.size = size;
+        this.workerOptions = workerOptions;
+    }
+    /** Throws a HashWorkerError when a needed worker cannot be created. */
+    open(algorithm, size) {
+        if (size !== undefined && size < exports.WORKER_THRESHOLD)
+            return this.inline.open(algorithm);
+        let worker = this.workers.find((candidate) => candidate.openHashes === 0);
+        if (!worker && this.workers.length < this.size) {
+            try {
+                worker = new HashWorker(this.workerOptions);
+            }
+            catch (error) {
+                throw new HashWorkerError(`hash worker could not start: ${error.message}`, {
+                    cause: error,
+                });
+            }
+            this.workers.push(worker);
+        }
+        worker ??= this.workers.reduce((a, b) => (b.openHashes < a.openHashes ? b : a));
+        return worker.open(this.nextId++, algorithm);
+    }
+    async close() {
+        await Promise.all(this.workers.splice(0).map((worker) => worker.terminate()));
+    }
+}
+exports.WorkerHashRunner = WorkerHashRunner;
+/**
+ * Runs `work` with its hashes on worker threads; when a worker cannot start or stops, reports
+ * why through `onFallback` and runs `work` again from the start on this thread. `work` must be
+ * safe to run twice (it reads its input again), and is given no partial result of the first
+ * attempt.
+ */
+async function withHashWorkers(work, options = {}) {
+    const workers = new WorkerHashRunner(options.workers, options.workerOptions);
+    try {
+        return await work(workers);
+    }
+    catch (error) {
+        if (!(error instanceof HashWorkerError))
+            throw error;
+        options.onFallback?.(error);
+    }
+    finally {
+        await workers.close();
+    }
+    return work(new InlineHashRunner());
+}
+
+
+/***/ }),
+
 /***/ 2962:
 /***/ ((__unused_webpack_module, exports) => {
 
@@ -40064,6 +40437,49 @@ function errorCodeOf(error) {
 
 /***/ }),
 
+/***/ 6488:
+/***/ ((__unused_webpack_module, exports) => {
+
+"use strict";
+
+Object.defineProperty(exports, "__esModule", ({ value: true }));
+exports.SlabPool = void 0;
+/**
+ * Fixed-size buffers reused for the whole download. Bytes from the network are copied into a
+ * slab, and the slab is what gets written to the file and hashed; it returns to the pool when
+ * both are done. Reusing a few warm buffers, instead of writing and hashing each TLS record's
+ * fresh one, spares the allocator and the garbage collector, and the kernel copies into the
+ * page cache from pages it has mapped before (on virtual machines a first touch of a fresh page
+ * by the kernel is expensive). Slabs are SharedArrayBuffers, so hash workers read them in
+ * place.
+ */
+class SlabPool {
+    slabSize;
+    free = [];
+    /** Slabs ever created: the pool's memory is this times `slabSize`. */
+    created = 0;
+    constructor(slabSize) {
+        this.slabSize = slabSize;
+        if (!Number.isSafeInteger(slabSize) || slabSize < 1) {
+            throw new RangeError(`invalid slab size ${slabSize}`);
+        }
+    }
+    acquire() {
+        const slab = this.free.pop();
+        if (slab)
+            return slab;
+        this.created++;
+        return Buffer.from(new SharedArrayBuffer(this.slabSize));
+    }
+    release(slab) {
+        this.free.push(slab);
+    }
+}
+exports.SlabPool = SlabPool;
+
+
+/***/ }),
+
 /***/ 7701:
 /***/ ((__unused_webpack_module, exports) => {
 
@@ -40321,6 +40737,14 @@ module.exports = require("node:tls");
 
 "use strict";
 module.exports = require("node:util");
+
+/***/ }),
+
+/***/ 5919:
+/***/ ((module) => {
+
+"use strict";
+module.exports = require("node:worker_threads");
 
 /***/ }),
 

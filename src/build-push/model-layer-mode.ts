@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ConfigurationError, quote } from '../common/errors';
 import { formatBytes, formatDuration, formatRate } from '../common/format';
+import { withHashWorkers } from '../common/hash-workers';
 import { formatReference } from '../common/image-reference';
 import type { ModeDeps } from './build-push';
 import { differenceFrom, findModelLayerClaim, logExisting, readExisting } from './existing';
@@ -63,7 +64,12 @@ export async function modelLayerMode(
   const computeDigest = async (why: string) => {
     logger.info(`hashing the model layer (${formatBytes(layer.size)}) ${why}`);
     const started = Date.now();
-    localDigest = await layer.digest();
+    // The file checks and the layer digest on two worker threads, side by side.
+    localDigest = await withHashWorkers((hashes) => layer.digest(hashes), {
+      workers: 2,
+      onFallback: (error) =>
+        logger.warning(`${error.message}; hashing the model layer on the main thread instead`),
+    });
     logger.info(`model layer ${localDigest}, computed in ${formatDuration(Date.now() - started)}`);
     return localDigest;
   };

@@ -13,8 +13,8 @@ import {
   SLAB_SIZE,
   type DownloadSettings,
 } from './download';
-import { WorkerHashRunner } from './hash-workers';
-import { SlabPool } from './slab-pool';
+import { WorkerHashRunner } from '../common/hash-workers';
+import { SlabPool } from '../common/slab-pool';
 import { YoungGenerationCollector } from './young-gc';
 import type { FetchSettings } from './inputs';
 import { LOCK_FILE, modelDigest, writeLock, type LockFile } from '../common/model';

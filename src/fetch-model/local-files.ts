@@ -1,7 +1,7 @@
 import { constants, promises as fs } from 'node:fs';
-import type { HashRunner } from './hash-workers';
+import type { HashRunner } from '../common/hash-workers';
 import type { VerifyMd5 } from './inputs';
-import type { SlabPool } from './slab-pool';
+import type { SlabPool } from '../common/slab-pool';
 import type { RemoteObject } from './store';
 
 /**

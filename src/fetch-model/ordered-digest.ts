@@ -1,4 +1,4 @@
-import type { IncrementalHash } from './hash-workers';
+import type { IncrementalHash } from '../common/hash-workers';
 
 /**
  * Hashes a file whose byte ranges arrive out of order, without reading it back: a slab at the

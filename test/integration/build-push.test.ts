@@ -1004,6 +1004,62 @@ describe('build-push against the real registry and dockerd, signed in through OI
         expect(existsSync(path.join(workspace, 'app', 'model'))).toBe(false);
       },
     );
+
+    it('model-layer mode, a re-run of the same model: a file changed since the first push fails its check on the hash workers, and nothing is pushed', async () => {
+      // Larger than the hash workers' threshold, so the re-run checks it on worker threads.
+      const big = randomBytes(20 * 1024 * 1024 + 5);
+      writeFileSync(path.join(modelDir, 'ResNet_152.model'), big);
+      const sha256s = writeStateFile(modelDir);
+      const digest = digestOfModel(
+        Object.entries(sha256s).map(([file, sha]) => ({ path: file, sha256: sha })),
+      );
+      const repository = 'ai/rerun-tampered';
+      const inputs = {
+        repository,
+        mode: 'model-layer',
+        'base-image': 'ai/app-base:1',
+        'model-digest': digest,
+      };
+      const sha = randomBytes(20).toString('hex');
+      const first = await buildPush(inputs, sha);
+      expect(errorLines(first)).toEqual([]);
+      const firstTag = JSON.parse(first.outputs.tags)[0] as string;
+      // Unchanged, the re-run hashes the model on the workers and reuses the layer.
+      const same = await buildPush(inputs);
+      expect(errorLines(same)).toEqual([]);
+      expect(same.stdout).toContain(`to check the layer :${firstTag} labels as this model's`);
+      expect(same.stdout).not.toMatch(/on the main thread instead/);
+      expect(same.summary).toMatch(/model layer \| `[0-9a-f]{16}` \| [\d.]+ MiB \| reused/);
+      const tagsBefore = (await (await stack.registry.get(repository, 'tags/list')).json()) as {
+        tags: string[];
+      };
+
+      // Same size, one byte changed near the end: only the sha256 can tell.
+      const tampered = Buffer.from(big);
+      tampered[tampered.length - 1000] ^= 0xff;
+      writeFileSync(path.join(modelDir, 'ResNet_152.model'), tampered);
+      const mismatch = new RegExp(
+        `model file 'ResNet_152\\.model' does not match its sha256 in fetch-model's state file ` +
+          `\\.fetch-model\\.lock\\.json: expected ${sha256(big)}, read ${sha256(tampered)}\\. ` +
+          'Its bytes changed after fetch-model verified them; nothing was shipped\\.',
+      );
+      const nextSha = randomBytes(20).toString('hex');
+      const next = await buildPush(inputs, nextSha);
+      expectFailure(next, mismatch);
+      // Either earlier tag may be the one whose labels are checked.
+      const claimed = /to check the layer :(\S+) labels as this model's/.exec(next.stdout);
+      expect(tagsBefore.tags).toContain(claimed?.[1]);
+      expect(next.stdout).not.toMatch(/on the main thread instead/);
+      expect(next.stdout).not.toMatch(/model layer sha256:[0-9a-f]{64}, computed/);
+      // The same commit again (the skip-existing comparison) fails the same way, and skips nothing.
+      const again = await buildPush(inputs, sha);
+      expectFailure(again, mismatch);
+      expect(again.outputs.skipped).not.toBe('true');
+
+      expect(await (await stack.registry.get(repository, 'tags/list')).json()).toEqual(tagsBefore);
+      const nextTag = `${nextSha.slice(0, 12)}-${digest.slice(0, 12)}`;
+      expect((await stack.registry.get(repository, `manifests/${nextTag}`)).status).toBe(404);
+    });
   });
 
   describe('uploads through a proxy that injects faults', () => {

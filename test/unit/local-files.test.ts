@@ -2,9 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { WorkerHashRunner } from '../../src/fetch-model/hash-workers';
+import { WorkerHashRunner } from '../../src/common/hash-workers';
 import { checkLocalFile, hashLocalFile } from '../../src/fetch-model/local-files';
-import { SlabPool } from '../../src/fetch-model/slab-pool';
+import { SlabPool } from '../../src/common/slab-pool';
 import type { VerifyMd5 } from '../../src/fetch-model/inputs';
 import type { RemoteObject } from '../../src/fetch-model/store';
 

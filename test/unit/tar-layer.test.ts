@@ -1,10 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { resolveModelFiles } from '../../src/build-push/model-files';
-import { TarLayer } from '../../src/build-push/oci/tar-layer';
+import { SLABS_IN_FLIGHT, TarLayer } from '../../src/build-push/oci/tar-layer';
+import {
+  InlineHashRunner,
+  withHashWorkers,
+  WorkerHashRunner,
+  WORKER_THRESHOLD,
+} from '../../src/common/hash-workers';
+import { SlabPool } from '../../src/common/slab-pool';
+import { WORKERS_FAIL_TO_START } from '../support/failing-workers';
 import { writeStateFile } from '../support/model-state';
 
 /** The model's files as build-push ships them: named by fetch-model's state file. */
@@ -12,6 +20,8 @@ async function listModelFiles(dir: string) {
   writeStateFile(dir);
   return (await resolveModelFiles(dir, undefined)).files;
 }
+
+const sha256Hex = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 async function bytesOf(layer: TarLayer, start?: number, end?: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -150,5 +160,102 @@ describe('TarLayer', () => {
     await expect(bytesOf(tampered, 40_000, tampered.size)).rejects.toThrow(
       /model file 'weights\.bin' does not match its sha256/,
     );
+  });
+});
+
+describe('TarLayer digest on hash worker threads', () => {
+  const MiB = 1024 * 1024;
+  let dir: string;
+  let model: string;
+  /** Larger than WORKER_THRESHOLD, so the file's check runs on a worker too, and 11 slabs long. */
+  let weights: Buffer;
+  beforeAll(() => {
+    weights = randomBytes(WORKER_THRESHOLD + 25 * MiB + 17);
+  });
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'tar-layer-workers-'));
+    model = path.join(dir, 'model');
+    mkdirSync(path.join(model, 'sub'), { recursive: true });
+    writeFileSync(path.join(model, 'a-labels.txt'), 'tench\ngoldfish\n');
+    writeFileSync(path.join(model, 'weights.bin'), weights);
+    writeFileSync(path.join(model, 'sub', 'z.txt'), 'after the big file');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const wholeLayer = async (layer: TarLayer) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of layer.read()) chunks.push(chunk);
+    return Buffer.concat(chunks);
+  };
+  /** One byte of weights.bin changed, near its end: only its sha256 can tell. */
+  const tamper = () => {
+    const bytes = Buffer.from(weights);
+    bytes[bytes.length - 100] ^= 0xff;
+    writeFileSync(path.join(model, 'weights.bin'), bytes);
+    return bytes;
+  };
+  /** The error text a mismatch has always had, in full. */
+  const mismatch = (bytes: Buffer) =>
+    "model file 'weights.bin' does not match its sha256 in fetch-model's state file " +
+    `.fetch-model.lock.json: expected ${sha256Hex(weights)}, read ${sha256Hex(bytes)}. ` +
+    'Its bytes changed after fetch-model verified them; nothing was shipped. Fetch the model again.';
+
+  it('equals the digest of the bytes read() gives, checks every file, and reuses a few slabs', async () => {
+    const files = await listModelFiles(model);
+    const expected = `sha256:${sha256Hex(await wholeLayer(new TarLayer(files, '/app/model')))}`;
+    const layer = new TarLayer(files, '/app/model');
+    const pool = new SlabPool(4 * MiB);
+    const runner = new WorkerHashRunner(2);
+    try {
+      expect(await layer.digest(runner, pool)).toBe(expected);
+    } finally {
+      await runner.close();
+    }
+    expect(layer.verified).toBe(true);
+    expect(layer.size).toBeGreaterThan(10 * pool.slabSize);
+    expect(pool.created).toBeLessThanOrEqual(SLABS_IN_FLIGHT + 1);
+    // On this thread, the same.
+    expect(await new TarLayer(files, '/app/model').digest(new InlineHashRunner())).toBe(expected);
+  });
+
+  it('fails with the mismatch error, and gives no digest, when a file differs from its sha256', async () => {
+    const files = await listModelFiles(model);
+    const bytes = tamper();
+    const layer = new TarLayer(files, '/app/model');
+    const fallbacks: Error[] = [];
+    const digest = withHashWorkers((hashes) => layer.digest(hashes), {
+      workers: 2,
+      onFallback: (error) => fallbacks.push(error),
+    });
+    await expect(digest).rejects.toThrow(mismatch(bytes));
+    expect(fallbacks).toEqual([]);
+    expect(layer.failure?.message).toBe(mismatch(bytes));
+    expect(layer.verified).toBe(false);
+    // An upload that reads the layer afterwards fails at once, with the same error.
+    await expect(wholeLayer(layer)).rejects.toThrow(mismatch(bytes));
+  });
+
+  it('hashes on this thread, with the same checks, when the workers cannot start', async () => {
+    const files = await listModelFiles(model);
+    const expected = `sha256:${sha256Hex(await wholeLayer(new TarLayer(files, '/app/model')))}`;
+    const fallbacks: Error[] = [];
+    const options = {
+      workers: 2,
+      workerOptions: WORKERS_FAIL_TO_START,
+      onFallback: (error: Error) => fallbacks.push(error),
+    };
+    const layer = new TarLayer(files, '/app/model');
+    expect(await withHashWorkers((hashes) => layer.digest(hashes), options)).toBe(expected);
+    expect(layer.verified).toBe(true);
+    expect(fallbacks.map((error) => error.message)).toEqual([
+      'hash worker failed: this worker refuses to start',
+    ]);
+
+    const bytes = tamper();
+    const tampered = new TarLayer(files, '/app/model');
+    await expect(withHashWorkers((hashes) => tampered.digest(hashes), options)).rejects.toThrow(
+      mismatch(bytes),
+    );
+    expect(fallbacks).toHaveLength(2);
   });
 });

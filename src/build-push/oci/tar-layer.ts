@@ -1,8 +1,17 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
+import { InlineHashRunner, type HashRunner } from '../../common/hash-workers';
+import { SlabPool } from '../../common/slab-pool';
 import { digestMismatch, EMPTY_SHA256, openModelFile, type ModelFile } from '../model-files';
 
 const BLOCK = 512;
+/** Bytes per slab of the layer digest: one message to each hash worker per slab. */
+const SLAB_SIZE = 4 * 1024 * 1024;
+/**
+ * Slabs handed to the hashes and not yet done with: reading the next overlaps hashing. The
+ * digest's memory is at most one more slab than this.
+ */
+export const SLABS_IN_FLIGHT = 4;
 /** A fixed modification time for every entry, so the same files always give the same bytes. */
 export const LAYER_MTIME = 0;
 
@@ -26,8 +35,9 @@ interface FileCheck {
  * destination's parent directories first, uid/gid 0, fixed mtime, modes 0755/0644. Its size is
  * known before a byte is read, and any byte range can be streamed again, which is what lets an
  * interrupted upload resume mid-layer. Each file's sha256 is checked the first time its bytes
- * are read, in the same pass: a file that does not match fails the read before its last chunk
- * is handed out, so a layer holding it is never completed.
+ * are read (by `digest` or `read`), in the same pass: a file that does not match fails the
+ * digest, or the read before its last chunk is handed out, so a layer holding it is never
+ * completed.
  */
 export class TarLayer {
   private readonly segments: Segment[] = [];
@@ -109,12 +119,107 @@ export class TarLayer {
     }
   }
 
-  /** The layer's digest, `sha256:<hex>`, computed by reading it whole (checking every file). */
-  async digest(): Promise<string> {
-    const hash = createHash('sha256');
-    for await (const chunk of this.read(0, this.size, undefined, true)) hash.update(chunk);
-    if (this.failure) throw this.failure;
-    return `sha256:${hash.digest('hex')}`;
+  /**
+   * The layer's digest, `sha256:<hex>`, computed by reading it whole and checking every file not
+   * checked yet. Each file is read once into a few reused shared slabs; the same slab goes to
+   * the file's sha256 check and to the layer's digest, which on `hashes`' worker threads run side
+   * by side. Resolves only once every file matched: the first file that does not rejects it (and
+   * stops the reading) with the error `read` would give.
+   */
+  async digest(
+    hashes: HashRunner = new InlineHashRunner(),
+    pool = new SlabPool(SLAB_SIZE),
+  ): Promise<string> {
+    const layerHash = hashes.open('sha256', this.size);
+    /** Per slab handed to the hashes, its release once every hash is done with it. */
+    const inFlight: Array<Promise<void>> = [];
+    const fileChecks: Array<Promise<void>> = [];
+    let slab = pool.acquire();
+    let filled = 0;
+    /** File-check updates reading the current slab. */
+    let onSlab: Array<Promise<void>> = [];
+
+    const handOver = async () => {
+      if (filled === 0) return;
+      const full = slab;
+      const done = settled([...onSlab, layerHash.update(full.subarray(0, filled))]).finally(() =>
+        pool.release(full),
+      );
+      // Awaited below or in the end; a failure while an earlier slab is awaited must not go unhandled.
+      done.catch(() => undefined);
+      inFlight.push(done);
+      slab = pool.acquire();
+      filled = 0;
+      onSlab = [];
+      if (inFlight.length >= SLABS_IN_FLIGHT) await inFlight.shift();
+    };
+    const copy = async (data: Buffer | undefined, length: number) => {
+      for (let at = 0; at < length;) {
+        if (filled === slab.length) await handOver();
+        const take = Math.min(length - at, slab.length - filled);
+        if (data) data.copy(slab, filled, at, at + take);
+        else slab.fill(0, filled, filled + take);
+        filled += take;
+        at += take;
+      }
+    };
+    const readFile = async (file: ModelFile) => {
+      const check = this.checks.get(file)!;
+      if (check.failure) throw check.failure;
+      const fileHash = check.verified ? undefined : hashes.open('sha256', file.size);
+      const updates: Array<Promise<void>> = [];
+      const handle = await openModelFile(file);
+      try {
+        for (let position = 0; position < file.size;) {
+          // A file already found not to match ends the reading.
+          const failure = this.failure;
+          if (failure) throw failure;
+          if (filled === slab.length) await handOver();
+          const length = Math.min(slab.length - filled, file.size - position);
+          const { bytesRead } = await handle.read(slab, filled, length, position);
+          if (bytesRead === 0) throw changedWhileRead(file);
+          if (fileHash) {
+            const update = fileHash.update(slab.subarray(filled, filled + bytesRead));
+            update.catch(() => undefined);
+            updates.push(update);
+            onSlab.push(update);
+          }
+          filled += bytesRead;
+          position += bytesRead;
+        }
+      } finally {
+        await handle.close();
+      }
+      if (!fileHash) return;
+      const checked = settled(updates)
+        .then(() => fileHash.digest())
+        .then((actual) => {
+          if (actual === file.sha256) check.verified = true;
+          else throw (check.failure = digestMismatch(file, actual));
+        });
+      checked.catch(() => undefined);
+      fileChecks.push(checked);
+    };
+
+    let stopped: { error: unknown } | undefined;
+    try {
+      for (const segment of this.segments) {
+        if (segment.kind === 'file') await readFile(segment.file);
+        else await copy(segment.kind === 'bytes' ? segment.data : undefined, segment.length);
+      }
+      await handOver();
+    } catch (error) {
+      stopped = { error };
+    }
+    // Nothing may still read a slab, or a file check still run, once this returns.
+    const outcomes = await Promise.allSettled([...inFlight, ...fileChecks]);
+    // A file that does not match is the verdict, whatever else went wrong.
+    const failure = this.failure;
+    if (failure) throw failure;
+    if (stopped) throw stopped.error;
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
+    return `sha256:${await layerHash.digest()}`;
   }
 
   /** The first file that failed its sha256 check, if any did. */
@@ -144,11 +249,7 @@ export class TarLayer {
         const length = Math.min(chunkSize, end - position);
         const buffer = shared ? shared.subarray(0, length) : Buffer.allocUnsafe(length);
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-        if (bytesRead === 0) {
-          throw new Error(
-            `${file.absolute} changed while the layer was being written (expected ${file.size} bytes)`,
-          );
-        }
+        if (bytesRead === 0) throw changedWhileRead(file);
         const chunk = buffer.subarray(0, bytesRead);
         await this.advance(file, check, handle, position, chunk);
         position += bytesRead;
@@ -189,6 +290,19 @@ export class TarLayer {
     check.failure = digestMismatch(file, actual);
     throw check.failure;
   }
+}
+
+/** Waits for every promise, then rejects with the first failure, if any. */
+async function settled(promises: Array<Promise<unknown>>): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+function changedWhileRead(file: ModelFile): Error {
+  return new Error(
+    `${file.absolute} changed while the layer was being written (expected ${file.size} bytes)`,
+  );
 }
 
 /** A ustar header (preceded by a PAX header when the name does not fit ustar's fields). */

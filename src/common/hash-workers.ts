@@ -1,13 +1,17 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+
+/** What a caller may set of each hash worker's options. */
+type HashWorkerOptions = Pick<WorkerOptions, 'execArgv'>;
 
 /**
- * Hashing off the main thread. The main thread decrypts TLS, parses HTTP and copies bytes into
- * slabs; SHA-256 (and MD5 when the service stores one) runs on worker threads, so on a runner
- * with more than one core the digests cost no time on the download's critical path, and the
- * SHA-256 and MD5 of one file run side by side. Slabs live in SharedArrayBuffers: a worker
- * reads the very bytes the main thread wrote, nothing is copied or transferred.
+ * Hashing off the main thread, for both actions. The main thread moves bytes into slabs (from
+ * the network in fetch-model, from model files in build-push); the digests run on worker
+ * threads, so on a runner with more than one core they cost little time on the critical path,
+ * and two digests of the same bytes (fetch-model's SHA-256 and MD5, build-push's file check and
+ * layer digest) run side by side. Slabs live in SharedArrayBuffers: a worker reads the very
+ * bytes the main thread wrote, nothing is copied or transferred.
  */
 
 /** A hash fed in order, one slab at a time. */
@@ -80,6 +84,17 @@ export class InlineHashRunner implements HashRunner {
   async close(): Promise<void> {}
 }
 
+/**
+ * A hash worker could not start, or stopped: the bytes it was given were not all hashed. Not a
+ * verdict on the bytes; the same work can be done again on this thread (`withHashWorkers`).
+ */
+export class HashWorkerError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HashWorkerError';
+  }
+}
+
 interface Pending {
   resolve: (digest: string | undefined) => void;
   reject: (error: Error) => void;
@@ -95,8 +110,8 @@ class HashWorker {
   private readonly known = new Set<number>();
   openHashes = 0;
 
-  constructor() {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+  constructor(options: HashWorkerOptions) {
+    this.worker = new Worker(WORKER_SOURCE, { ...options, eval: true });
     this.worker.unref();
     this.worker.on('message', (message: { id: number; digest?: string }) => {
       const queue = this.waiting.get(message.id);
@@ -104,13 +119,17 @@ class HashWorker {
       if (queue && queue.length === 0) this.waiting.delete(message.id);
       next?.resolve(message.digest);
     });
-    const fail = (error: Error) => {
+    const fail = (error: HashWorkerError) => {
       this.failure ??= error;
       for (const queue of this.waiting.values()) for (const pending of queue) pending.reject(error);
       this.waiting.clear();
     };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`hash worker exited with code ${code}`)));
+    this.worker.on('error', (error) =>
+      fail(new HashWorkerError(`hash worker failed: ${error.message}`, { cause: error })),
+    );
+    this.worker.on('exit', (code) =>
+      fail(new HashWorkerError(`hash worker exited with code ${code}`)),
+    );
   }
 
   private request(id: number, message: object): Promise<string | undefined> {
@@ -172,13 +191,24 @@ export class WorkerHashRunner implements HashRunner {
   private readonly inline = new InlineHashRunner();
   private nextId = 1;
 
-  constructor(readonly size = Math.min(4, Math.max(2, os.availableParallelism() - 1))) {}
+  constructor(
+    readonly size = Math.min(4, Math.max(2, os.availableParallelism() - 1)),
+    /** Each worker's Node flags; this process's when not given. */
+    private readonly workerOptions: HashWorkerOptions = {},
+  ) {}
 
+  /** Throws a HashWorkerError when a needed worker cannot be created. */
   open(algorithm: string, size?: number): IncrementalHash {
     if (size !== undefined && size < WORKER_THRESHOLD) return this.inline.open(algorithm);
     let worker = this.workers.find((candidate) => candidate.openHashes === 0);
     if (!worker && this.workers.length < this.size) {
-      worker = new HashWorker();
+      try {
+        worker = new HashWorker(this.workerOptions);
+      } catch (error) {
+        throw new HashWorkerError(`hash worker could not start: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
       this.workers.push(worker);
     }
     worker ??= this.workers.reduce((a, b) => (b.openHashes < a.openHashes ? b : a));
@@ -188,4 +218,30 @@ export class WorkerHashRunner implements HashRunner {
   async close(): Promise<void> {
     await Promise.all(this.workers.splice(0).map((worker) => worker.terminate()));
   }
+}
+
+/**
+ * Runs `work` with its hashes on worker threads; when a worker cannot start or stops, reports
+ * why through `onFallback` and runs `work` again from the start on this thread. `work` must be
+ * safe to run twice (it reads its input again), and is given no partial result of the first
+ * attempt.
+ */
+export async function withHashWorkers<T>(
+  work: (hashes: HashRunner) => Promise<T>,
+  options: {
+    workers?: number;
+    workerOptions?: HashWorkerOptions;
+    onFallback?: (error: HashWorkerError) => void;
+  } = {},
+): Promise<T> {
+  const workers = new WorkerHashRunner(options.workers, options.workerOptions);
+  try {
+    return await work(workers);
+  } catch (error) {
+    if (!(error instanceof HashWorkerError)) throw error;
+    options.onFallback?.(error);
+  } finally {
+    await workers.close();
+  }
+  return work(new InlineHashRunner());
 }
