@@ -24,6 +24,10 @@ const outRoot = check ? mkdtempSync(join(tmpdir(), 'bundle-')) : 'dist';
 const statsDir = mkdtempSync(join(tmpdir(), 'bundle-stats-'));
 const packagesOf = {};
 
+// ncc type-checks the whole project, the dispatcher example's sources included: on a fresh
+// clone its packages are installed first.
+execFileSync('bash', ['scripts/dispatcher-deps.sh'], { stdio: 'inherit' });
+
 for (const action of ACTIONS) {
   const stats = join(statsDir, `${action}.json`);
   // A fresh directory, so no chunk of an earlier build (such as the old `open` one) lingers.
