@@ -38208,11 +38208,9 @@ const DEFAULT_KEEP_ALIVE_MS = 4_000;
 /** Sends a GET whose body the caller drains; resolves once the answer's head has arrived. */
 async function bulkGet(request) {
     const { url } = request;
-    if (request.carriesCredential || hasAuthorization(request.headers)) {
-        (0, http_1.assertSecureForCredentials)(url);
-    }
     const route = request.pool.route(url);
     if (url.protocol !== 'https:' || route.forwardProxy) {
+        // `send` refuses credentials over plain http; bulk GETs themselves are https only.
         const response = await (0, http_1.send)({ ...request, method: 'GET' });
         return { status: response.status, headers: response.headers, body: (0, body_source_1.streamBody)(response.body) };
     }
@@ -38231,9 +38229,6 @@ async function bulkGet(request) {
                 throw error;
         }
     }
-}
-function hasAuthorization(headers) {
-    return Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
 }
 function requestHead(url, headers) {
     const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
@@ -38295,6 +38290,8 @@ class Connection {
     closed;
     expiry;
     keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
+    /** The idle timeout of the exchange in progress. */
+    idleMs = 0;
     constructor(socket) {
         this.socket = socket;
         socket.on('error', (error) => this.fail(error));
@@ -38307,7 +38304,6 @@ class Connection {
                 this.close();
         });
     }
-    idleMs = 0;
     static async open(url, pool, agent, idleTimeoutMs) {
         const host = url.hostname.replace(/^\[|\]$/g, '');
         const port = Number(url.port || 443);

@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { streamBody, type BodySource } from './body-source';
-import { assertSecureForCredentials, send, timeoutError, type ConnectionPool } from './http';
+import { send, timeoutError, type ConnectionPool } from './http';
 import { TunnelAgent } from './proxy';
 
 /**
@@ -48,11 +48,9 @@ const DEFAULT_KEEP_ALIVE_MS = 4_000;
 /** Sends a GET whose body the caller drains; resolves once the answer's head has arrived. */
 export async function bulkGet(request: BulkGetRequest): Promise<BulkResponse> {
   const { url } = request;
-  if (request.carriesCredential || hasAuthorization(request.headers)) {
-    assertSecureForCredentials(url);
-  }
   const route = request.pool.route(url);
   if (url.protocol !== 'https:' || route.forwardProxy) {
+    // `send` refuses credentials over plain http; bulk GETs themselves are https only.
     const response = await send({ ...request, method: 'GET' });
     return { status: response.status, headers: response.headers, body: streamBody(response.body) };
   }
@@ -70,10 +68,6 @@ export async function bulkGet(request: BulkGetRequest): Promise<BulkResponse> {
       if (!reused || !(error as { beforeAnswer?: boolean }).beforeAnswer) throw error;
     }
   }
-}
-
-function hasAuthorization(headers: Record<string, string>): boolean {
-  return Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
 }
 
 function requestHead(url: URL, headers: Record<string, string>): Buffer {
@@ -167,6 +161,8 @@ class Connection {
   private closed?: Error;
   private expiry?: () => void;
   private keepAliveMs = DEFAULT_KEEP_ALIVE_MS;
+  /** The idle timeout of the exchange in progress. */
+  private idleMs = 0;
 
   private constructor(private readonly socket: tls.TLSSocket) {
     socket.on('error', (error) => this.fail(error));
@@ -177,8 +173,6 @@ class Connection {
       else this.close();
     });
   }
-
-  private idleMs = 0;
 
   static async open(
     url: URL,

@@ -111,6 +111,16 @@ export async function downloadObject(
     /** Bytes of the current slab already written to the file. */
     let slabWritten = 0;
 
+    /** The slab the next bytes go to: a fresh one from the pool once the last was handed on. */
+    const currentSlab = (): Buffer => {
+      if (!slab) {
+        slab = pool.acquire();
+        slabFill = 0;
+        slabWritten = 0;
+        slabStart = range.start + received;
+      }
+      return slab;
+    };
     /** Writes what the slab holds beyond what was written, while it is still in the cache. */
     const writeSlab = () => {
       writeFully(file.fd, slab!, slabWritten, slabFill - slabWritten, slabStart + slabWritten);
@@ -125,19 +135,14 @@ export async function downloadObject(
     const consume = (chunk: Buffer) => {
       const usable = Math.min(chunk.length, length - received);
       for (let at = 0; at < usable;) {
-        if (!slab) {
-          slab = pool.acquire();
-          slabFill = 0;
-          slabWritten = 0;
-          slabStart = range.start + received;
-        }
-        const count = Math.min(usable - at, slab.length - slabFill);
+        const target = currentSlab();
+        const count = Math.min(usable - at, target.length - slabFill);
         // Bytes the connection read straight into the slab (see `into`) are already there.
-        if (!readInPlace(chunk, at, slab, slabFill)) chunk.copy(slab, slabFill, at, at + count);
+        if (!readInPlace(chunk, at, target, slabFill)) chunk.copy(target, slabFill, at, at + count);
         slabFill += count;
         at += count;
         received += count;
-        const full = slabFill === slab.length || received === length;
+        const full = slabFill === target.length || received === length;
         if (full || slabFill - slabWritten >= WRITE_SIZE) writeSlab();
         if (full) completeSlab();
       }
@@ -148,15 +153,10 @@ export async function downloadObject(
     /** The free part of the current slab (a new one if none), where the next bytes belong. */
     const into = (): Buffer => {
       if (received >= length) return Buffer.alloc(0);
-      if (!slab) {
-        slab = pool.acquire();
-        slabFill = 0;
-        slabWritten = 0;
-        slabStart = range.start + received;
-      }
-      return slab.subarray(
+      const target = currentSlab();
+      return target.subarray(
         slabFill,
-        slabFill + Math.min(slab.length - slabFill, length - received),
+        slabFill + Math.min(target.length - slabFill, length - received),
       );
     };
 
