@@ -35521,7 +35521,7 @@ function readSettings(inputs, env, logger) {
         revision: env.GITHUB_SHA || undefined,
         source: env.GITHUB_REPOSITORY ? `${server}/${env.GITHUB_REPOSITORY}` : undefined,
         created,
-        chunkSize: inputs.byteSize('chunk-size', 64 * MiB, 1 * MiB, 4096 * MiB),
+        chunkSize: inputs.byteSize('chunk-size', 256 * MiB, 1 * MiB, 4096 * MiB),
     };
 }
 /**
@@ -36451,7 +36451,7 @@ class RegistryClient {
         this.options = options;
         this.base = new URL(`https://${options.registry}`);
         this.retry = options.retry ?? retry_1.DEFAULT_RETRY;
-        this.chunkSize = options.chunkSize ?? 64 * 1024 * 1024;
+        this.chunkSize = options.chunkSize ?? 256 * 1024 * 1024;
     }
     get registry() {
         return this.options.registry;

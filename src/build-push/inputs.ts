@@ -247,7 +247,7 @@ export function readSettings(
     revision: env.GITHUB_SHA || undefined,
     source: env.GITHUB_REPOSITORY ? `${server}/${env.GITHUB_REPOSITORY}` : undefined,
     created,
-    chunkSize: inputs.byteSize('chunk-size', 64 * MiB, 1 * MiB, 4096 * MiB),
+    chunkSize: inputs.byteSize('chunk-size', 256 * MiB, 1 * MiB, 4096 * MiB),
   };
 }
 

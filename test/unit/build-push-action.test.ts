@@ -72,8 +72,8 @@ describe('action-build-push', () => {
     expect(settings.modelContextDir).toBe(yaml.inputs['model-context-dir'].default);
     expect(settings.modelDest).toBe(yaml.inputs['model-dest'].default);
     expect(settings.platform).toBe(yaml.inputs.platform.default);
-    expect(settings.chunkSize).toBe(64 * 1024 * 1024);
-    expect(yaml.inputs['chunk-size'].default).toBe('64MiB');
+    expect(settings.chunkSize).toBe(256 * 1024 * 1024);
+    expect(yaml.inputs['chunk-size'].default).toBe('256MiB');
     expect(String(settings.push)).toBe(yaml.inputs.push.default);
     expect(String(settings.skipExisting)).toBe(yaml.inputs['skip-existing'].default);
     expect(settings.smoke).toMatchObject({

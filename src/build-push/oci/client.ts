@@ -86,7 +86,7 @@ export class RegistryClient {
   constructor(private readonly options: RegistryClientOptions) {
     this.base = new URL(`https://${options.registry}`);
     this.retry = options.retry ?? DEFAULT_RETRY;
-    this.chunkSize = options.chunkSize ?? 64 * 1024 * 1024;
+    this.chunkSize = options.chunkSize ?? 256 * 1024 * 1024;
   }
 
   get registry(): string {
