@@ -35393,6 +35393,7 @@ const credential_1 = __nccwpck_require__(6324);
 const errors_1 = __nccwpck_require__(1922);
 const image_reference_1 = __nccwpck_require__(648);
 const labels_1 = __nccwpck_require__(8068);
+const client_1 = __nccwpck_require__(7146);
 exports.MODES = ['dockerfile', 'model-layer'];
 const MiB = 1024 * 1024;
 function readSettings(inputs, env, logger) {
@@ -35521,7 +35522,7 @@ function readSettings(inputs, env, logger) {
         revision: env.GITHUB_SHA || undefined,
         source: env.GITHUB_REPOSITORY ? `${server}/${env.GITHUB_REPOSITORY}` : undefined,
         created,
-        chunkSize: inputs.byteSize('chunk-size', 256 * MiB, 1 * MiB, 4096 * MiB),
+        chunkSize: inputs.byteSize('chunk-size', client_1.DEFAULT_CHUNK_SIZE, 1 * MiB, 4096 * MiB),
     };
 }
 /**
@@ -36412,7 +36413,7 @@ function parseChallenge(header) {
 "use strict";
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.RegistryClient = exports.MANIFEST_TYPES = void 0;
+exports.RegistryClient = exports.DEFAULT_CHUNK_SIZE = exports.MANIFEST_TYPES = void 0;
 const node_crypto_1 = __nccwpck_require__(7598);
 const errors_1 = __nccwpck_require__(1922);
 const http_error_1 = __nccwpck_require__(2962);
@@ -36427,6 +36428,11 @@ exports.MANIFEST_TYPES = {
     dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
 };
 const ACCEPT_MANIFESTS = Object.values(exports.MANIFEST_TYPES).join(', ');
+/**
+ * Bytes per upload request (the `chunk-size` input's default). Each PATCH waits for the
+ * registry's 202 before the next starts, so fewer, larger chunks drain the pipe less often.
+ */
+exports.DEFAULT_CHUNK_SIZE = 256 * 1024 * 1024;
 /** Times a blob upload may start again from byte 0 after the registry dropped its session. */
 const MAX_RESTARTS = 5;
 /** Redirect hops a blob read may take (ACR sends blob GETs and HEADs to its data endpoint). */
@@ -36451,7 +36457,7 @@ class RegistryClient {
         this.options = options;
         this.base = new URL(`https://${options.registry}`);
         this.retry = options.retry ?? retry_1.DEFAULT_RETRY;
-        this.chunkSize = options.chunkSize ?? 256 * 1024 * 1024;
+        this.chunkSize = options.chunkSize ?? exports.DEFAULT_CHUNK_SIZE;
     }
     get registry() {
         return this.options.registry;

@@ -12,6 +12,7 @@ import {
   type ImageReference,
 } from '../common/image-reference';
 import { RESERVED_LABEL_PREFIX } from './labels';
+import { DEFAULT_CHUNK_SIZE } from './oci/client';
 import type { SmokeSettings } from './smoke';
 
 export const MODES = ['dockerfile', 'model-layer'] as const;
@@ -247,7 +248,7 @@ export function readSettings(
     revision: env.GITHUB_SHA || undefined,
     source: env.GITHUB_REPOSITORY ? `${server}/${env.GITHUB_REPOSITORY}` : undefined,
     created,
-    chunkSize: inputs.byteSize('chunk-size', 256 * MiB, 1 * MiB, 4096 * MiB),
+    chunkSize: inputs.byteSize('chunk-size', DEFAULT_CHUNK_SIZE, 1 * MiB, 4096 * MiB),
   };
 }
 
