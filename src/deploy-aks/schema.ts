@@ -1,42 +1,32 @@
-import * as admissionV1 from 'kubernetes-models/admissionregistration.k8s.io/v1';
-import * as apiextensionsV1 from 'kubernetes-models/apiextensions.k8s.io/v1';
-import * as appsV1 from 'kubernetes-models/apps/v1';
-import * as autoscalingV1 from 'kubernetes-models/autoscaling/v1';
-import * as autoscalingV2 from 'kubernetes-models/autoscaling/v2';
-import * as batchV1 from 'kubernetes-models/batch/v1';
-import * as coordinationV1 from 'kubernetes-models/coordination.k8s.io/v1';
-import * as discoveryV1 from 'kubernetes-models/discovery.k8s.io/v1';
-import * as networkingV1 from 'kubernetes-models/networking.k8s.io/v1';
-import * as nodeV1 from 'kubernetes-models/node.k8s.io/v1';
-import * as policyV1 from 'kubernetes-models/policy/v1';
-import * as rbacV1 from 'kubernetes-models/rbac.authorization.k8s.io/v1';
-import * as schedulingV1 from 'kubernetes-models/scheduling.k8s.io/v1';
-import * as storageV1 from 'kubernetes-models/storage.k8s.io/v1';
-import * as coreV1 from 'kubernetes-models/v1';
 import type { KubeObject } from './manifests';
 
 /**
  * The upstream Kubernetes OpenAPI schemas, as packaged by kubernetes-models, for the stable
  * built-in API groups. Each module exports one class per kind whose validate() checks an
- * object against its JSON schema.
+ * object against its JSON schema. Each module is loaded the first time an object of its group is
+ * checked, by a `require` inside a function (an `import` would load all fifteen at start-up,
+ * about 80 ms of every run, input errors included), and a deploy names only a few groups.
  */
-const GROUP_VERSIONS: Record<string, Record<string, unknown>> = {
-  v1: coreV1,
-  'apps/v1': appsV1,
-  'batch/v1': batchV1,
-  'autoscaling/v1': autoscalingV1,
-  'autoscaling/v2': autoscalingV2,
-  'networking.k8s.io/v1': networkingV1,
-  'policy/v1': policyV1,
-  'rbac.authorization.k8s.io/v1': rbacV1,
-  'storage.k8s.io/v1': storageV1,
-  'scheduling.k8s.io/v1': schedulingV1,
-  'coordination.k8s.io/v1': coordinationV1,
-  'discovery.k8s.io/v1': discoveryV1,
-  'node.k8s.io/v1': nodeV1,
-  'apiextensions.k8s.io/v1': apiextensionsV1,
-  'admissionregistration.k8s.io/v1': admissionV1,
+/* eslint-disable @typescript-eslint/no-require-imports */
+const GROUP_VERSIONS: Record<string, () => Record<string, unknown>> = {
+  v1: () => require('kubernetes-models/v1'),
+  'apps/v1': () => require('kubernetes-models/apps/v1'),
+  'batch/v1': () => require('kubernetes-models/batch/v1'),
+  'autoscaling/v1': () => require('kubernetes-models/autoscaling/v1'),
+  'autoscaling/v2': () => require('kubernetes-models/autoscaling/v2'),
+  'networking.k8s.io/v1': () => require('kubernetes-models/networking.k8s.io/v1'),
+  'policy/v1': () => require('kubernetes-models/policy/v1'),
+  'rbac.authorization.k8s.io/v1': () => require('kubernetes-models/rbac.authorization.k8s.io/v1'),
+  'storage.k8s.io/v1': () => require('kubernetes-models/storage.k8s.io/v1'),
+  'scheduling.k8s.io/v1': () => require('kubernetes-models/scheduling.k8s.io/v1'),
+  'coordination.k8s.io/v1': () => require('kubernetes-models/coordination.k8s.io/v1'),
+  'discovery.k8s.io/v1': () => require('kubernetes-models/discovery.k8s.io/v1'),
+  'node.k8s.io/v1': () => require('kubernetes-models/node.k8s.io/v1'),
+  'apiextensions.k8s.io/v1': () => require('kubernetes-models/apiextensions.k8s.io/v1'),
+  'admissionregistration.k8s.io/v1': () =>
+    require('kubernetes-models/admissionregistration.k8s.io/v1'),
 };
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 interface SchemaError {
   instancePath?: string;
@@ -49,11 +39,14 @@ export type SchemaCheck =
 
 /** Checks one object against the schema of its apiVersion and kind. */
 export function checkSchema(object: KubeObject): SchemaCheck {
-  const module = GROUP_VERSIONS[object.apiVersion];
+  const module = Object.hasOwn(GROUP_VERSIONS, object.apiVersion)
+    ? GROUP_VERSIONS[object.apiVersion]()
+    : undefined;
   if (!module) {
     return { kind: 'unknown', reason: `no bundled schema for apiVersion ${object.apiVersion}` };
   }
-  const model = module[object.kind] as (new (data: unknown) => { validate(): void }) | undefined;
+  const model = (Object.hasOwn(module, object.kind) ? module[object.kind] : undefined) as
+    (new (data: unknown) => { validate(): void }) | undefined;
   if (typeof model !== 'function' || object.kind.endsWith('List')) {
     return {
       kind: 'unknown',
@@ -72,7 +65,7 @@ export function checkSchema(object: KubeObject): SchemaCheck {
 
 /** Is this group a built-in one whose kinds must all be known? */
 export function isBuiltInGroupVersion(apiVersion: string): boolean {
-  return apiVersion in GROUP_VERSIONS;
+  return Object.hasOwn(GROUP_VERSIONS, apiVersion);
 }
 
 function describeError(error: SchemaError): string {

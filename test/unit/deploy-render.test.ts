@@ -273,6 +273,10 @@ metadata: { name: ns }
     expect(() => render1('apiVersion: apps/v1\nkind: Deploymnet\nmetadata: { name: x }\n')).toThrow(
       /document 1, line 1\) apps\/v1 has no kind Deploymnet/,
     );
+    // Names an object's own properties have are not kinds (nor API groups).
+    expect(() => render1('apiVersion: v1\nkind: constructor\nmetadata: { name: x }\n')).toThrow(
+      /document 1, line 1\) v1 has no kind constructor/,
+    );
   });
 
   it('lets custom resources through to the API server', () => {
@@ -286,6 +290,13 @@ metadata: { name: ns }
     expect(logger.lines.join('\n')).toMatch(
       /Widget\/w: no bundled schema for apiVersion example\.com\/v1/,
     );
+    const inherited = new MemoryLogger();
+    render(
+      manifests('apiVersion: toString\nkind: Widget\nmetadata: { name: w }\n'),
+      options(),
+      inherited,
+    );
+    expect(inherited.lines.join('\n')).toMatch(/no bundled schema for apiVersion toString/);
   });
 
   it('refuses an object defined twice', () => {
